@@ -1,0 +1,10 @@
+// commands.h — one entry point per subcommand (cli/cmd_*.c). argv[0] is the subcommand.
+#pragma once
+
+int cmd_info(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_op(int argc, char **argv);
+int cmd_block(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
