@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# setup-deps.sh — install postnas's build dependencies on Debian/Ubuntu (as root).
+# Idempotent: skips apt when everything is already there.
+set -euo pipefail
+PKGS="build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev libhdf5-dev
+      libpcre2-dev libopenmpi-dev openmpi-bin python3"
+missing=""
+for p in $PKGS; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "[setup] installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing >/dev/null
+fi
+echo "[setup] dependencies present"
