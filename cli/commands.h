@@ -8,3 +8,4 @@ int cmd_op(int argc, char **argv);
 int cmd_block(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_init_model(int argc, char **argv);

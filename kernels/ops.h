@@ -23,6 +23,16 @@ void pn_linear_bwd(float *dx, float *dw, float *db, const float *dy, const float
 void pn_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
              const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+// Profiling of pn_gemm for benchmarks: FLOPs and wall time of calls made outside
+// OpenMP parallel regions (calls inside them are counted in `inner_flops` only).
+typedef struct {
+    double flops, seconds, inner_flops;
+    int64_t calls;
+} pn_gemm_stats;
+void pn_gemm_stats_enable(int on);
+void pn_gemm_stats_reset(void);
+pn_gemm_stats pn_gemm_stats_get(void);
+
 // ---------------------------------------------------------------- elementwise (ops_act.c)
 void pn_silu_fwd(float *y, const float *x, int64_t n);
 void pn_silu_bwd(float *dx, const float *dy, const float *x, int64_t n);

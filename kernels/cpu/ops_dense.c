@@ -4,13 +4,34 @@
 // backward is two more sgemms accumulating (beta = 1) into dx and dw.
 #include "kernels/ops.h"
 #include "core/common.h"
+#include "core/progress.h"
 #include <cblas.h>
+#include <omp.h>
+
+static int g_stats_on = 0;
+static pn_gemm_stats g_stats;
+
+void pn_gemm_stats_enable(int on) { g_stats_on = on; }
+void pn_gemm_stats_reset(void) { memset(&g_stats, 0, sizeof g_stats); }
+pn_gemm_stats pn_gemm_stats_get(void) { return g_stats; }
 
 void pn_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
              const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M == 0 || N == 0) return;
+    double t0 = 0;
+    int timed = g_stats_on && !omp_in_parallel();
+    if (g_stats_on && !timed) {
+#pragma omp atomic
+        g_stats.inner_flops += 2.0 * (double)M * (double)N * (double)K;
+    }
+    if (timed) t0 = pn_now_seconds();
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (blasint)M,
                 (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    if (timed) {
+        g_stats.seconds += pn_now_seconds() - t0;
+        g_stats.flops += 2.0 * (double)M * (double)N * (double)K;
+        g_stats.calls++;
+    }
 }
 
 void pn_linear_fwd(float *y, const float *x, const float *w, const float *b, int64_t M, int K, int N) {

@@ -1,0 +1,158 @@
+// model_init.c — see model_init.h. Weights are a pure function of (seed, name):
+// each tensor draws from its own Philox stream, so the file does not depend on
+// thread count or on the order tensors are written.
+#include "supernet/model_init.h"
+#include "core/fileio.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include <jansson.h>
+
+typedef struct {
+    const char *name;
+    const char *model_type;
+    int vocab, hidden, inter, layers, heads, kv_heads, head_dim, tied;
+    double eps, theta;
+} preset;
+
+// Dimensions as published in each model's config.json on the Hugging Face hub.
+static const preset g_presets[] = {
+    {"qwen2.5-0.5b", "qwen2", 151936, 896, 4864, 24, 14, 2, 64, 1, 1e-6, 1000000.0},
+    {"qwen2.5-1.5b", "qwen2", 151936, 1536, 8960, 28, 12, 2, 128, 1, 1e-6, 1000000.0},
+    {"qwen2.5-3b", "qwen2", 151936, 2048, 11008, 36, 16, 2, 128, 1, 1e-6, 1000000.0},
+    {"qwen3-1.7b", "qwen3", 151936, 2048, 6144, 28, 16, 8, 128, 1, 1e-6, 1000000.0},
+    {"bench-6x256", "qwen2", 4096, 256, 704, 6, 4, 2, 64, 1, 1e-6, 10000.0},
+};
+
+const char *const *pn_model_preset_names(void) {
+    static const char *names[PN_ARRAY_LEN(g_presets) + 1];
+    for (size_t i = 0; i < PN_ARRAY_LEN(g_presets); i++) names[i] = g_presets[i].name;
+    names[PN_ARRAY_LEN(g_presets)] = NULL;
+    return names;
+}
+
+int pn_model_preset(const char *name, pn_hf_config *out) {
+    for (size_t i = 0; i < PN_ARRAY_LEN(g_presets); i++) {
+        const preset *p = &g_presets[i];
+        if (strcmp(p->name, name) != 0) continue;
+        memset(out, 0, sizeof(*out));
+        snprintf(out->model_type, sizeof out->model_type, "%s", p->model_type);
+        snprintf(out->architecture, sizeof out->architecture, "%s",
+                 strcmp(p->model_type, "qwen3") == 0 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM");
+        snprintf(out->dtype, sizeof out->dtype, "bfloat16");
+        out->vocab_size = p->vocab;
+        out->hidden_size = p->hidden;
+        out->intermediate_size = p->inter;
+        out->num_hidden_layers = p->layers;
+        out->num_attention_heads = p->heads;
+        out->num_key_value_heads = p->kv_heads;
+        out->head_dim = p->head_dim;
+        out->rms_norm_eps = p->eps;
+        out->rope_theta = p->theta;
+        out->tie_word_embeddings = p->tied;
+        out->qkv_bias = strcmp(p->model_type, "qwen2") == 0;
+        out->o_bias = 0;
+        out->qk_norm = strcmp(p->model_type, "qwen3") == 0;
+        return 0;
+    }
+    return -1;
+}
+
+static void init_config_write(const pn_hf_config *c, const char *dir, pn_dtype dtype) {
+    json_t *j = json_object();
+    json_t *arch = json_array();
+    json_array_append_new(arch, json_string(c->architecture[0] ? c->architecture : "Qwen2ForCausalLM"));
+    json_object_set_new(j, "architectures", arch);
+    json_object_set_new(j, "model_type", json_string(c->model_type));
+    json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(j, "hidden_size", json_integer(c->hidden_size));
+    json_object_set_new(j, "intermediate_size", json_integer(c->intermediate_size));
+    json_object_set_new(j, "num_hidden_layers", json_integer(c->num_hidden_layers));
+    json_object_set_new(j, "num_attention_heads", json_integer(c->num_attention_heads));
+    json_object_set_new(j, "num_key_value_heads", json_integer(c->num_key_value_heads));
+    json_object_set_new(j, "head_dim", json_integer(c->head_dim));
+    json_object_set_new(j, "hidden_act", json_string("silu"));
+    json_object_set_new(j, "rms_norm_eps", json_real(c->rms_norm_eps));
+    json_object_set_new(j, "rope_theta", json_real(c->rope_theta));
+    json_object_set_new(j, "rope_scaling", json_null());
+    json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
+    json_object_set_new(j, "use_sliding_window", json_false());
+    json_object_set_new(j, "max_position_embeddings", json_integer(131072));
+    if (strcmp(c->model_type, "qwen2") != 0) json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
+    json_object_set_new(j, "torch_dtype", json_string(dtype == PN_BF16 ? "bfloat16" : "float32"));
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(j);
+    char path[4096];
+    pn_path_join(path, sizeof path, dir, "config.json");
+    size_t n = strlen(text);
+    text = pn_realloc(text, n + 2);
+    text[n] = '\n';
+    text[n + 1] = 0;
+    pn_write_file_atomic(path, text, n + 1);
+    free(text);
+}
+
+// kind: 0 zeros (biases), 1 ones (norms), 2 N(0, 0.02). Returns the element count.
+static int64_t init_add(pn_st_writer *w, pn_dtype dtype, const char *name, int ndim, int64_t d0, int64_t d1, int kind,
+                        uint64_t seed) {
+    int64_t shape[2] = {d0, d1};
+    int64_t n = ndim == 1 ? d0 : d0 * d1;
+    float *x = pn_malloc((size_t)n * sizeof(float));
+    if (kind == 1)
+        for (int64_t i = 0; i < n; i++) x[i] = 1.0f;
+    else if (kind == 0)
+        memset(x, 0, (size_t)n * sizeof(float));
+    else
+        pn_fill_normal(x, (size_t)n, 0.0f, 0.02f, seed, pn_hash_str(name));
+    pn_st_writer_add_f32(w, name, dtype, ndim, shape, x);
+    free(x);
+    return n;
+}
+
+void pn_model_init_write(const pn_hf_config *c, const char *dir, uint64_t seed, pn_dtype dtype) {
+    PN_ASSERT(dtype == PN_F32 || dtype == PN_BF16);
+    pn_mkdir_p(dir);
+    init_config_write(c, dir, dtype);
+    int C = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
+    int Hq = c->num_attention_heads, Hkv = c->num_key_value_heads;
+    pn_st_writer *w = pn_st_writer_new();
+    pn_st_writer_meta(w, "format", "pt");
+    pn_st_writer_meta(w, "postnas", "random weights (postnas init-model)");
+    int64_t params = 0;
+    params += init_add(w, dtype, "model.embed_tokens.weight", 2, c->vocab_size, C, 2, seed);
+    if (!c->tie_word_embeddings) params += init_add(w, dtype, "lm_head.weight", 2, c->vocab_size, C, 2, seed);
+    params += init_add(w, dtype, "model.norm.weight", 1, C, 0, 1, seed);
+    char name[160];
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+#define LNAME(s) (snprintf(name, sizeof name, "model.layers.%d.%s", l, s), name)
+        params += init_add(w, dtype, LNAME("input_layernorm.weight"), 1, C, 0, 1, seed);
+        params += init_add(w, dtype, LNAME("post_attention_layernorm.weight"), 1, C, 0, 1, seed);
+        params += init_add(w, dtype, LNAME("mlp.gate_proj.weight"), 2, I, C, 2, seed);
+        params += init_add(w, dtype, LNAME("mlp.up_proj.weight"), 2, I, C, 2, seed);
+        params += init_add(w, dtype, LNAME("mlp.down_proj.weight"), 2, C, I, 2, seed);
+        params += init_add(w, dtype, LNAME("self_attn.q_proj.weight"), 2, (int64_t)Hq * D, C, 2, seed);
+        params += init_add(w, dtype, LNAME("self_attn.k_proj.weight"), 2, (int64_t)Hkv * D, C, 2, seed);
+        params += init_add(w, dtype, LNAME("self_attn.v_proj.weight"), 2, (int64_t)Hkv * D, C, 2, seed);
+        params += init_add(w, dtype, LNAME("self_attn.o_proj.weight"), 2, C, (int64_t)Hq * D, 2, seed);
+        if (c->qkv_bias) {
+            params += init_add(w, dtype, LNAME("self_attn.q_proj.bias"), 1, (int64_t)Hq * D, 0, 0, seed);
+            params += init_add(w, dtype, LNAME("self_attn.k_proj.bias"), 1, (int64_t)Hkv * D, 0, 0, seed);
+            params += init_add(w, dtype, LNAME("self_attn.v_proj.bias"), 1, (int64_t)Hkv * D, 0, 0, seed);
+        }
+        if (c->o_bias) params += init_add(w, dtype, LNAME("self_attn.o_proj.bias"), 1, C, 0, 0, seed);
+        if (c->qk_norm) {
+            params += init_add(w, dtype, LNAME("self_attn.q_norm.weight"), 1, D, 0, 1, seed);
+            params += init_add(w, dtype, LNAME("self_attn.k_norm.weight"), 1, D, 0, 1, seed);
+        }
+#undef LNAME
+    }
+    char path[4096];
+    size_t bytes = (size_t)params * pn_dtype_size(dtype);
+    if (bytes > ((size_t)4 << 30)) {
+        pn_st_writer_save_sharded(w, dir, (size_t)4 << 30);
+    } else {
+        pn_path_join(path, sizeof path, dir, "model.safetensors");
+        pn_st_writer_save(w, path);
+    }
+    pn_info("wrote %s: %s, %lld parameters (%s)", dir, c->model_type, (long long)params, pn_dtype_name(dtype));
+}
