@@ -2,7 +2,7 @@
 # setup-deps.sh — install postnas's build dependencies on Debian/Ubuntu (as root).
 # Idempotent: skips apt when everything is already there.
 set -euo pipefail
-PKGS="build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev libhdf5-dev
+PKGS="build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev libopenblas-openmp-dev libhdf5-dev
       libpcre2-dev libopenmpi-dev openmpi-bin python3"
 missing=""
 for p in $PKGS; do
