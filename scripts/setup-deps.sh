@@ -3,7 +3,7 @@
 # Idempotent: skips apt when everything is already there.
 set -euo pipefail
 PKGS="build-essential cmake pkg-config libyaml-dev libjansson-dev libopenblas-dev libopenblas-openmp-dev libhdf5-dev
-      libpcre2-dev libopenmpi-dev openmpi-bin python3"
+      libpcre2-dev libopenmpi-dev openmpi-bin python3 python3-matplotlib"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
