@@ -17,6 +17,7 @@ static const command g_commands[] = {
     {"block", cmd_block, "run one token-mixer block on a reference file (forward + backward)"},
     {"bench", cmd_bench, "benchmarks: backbone, blocks (writes results/bench/*.json)"},
     {"init-model", cmd_init_model, "write an HF model directory with published dimensions and random weights"},
+    {"data", cmd_data, "synthetic task data and token/task file checks (synth, info)"},
     {"demo", cmd_demo, "short demo: load a model, print its summary and a forward loss"},
 };
 
