@@ -1,6 +1,16 @@
 // block.c — generic helpers over the block interface (setup, init, sizes).
 #include "block.h"
+#include "block_chunk.h"
 #include "core/rng.h"
+
+static int g_blocks_chunk = PN_BLOCKS_DEFAULT_CHUNK;
+
+int pn_blocks_chunk(void) { return g_blocks_chunk; }
+
+void pn_blocks_set_chunk(int chunk) {
+    PN_ASSERT(chunk >= 0);
+    g_blocks_chunk = chunk;
+}
 
 int64_t pn_param_numel(const pn_param_spec *p) {
     int64_t n = 1;
