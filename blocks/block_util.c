@@ -132,13 +132,3 @@ void pn_bu_conv_path_bwd(float *dx, float *dWp, float *dWc, const float *dact, c
     pn_conv_causal_bwd(t3, dWc, NULL, t2, proj, Wc, NULL, B, T, D, W);
     pn_linear_bwd(dx, dWp, NULL, t3, x, Wp, N, C, D);
 }
-
-extern const pn_block_type pn_block_attn, pn_block_swa, pn_block_jetblock, pn_block_gated_deltanet, pn_block_deltanet,
-    pn_block_gla, pn_block_retnet, pn_block_mamba2, pn_block_rwkv7;
-
-void pn_blocks_link_all(void) {
-    static const pn_block_type *volatile keep[] = {&pn_block_attn,   &pn_block_swa,           &pn_block_jetblock,
-                                                   &pn_block_gated_deltanet, &pn_block_deltanet, &pn_block_gla,
-                                                   &pn_block_retnet, &pn_block_mamba2,        &pn_block_rwkv7};
-    for (size_t i = 0; i < PN_ARRAY_LEN(keep); i++) (void)keep[i];  // volatile reads keep the table
-}

@@ -57,7 +57,3 @@ void pn_bu_conv_path_bwd(float *dx, float *dWp, float *dWc, const float *dact, c
                          int hd, const float *conv_out, const float *proj, const float *x, const float *Wp,
                          const float *Wc, int B, int T, int C, int D, int W, float *t1, float *t2, float *t3);
 
-// The registry refers to the block tables weakly, and a static archive only hands
-// the linker objects that something names, so a program that reaches blocks only
-// through pn_block_type_find/at must call this once (it names every table).
-void pn_blocks_link_all(void);

@@ -124,30 +124,6 @@ static int rwkv7_params(const pn_block_cfg *c, pn_param_spec *out) {
     return ix.n;
 }
 
-// gain · a random orthogonal (rows, cols) matrix: orthonormal rows or columns,
-// whichever are fewer, from modified Gram-Schmidt on normal draws.
-static void orthogonal_fill(float *w, int rows, int cols, float gain, uint64_t seed, uint64_t stream) {
-    int nv = PN_MIN(rows, cols), len = PN_MAX(rows, cols);
-    double *v = pn_malloc((size_t)nv * len * sizeof(double));
-    for (int64_t i = 0; i < (int64_t)nv * len; i++) v[i] = pn_normal_at(seed, stream, (uint64_t)i);
-    for (int i = 0; i < nv; i++) {
-        double *vi = v + (size_t)i * len, nrm = 0;
-        for (int j = 0; j < len; j++) nrm += vi[j] * vi[j];
-        nrm = 1.0 / sqrt(nrm);
-        for (int j = 0; j < len; j++) vi[j] *= nrm;
-#pragma omp parallel for schedule(static)
-        for (int o = i + 1; o < nv; o++) {
-            double *vo = v + (size_t)o * len, dot = 0;
-            for (int j = 0; j < len; j++) dot += vo[j] * vi[j];
-            for (int j = 0; j < len; j++) vo[j] -= dot * vi[j];
-        }
-    }
-    for (int r = 0; r < rows; r++)
-        for (int cc = 0; cc < cols; cc++)
-            w[(size_t)r * cols + cc] = gain * (float)(rows >= cols ? v[(size_t)cc * len + r] : v[(size_t)r * len + cc]);
-    free(v);
-}
-
 static void rwkv7_init_custom(const pn_block *b, uint64_t seed) {
     const pn_block_cfg *c = &b->cfg;
     rw_idx ix = rw_index(c);
@@ -172,12 +148,12 @@ static void rwkv7_init_custom(const pn_block *b, uint64_t seed) {
     int mats[3] = {ix.wr, ix.wk, ix.wv};
     float gains[3] = {1.0f, 0.1f, 1.0f};
     for (int i = 0; i < 3; i++)
-        orthogonal_fill(P[mats[i]], C, C, gains[i], seed, pn_hash_str(b->spec[mats[i]].name) ^ layer);
+        pn_fill_orthogonal(P[mats[i]], C, C, gains[i], seed, pn_hash_str(b->spec[mats[i]].name) ^ layer);
     int lo2[4] = {ix.w2, ix.v2, ix.a2, ix.g2}, rank[4] = {c->lora_w, c->lora_v, c->lora_a, c->lora_g};
     for (int l = 0; l < 4; l++) {
         if (lo2[l] < 0) continue;
         float gain = 0.1f * (rank[l] > C ? sqrtf((float)rank[l] / C) : 1.0f);
-        orthogonal_fill(P[lo2[l]], C, rank[l], gain, seed, pn_hash_str(b->spec[lo2[l]].name) ^ layer);
+        pn_fill_orthogonal(P[lo2[l]], C, rank[l], gain, seed, pn_hash_str(b->spec[lo2[l]].name) ^ layer);
     }
 }
 
@@ -225,27 +201,6 @@ static size_t rwkv7_scratch_floats(const pn_block_cfg *c, int B, int T) {
     return PN_MAX(rw_bwd_floats(c, (int64_t)B * T), prefill);
 }
 
-// xt = x + δ·μ  (M, C)
-static void mix(float *xt, const float *x, const float *dl, const float *mu, int64_t M, int C) {
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; m++)
-        for (int i = 0; i < C; i++) xt[m * C + i] = x[m * C + i] + dl[m * C + i] * mu[i];
-}
-
-// Back through xt = x + δ·μ: dx += dxt, dδ += dxt·μ, dμ += Σ dxt·δ.
-static void mix_bwd(float *dx, float *d_dl, float *dmu, const float *dxt, const float *dl, const float *mu, int64_t M,
-                    int C) {
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; m++)
-        for (int i = 0; i < C; i++) {
-            dx[m * C + i] += dxt[m * C + i];
-            d_dl[m * C + i] += dxt[m * C + i] * mu[i];
-        }
-    if (dmu)
-        for (int64_t m = 0; m < M; m++)
-            for (int i = 0; i < C; i++) dmu[i] += dxt[m * C + i] * dl[m * C + i];
-}
-
 static void sigmoid_inplace(float *x, int64_t n) { pn_sigmoid_fwd(x, x, n); }
 
 // The whole forward. h0/ht: (B, H, K, K) state or NULL; x_prev (B, C) or NULL.
@@ -261,17 +216,17 @@ static void rwkv7_run(const pn_block *b, float *y, const float *x, int B, int T,
     int first = c->first_rwkv || !ctx || !ctx->v_first;
 
     pn_token_shift_fwd(a.dl, x, x_prev, B, T, C);
-    mix(a.xt, x, a.dl, P[ix.mu[MU_R]], M, C);
+    pn_lerp_fwd(a.xt, x, a.dl, P[ix.mu[MU_R]], M, C);
     pn_linear_fwd(a.r, a.xt, P[ix.wr], NULL, M, C, C);
-    mix(a.xt, x, a.dl, P[ix.mu[MU_W]], M, C);
+    pn_lerp_fwd(a.xt, x, a.dl, P[ix.mu[MU_W]], M, C);
     pn_linear_fwd(a.wh, a.xt, P[ix.w0], NULL, M, C, c->lora_w);
     for (int64_t i = 0; i < M * c->lora_w; i++) a.wh[i] = tanhf(a.wh[i]);
     pn_linear_fwd(a.w, a.wh, P[ix.w2], P[ix.w2b], M, c->lora_w, C);
     sigmoid_inplace(a.w, M * C);
     for (int64_t i = 0; i < M * C; i++) a.w[i] *= -W_SCALE;
-    mix(a.xt, x, a.dl, P[ix.mu[MU_K]], M, C);
+    pn_lerp_fwd(a.xt, x, a.dl, P[ix.mu[MU_K]], M, C);
     pn_linear_fwd(a.k0, a.xt, P[ix.wk], NULL, M, C, C);
-    mix(a.xt, x, a.dl, P[ix.mu[MU_V]], M, C);
+    pn_lerp_fwd(a.xt, x, a.dl, P[ix.mu[MU_V]], M, C);
     pn_linear_fwd(a.v0, a.xt, P[ix.wv], NULL, M, C, C);
     if (first) {
         memcpy(a.v, a.v0, (size_t)M * C * sizeof(float));
@@ -284,11 +239,11 @@ static void rwkv7_run(const pn_block *b, float *y, const float *x, int B, int T,
         const float *vf = ctx->v_first;
         for (int64_t i = 0; i < M * C; i++) a.v[i] = a.v0[i] + (vf[i] - a.v0[i]) * a.s[i];
     }
-    mix(a.xt, x, a.dl, P[ix.mu[MU_A]], M, C);
+    pn_lerp_fwd(a.xt, x, a.dl, P[ix.mu[MU_A]], M, C);
     pn_linear_fwd(a.ah, a.xt, P[ix.a0], NULL, M, C, c->lora_a);
     pn_linear_fwd(a.a, a.ah, P[ix.a2], P[ix.a2b], M, c->lora_a, C);
     sigmoid_inplace(a.a, M * C);
-    mix(a.xt, x, a.dl, P[ix.mu[MU_G]], M, C);
+    pn_lerp_fwd(a.xt, x, a.dl, P[ix.mu[MU_G]], M, C);
     pn_linear_fwd(a.gh, a.xt, P[ix.g0], NULL, M, C, c->lora_g);
     sigmoid_inplace(a.gh, M * c->lora_g);
     pn_linear_fwd(a.g, a.gh, P[ix.g2], NULL, M, c->lora_g, C);
@@ -417,25 +372,25 @@ static void rwkv7_backward(const pn_block *b, float *dx, const float *dy, const 
         }
 
     // g = g_lora(x_g), sigmoid inside
-    mix(xt, x, a.dl, P[ix.mu[MU_G]], M, C);
+    pn_lerp_fwd(xt, x, a.dl, P[ix.mu[MU_G]], M, C);
     memset(dxt, 0, (size_t)MC * sizeof(float));
     lora_bwd(dx, dxt, dh, G, P, ix.g0, ix.g2, -1, d_g, a.gh, xt, 2, M, C, c->lora_g);
-    mix_bwd(dx, d_dl, G[ix.mu[MU_G]], dxt, a.dl, P[ix.mu[MU_G]], M, C);
+    pn_lerp_bwd(dx, d_dl, G[ix.mu[MU_G]], dxt, a.dl, P[ix.mu[MU_G]], M, C);
     // a = sigmoid(a_lora(x_a))
     for (int64_t j = 0; j < MC; j++) da[j] *= a.a[j] * (1.0f - a.a[j]);
-    mix(xt, x, a.dl, P[ix.mu[MU_A]], M, C);
+    pn_lerp_fwd(xt, x, a.dl, P[ix.mu[MU_A]], M, C);
     memset(dxt, 0, (size_t)MC * sizeof(float));
     lora_bwd(dx, dxt, dh, G, P, ix.a0, ix.a2, ix.a2b, da, a.ah, xt, 0, M, C, c->lora_a);
-    mix_bwd(dx, d_dl, G[ix.mu[MU_A]], dxt, a.dl, P[ix.mu[MU_A]], M, C);
+    pn_lerp_bwd(dx, d_dl, G[ix.mu[MU_A]], dxt, a.dl, P[ix.mu[MU_A]], M, C);
     // w = −c·sigmoid(w_lora(x_w)), tanh inside: dwl = dw · w · (1 − sigmoid)
     for (int64_t j = 0; j < MC; j++) dw[j] *= a.w[j] * (1.0f + a.w[j] / W_SCALE);
-    mix(xt, x, a.dl, P[ix.mu[MU_W]], M, C);
+    pn_lerp_fwd(xt, x, a.dl, P[ix.mu[MU_W]], M, C);
     memset(dxt, 0, (size_t)MC * sizeof(float));
     lora_bwd(dx, dxt, dh, G, P, ix.w0, ix.w2, ix.w2b, dw, a.wh, xt, 1, M, C, c->lora_w);
-    mix_bwd(dx, d_dl, G[ix.mu[MU_W]], dxt, a.dl, P[ix.mu[MU_W]], M, C);
+    pn_lerp_bwd(dx, d_dl, G[ix.mu[MU_W]], dxt, a.dl, P[ix.mu[MU_W]], M, C);
 
     // v = lerp(v0, v_first, s) or v = v0 (first layer)
-    mix(xt, x, a.dl, P[ix.mu[MU_V]], M, C);
+    pn_lerp_fwd(xt, x, a.dl, P[ix.mu[MU_V]], M, C);
     memset(dxt, 0, (size_t)MC * sizeof(float));
     float *dv0 = dkk;  // reuse: dkk is consumed
     if (first) {
@@ -451,16 +406,16 @@ static void rwkv7_backward(const pn_block *b, float *dx, const float *dy, const 
         lora_bwd(dx, dxt, dh, G, P, ix.v0, ix.v2, ix.v2b, dv, a.vh, xt, 0, M, C, c->lora_v);
     }
     pn_linear_bwd(dxt, G[ix.wv], NULL, dv0, xt, P[ix.wv], M, C, C);
-    mix_bwd(dx, d_dl, G[ix.mu[MU_V]], dxt, a.dl, P[ix.mu[MU_V]], M, C);
+    pn_lerp_bwd(dx, d_dl, G[ix.mu[MU_V]], dxt, a.dl, P[ix.mu[MU_V]], M, C);
     // k, r projections
-    mix(xt, x, a.dl, P[ix.mu[MU_K]], M, C);
+    pn_lerp_fwd(xt, x, a.dl, P[ix.mu[MU_K]], M, C);
     memset(dxt, 0, (size_t)MC * sizeof(float));
     pn_linear_bwd(dxt, G[ix.wk], NULL, dk0, xt, P[ix.wk], M, C, C);
-    mix_bwd(dx, d_dl, G[ix.mu[MU_K]], dxt, a.dl, P[ix.mu[MU_K]], M, C);
-    mix(xt, x, a.dl, P[ix.mu[MU_R]], M, C);
+    pn_lerp_bwd(dx, d_dl, G[ix.mu[MU_K]], dxt, a.dl, P[ix.mu[MU_K]], M, C);
+    pn_lerp_fwd(xt, x, a.dl, P[ix.mu[MU_R]], M, C);
     memset(dxt, 0, (size_t)MC * sizeof(float));
     pn_linear_bwd(dxt, G[ix.wr], NULL, dr, xt, P[ix.wr], M, C, C);
-    mix_bwd(dx, d_dl, G[ix.mu[MU_R]], dxt, a.dl, P[ix.mu[MU_R]], M, C);
+    pn_lerp_bwd(dx, d_dl, G[ix.mu[MU_R]], dxt, a.dl, P[ix.mu[MU_R]], M, C);
 
     pn_token_shift_bwd(dx, d_dl, B, T, C);
 }

@@ -202,7 +202,6 @@ static int block_run(int argc, char **argv) {
     const char *out = pn_opt_require("block run", &opts[2]);
     int chunk = (int)pn_opt_int("block run", &opts[4], 64, 0, 1 << 20);
 
-    pn_blocks_link_all();
     const pn_block_type *type = pn_block_type_find(name);
     if (!type) {
         char names[256] = "";
@@ -279,7 +278,6 @@ static int block_run(int argc, char **argv) {
 }
 
 static int block_list(void) {
-    pn_blocks_link_all();
     for (int i = 0; i < pn_block_type_count(); i++) printf("%s\n", pn_block_type_at(i)->name);
     return 0;
 }

@@ -98,3 +98,27 @@ uint64_t pn_hash_str(const char *s) {
     }
     return h;
 }
+
+// gain · a random orthogonal (rows, cols) matrix: orthonormal rows or columns,
+// whichever are fewer, from modified Gram-Schmidt on normal draws.
+void pn_fill_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed, uint64_t stream) {
+    int nv = PN_MIN(rows, cols), len = PN_MAX(rows, cols);
+    double *v = pn_malloc((size_t)nv * len * sizeof(double));
+    for (int64_t i = 0; i < (int64_t)nv * len; i++) v[i] = pn_normal_at(seed, stream, (uint64_t)i);
+    for (int i = 0; i < nv; i++) {
+        double *vi = v + (size_t)i * len, nrm = 0;
+        for (int j = 0; j < len; j++) nrm += vi[j] * vi[j];
+        nrm = 1.0 / sqrt(nrm);
+        for (int j = 0; j < len; j++) vi[j] *= nrm;
+#pragma omp parallel for schedule(static)
+        for (int o = i + 1; o < nv; o++) {
+            double *vo = v + (size_t)o * len, dot = 0;
+            for (int j = 0; j < len; j++) dot += vo[j] * vi[j];
+            for (int j = 0; j < len; j++) vo[j] -= dot * vi[j];
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int cc = 0; cc < cols; cc++)
+            w[(size_t)r * cols + cc] = gain * (float)(rows >= cols ? v[(size_t)cc * len + r] : v[(size_t)r * len + cc]);
+    free(v);
+}

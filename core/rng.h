@@ -29,5 +29,8 @@ uint64_t pn_rng_below(pn_rng *r, uint64_t n);  // uniform integer in [0, n), unb
 // Fill helpers (stateless: x[i] depends only on seed, stream and i).
 void pn_fill_normal(float *x, size_t n, float mean, float std, uint64_t seed, uint64_t stream);
 void pn_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t seed, uint64_t stream);
+// gain · a random orthogonal (rows, cols) matrix (orthonormal rows or columns,
+// whichever are fewer; torch.nn.init.orthogonal_ up to the random draw).
+void pn_fill_orthogonal(float *w, int rows, int cols, float gain, uint64_t seed, uint64_t stream);
 // Stable hash of a string, e.g. a parameter name, to derive its stream.
 uint64_t pn_hash_str(const char *s);

@@ -112,6 +112,11 @@ void pn_conv_state_update(float *x_prev, const float *x, int B, int T, int D, in
 // RWKV: delta (B, T, C) = x_{t-1} - x_t with x_{-1} = x_prev (B, C) or 0 when NULL.
 void pn_token_shift_fwd(float *delta, const float *x, const float *x_prev, int B, int T, int C);
 void pn_token_shift_bwd(float *dx, const float *ddelta, int B, int T, int C);
+// Token-shift lerp: xt (M, C) = x + delta · mu, mu (C) a learned mix per channel.
+void pn_lerp_fwd(float *xt, const float *x, const float *delta, const float *mu, int64_t M, int C);
+// dx += dxt; ddelta += dxt · mu; dmu (may be NULL) += Σ_m dxt · delta.
+void pn_lerp_bwd(float *dx, float *ddelta, float *dmu, const float *dxt, const float *delta, const float *mu, int64_t M,
+                 int C);
 
 // ---------------------------------------------------------------- recurrences (ops_rec_*.c)
 // Layout: q, k (B, T, H, K); v, o (B, T, H, V); scalar gates g, beta (B, T, H);

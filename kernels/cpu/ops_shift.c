@@ -1,4 +1,4 @@
-// ops_shift.c — RWKV token shift (CPU reference).
+// ops_shift.c — RWKV token shift and the lerp that mixes it in (CPU reference).
 //
 // delta_t = x_{t−1} − x_t, with x_{−1} taken from the decode state x_prev (zeros
 // when NULL), so a sequence split into pieces shifts exactly as one piece. The
@@ -25,4 +25,24 @@ void pn_token_shift_bwd(float *dx, const float *ddelta, int B, int T, int C) {
             dx[bt * C + c] += g;
         }
     }
+}
+
+void pn_lerp_fwd(float *xt, const float *x, const float *delta, const float *mu, int64_t M, int C) {
+#pragma omp parallel for schedule(static) if (M * C > 65536)
+    for (int64_t m = 0; m < M; m++)
+        for (int i = 0; i < C; i++) xt[m * C + i] = x[m * C + i] + delta[m * C + i] * mu[i];
+}
+
+void pn_lerp_bwd(float *dx, float *ddelta, float *dmu, const float *dxt, const float *delta, const float *mu, int64_t M,
+                 int C) {
+#pragma omp parallel for schedule(static) if (M * C > 65536)
+    for (int64_t m = 0; m < M; m++)
+        for (int i = 0; i < C; i++) {
+            dx[m * C + i] += dxt[m * C + i];
+            ddelta[m * C + i] += dxt[m * C + i] * mu[i];
+        }
+    // dmu sums over rows in a fixed order: deterministic for any thread count
+    if (dmu)
+        for (int64_t m = 0; m < M; m++)
+            for (int i = 0; i < C; i++) dmu[i] += dxt[m * C + i] * delta[m * C + i];
 }

@@ -21,7 +21,6 @@ static int64_t state_bytes(const char *type_name, pn_block_cfg cfg, int64_t L) {
 }
 
 int main(void) {
-    pn_blocks_link_all();
     const int64_t L = 65536, MiB = 1024 * 1024;
     pn_block_cfg attn = {.C = 1536, .H = 12, .H_kv = 2, .K = 128, .qkv_bias = 1, .rope_theta = 1e6f};
     pn_block_cfg swa = attn;

@@ -70,7 +70,6 @@ static void check_fixture(const char *file, const char *type_name, pn_block_cfg 
 }
 
 int main(void) {
-    pn_blocks_link_all();
     for (int chunk = 64; chunk >= 0; chunk -= 64) {
         pn_block_cfg jet = {.H = 2, .K = 16, .V = 32, .conv_size = 4, .gen_reduction = 8};
         check_fixture("layers/jetblock.safetensors", "jetblock", jet, chunk);

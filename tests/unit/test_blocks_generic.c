@@ -276,7 +276,6 @@ static void run_case(const pn_block_type *t, int later_rwkv, int idx) {
 }
 
 int main(void) {
-    pn_blocks_link_all();
     pn_blocks_set_chunk(TB_CHUNK);
     int n = pn_block_type_count();
     printf("%d registered block types\n", n);
