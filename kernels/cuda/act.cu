@@ -1,0 +1,170 @@
+// act.cu — elementwise ops of the MLP and the residual stream: SwiGLU forward and
+// backward, residual add (bf16), gradient accumulate (fp32).
+//
+// All are memory-bound, so each thread moves 8 elements per 16-byte access when every
+// pointer is 16-byte aligned; the n mod 8 tail (or everything, when a pointer is not
+// aligned) is handled by scalar iterations of the same grid-stride loop. The sigmoid
+// is the CPU op's overflow-safe form with IEEE expf, in the CPU op's operation order.
+#include "kernels/cuda/common.cuh"
+
+static __device__ __forceinline__ float dev_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    const float e = expf(x);
+    return e / (1.0f + e);
+}
+
+// Grid-stride over n8 vector items followed by n − 8·n8 scalar items; body(j, width)
+// handles elements [j, j + width).
+template <bool VEC, typename F>
+static __device__ __forceinline__ void for_each8(int64_t n, F body) {
+    const int64_t n8 = VEC ? n / 8 : 0;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8 + (n - 8 * n8); i += stride) {
+        if (i < n8)
+            body(8 * i, 8);
+        else
+            body(8 * n8 + (i - n8), 1);
+    }
+}
+
+template <bool VEC>
+__global__ void swiglu_fwd_kernel(__nv_bfloat16 *y, const __nv_bfloat16 *gate, const __nv_bfloat16 *up, int64_t n) {
+    for_each8<VEC>(n, [&](int64_t j, int width) {
+        if (width == 8) {
+            float g[8], u[8];
+            load8(gate + j, g);
+            load8(up + j, u);
+#pragma unroll
+            for (int k = 0; k < 8; k++) g[k] = g[k] * dev_sigmoid(g[k]) * u[k];
+            store8(y + j, g);
+        } else {
+            const float g = __bfloat162float(gate[j]);
+            y[j] = __float2bfloat16_rn(g * dev_sigmoid(g) * __bfloat162float(up[j]));
+        }
+    });
+}
+
+static __device__ __forceinline__ void swiglu_grad1(float dy, float g, float u, float *dg, float *du) {
+    const float s = dev_sigmoid(g);
+    *du = dy * (g * s);
+    *dg = dy * u * s * (1.0f + g * (1.0f - s));
+}
+
+template <bool VEC>
+__global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dy, const __nv_bfloat16 *gate,
+                                  const __nv_bfloat16 *up, int64_t n) {
+    for_each8<VEC>(n, [&](int64_t j, int width) {
+        if (width == 8) {
+            float d[8], g[8], u[8], dg[8], du[8];
+            load8(dy + j, d);
+            load8(gate + j, g);
+            load8(up + j, u);
+#pragma unroll
+            for (int k = 0; k < 8; k++) swiglu_grad1(d[k], g[k], u[k], &dg[k], &du[k]);
+            if (dgate) {
+                float o[8];
+                load8(dgate + j, o);
+#pragma unroll
+                for (int k = 0; k < 8; k++) o[k] += dg[k];
+                store8(dgate + j, o);
+            }
+            if (dup) {
+                float o[8];
+                load8(dup + j, o);
+#pragma unroll
+                for (int k = 0; k < 8; k++) o[k] += du[k];
+                store8(dup + j, o);
+            }
+        } else {
+            float dg, du;
+            swiglu_grad1(dy[j], __bfloat162float(gate[j]), __bfloat162float(up[j]), &dg, &du);
+            if (dgate) dgate[j] += dg;
+            if (dup) dup[j] += du;
+        }
+    });
+}
+
+template <bool VEC>
+__global__ void add_kernel(__nv_bfloat16 *y, const __nv_bfloat16 *a, const __nv_bfloat16 *b, int64_t n) {
+    for_each8<VEC>(n, [&](int64_t j, int width) {
+        if (width == 8) {
+            float fa[8], fb[8];
+            load8(a + j, fa);
+            load8(b + j, fb);
+#pragma unroll
+            for (int k = 0; k < 8; k++) fa[k] += fb[k];
+            store8(y + j, fa);
+        } else {
+            y[j] = __float2bfloat16_rn(__bfloat162float(a[j]) + __bfloat162float(b[j]));
+        }
+    });
+}
+
+template <bool VEC>
+__global__ void add_inplace_kernel(float *y, const float *x, int64_t n) {
+    for_each8<VEC>(n, [&](int64_t j, int width) {
+        if (width == 8) {
+            float fy[8], fx[8];
+            load8(y + j, fy);
+            load8(x + j, fx);
+#pragma unroll
+            for (int k = 0; k < 8; k++) fy[k] += fx[k];
+            store8(y + j, fy);
+        } else {
+            y[j] += x[j];
+        }
+    });
+}
+
+// Work items for the launch: vector items plus the scalar tail.
+static int64_t items(int64_t n, bool vec) { return vec ? n / 8 + n % 8 : n; }
+
+extern "C" void pn_cuda_swiglu_fwd(pn_bf16 *y, const pn_bf16 *gate, const pn_bf16 *up, int64_t n) {
+    if (n <= 0) return;
+    const int threads = 256;
+    const bool vec = pn_aligned16(y) && pn_aligned16(gate) && pn_aligned16(up);
+    const unsigned grid = pn_grid_for(items(n, vec), threads);
+    if (vec)
+        swiglu_fwd_kernel<true><<<grid, threads, 0, pn_stream()>>>(as_bf(y), as_bf(gate), as_bf(up), n);
+    else
+        swiglu_fwd_kernel<false><<<grid, threads, 0, pn_stream()>>>(as_bf(y), as_bf(gate), as_bf(up), n);
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_swiglu_bwd(float *dgate, float *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up,
+                                   int64_t n) {
+    if (n <= 0 || (!dgate && !dup)) return;
+    const int threads = 256;
+    const bool vec = (!dgate || pn_aligned16(dgate)) && (!dup || pn_aligned16(dup)) && pn_aligned16(dy) &&
+                     pn_aligned16(gate) && pn_aligned16(up);
+    const unsigned grid = pn_grid_for(items(n, vec), threads);
+    if (vec)
+        swiglu_bwd_kernel<true><<<grid, threads, 0, pn_stream()>>>(dgate, dup, dy, as_bf(gate), as_bf(up), n);
+    else
+        swiglu_bwd_kernel<false><<<grid, threads, 0, pn_stream()>>>(dgate, dup, dy, as_bf(gate), as_bf(up), n);
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_add(pn_bf16 *y, const pn_bf16 *a, const pn_bf16 *b, int64_t n) {
+    if (n <= 0) return;
+    const int threads = 256;
+    const bool vec = pn_aligned16(y) && pn_aligned16(a) && pn_aligned16(b);
+    const unsigned grid = pn_grid_for(items(n, vec), threads);
+    if (vec)
+        add_kernel<true><<<grid, threads, 0, pn_stream()>>>(as_bf(y), as_bf(a), as_bf(b), n);
+    else
+        add_kernel<false><<<grid, threads, 0, pn_stream()>>>(as_bf(y), as_bf(a), as_bf(b), n);
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_add_inplace(float *y, const float *x, int64_t n) {
+    if (n <= 0) return;
+    const int threads = 256;
+    const bool vec = pn_aligned16(y) && pn_aligned16(x);
+    const unsigned grid = pn_grid_for(items(n, vec), threads);
+    if (vec)
+        add_inplace_kernel<true><<<grid, threads, 0, pn_stream()>>>(y, x, n);
+    else
+        add_inplace_kernel<false><<<grid, threads, 0, pn_stream()>>>(y, x, n);
+    PN_CHECK_LAUNCH();
+}

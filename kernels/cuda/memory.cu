@@ -1,0 +1,255 @@
+// memory.cu — device memory for the CUDA backend: caching arenas per category,
+// host<->device copies, and the f32<->bf16 conversion kernels.
+//
+// Why a cache: cudaMalloc/cudaFree synchronise the device and cost tens of
+// microseconds; a training step asks for the same buffers every time. Each block
+// remembers its category (weights, params, grads, optimizer state, activations,
+// scratch) so the per-category in-use / cached numbers say where memory went, and a
+// freed block is reused only within its category (a cached activation block never
+// ends up holding optimizer state). Sizes are rounded (512 B below 1 MiB, 2 MiB above)
+// so that slightly different requests share blocks; a free block is taken when it is
+// at most twice the rounded request. The block table is a plain array searched
+// linearly: allocations happen at set-up and per step, never per element.
+// On out-of-memory every category's cache is released and the request retried once.
+#include "kernels/cuda/common.cuh"
+#include <mutex>
+#include <string.h>
+
+static cudaStream_t g_stream = nullptr;
+
+extern "C" void pn_cuda_stream_set(void *stream) { g_stream = (cudaStream_t)stream; }
+extern "C" void *pn_cuda_stream_get(void) { return (void *)g_stream; }
+extern "C" void pn_cuda_sync(void) {
+    PN_CHECK_CUDA(cudaStreamSynchronize(g_stream));
+    PN_CHECK_CUDA(cudaGetLastError());
+}
+
+// ---------------------------------------------------------------- caching arena
+namespace {
+struct mem_block {
+    void *p;
+    size_t bytes;
+    int cat;
+    bool used;
+};
+std::mutex g_mu;
+mem_block *g_blocks = nullptr;
+size_t g_nblocks = 0, g_cap = 0;
+size_t g_in_use[PN_CUDA_MEM_COUNT], g_cached[PN_CUDA_MEM_COUNT];
+
+const char *const g_cat_names[PN_CUDA_MEM_COUNT] = {"weights", "params", "grads", "optim", "acts", "scratch"};
+
+size_t round_request(size_t bytes) {
+    const size_t small = 512, big = (size_t)2 << 20;
+    if (bytes < ((size_t)1 << 20)) return (bytes + small - 1) / small * small;
+    return (bytes + big - 1) / big * big;
+}
+
+// Returns every unused cached block of `cat` (or of all categories when cat < 0).
+// Caller holds g_mu.
+void trim_locked(int cat) {
+    size_t k = 0;
+    for (size_t i = 0; i < g_nblocks; i++) {
+        mem_block b = g_blocks[i];
+        if (!b.used && (cat < 0 || b.cat == cat)) {
+            PN_CHECK_CUDA(cudaFree(b.p));
+            g_cached[b.cat] -= b.bytes;
+        } else {
+            g_blocks[k++] = b;
+        }
+    }
+    g_nblocks = k;
+}
+}  // namespace
+
+void pn_cuda_die_oom(const char *file, int line, const char *what, size_t bytes) {
+    size_t fr = 0, total = 0;
+    cudaGetLastError();  // clear the sticky-free allocation error before querying
+    cudaMemGetInfo(&fr, &total);
+    fprintf(stderr,
+            "postnas: device error at %s:%d: out of device memory allocating %.1f MiB for %s "
+            "(%.1f MiB free of %.1f MiB)\n",
+            file, line, bytes / 1048576.0, what, fr / 1048576.0, total / 1048576.0);
+    fprintf(stderr, "postnas: hint: lower the batch size or the context length, or use fewer trainable layers\n");
+    for (int c = 0; c < PN_CUDA_MEM_COUNT; c++)
+        if (g_in_use[c] || g_cached[c])
+            fprintf(stderr, "postnas:   %-8s %10.1f MiB in use, %10.1f MiB cached\n", g_cat_names[c],
+                    g_in_use[c] / 1048576.0, g_cached[c] / 1048576.0);
+    exit(PN_CUDA_EXIT);
+}
+
+extern "C" const char *pn_cuda_mem_category_name(pn_cuda_mem_category cat) {
+    return (int)cat >= 0 && cat < PN_CUDA_MEM_COUNT ? g_cat_names[cat] : "?";
+}
+
+extern "C" void *pn_cuda_alloc(pn_cuda_mem_category cat, size_t bytes) {
+    if (bytes == 0) return nullptr;
+    if ((int)cat < 0 || cat >= PN_CUDA_MEM_COUNT) {
+        fprintf(stderr, "postnas: internal error: %s:%d: bad memory category %d\n", __FILE__, __LINE__, (int)cat);
+        exit(1);
+    }
+    std::lock_guard<std::mutex> lock(g_mu);
+    const size_t want = round_request(bytes);
+    size_t best = (size_t)-1;
+    for (size_t i = 0; i < g_nblocks; i++) {
+        const mem_block &b = g_blocks[i];
+        if (b.used || b.cat != (int)cat || b.bytes < want || b.bytes > 2 * want) continue;
+        if (best == (size_t)-1 || b.bytes < g_blocks[best].bytes) best = i;
+    }
+    if (best != (size_t)-1) {
+        g_blocks[best].used = true;
+        g_cached[cat] -= g_blocks[best].bytes;
+        g_in_use[cat] += g_blocks[best].bytes;
+        return g_blocks[best].p;
+    }
+    void *p = nullptr;
+    cudaError_t err = cudaMalloc(&p, want);
+    if (err == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        trim_locked(-1);
+        err = cudaMalloc(&p, want);
+    }
+    if (err == cudaErrorMemoryAllocation) pn_cuda_die_oom(__FILE__, __LINE__, g_cat_names[cat], want);
+    PN_CHECK_CUDA(err);
+    if (g_nblocks == g_cap) {
+        size_t cap = g_cap ? 2 * g_cap : 256;
+        mem_block *nb = (mem_block *)realloc(g_blocks, cap * sizeof(mem_block));
+        if (!nb) {
+            fprintf(stderr, "postnas: internal error: %s:%d: out of host memory\n", __FILE__, __LINE__);
+            exit(1);
+        }
+        g_blocks = nb;
+        g_cap = cap;
+    }
+    g_blocks[g_nblocks++] = mem_block{p, want, (int)cat, true};
+    g_in_use[cat] += want;
+    return p;
+}
+
+extern "C" void pn_cuda_free(void *p) {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(g_mu);
+    for (size_t i = 0; i < g_nblocks; i++) {
+        mem_block &b = g_blocks[i];
+        if (b.p != p) continue;
+        if (!b.used) break;
+        b.used = false;
+        g_in_use[b.cat] -= b.bytes;
+        g_cached[b.cat] += b.bytes;
+        return;
+    }
+    fprintf(stderr, "postnas: internal error: %s:%d: pn_cuda_free of %p, which is not a live block\n", __FILE__,
+            __LINE__, p);
+    exit(1);
+}
+
+extern "C" void pn_cuda_mem_trim(pn_cuda_mem_category cat) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    // Blocks may still be read by queued kernels that used them before pn_cuda_free;
+    // cudaFree waits for the device, so releasing them here is safe.
+    trim_locked((int)cat);
+}
+
+extern "C" size_t pn_cuda_mem_in_use(pn_cuda_mem_category cat) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    return g_in_use[cat];
+}
+extern "C" size_t pn_cuda_mem_cached(pn_cuda_mem_category cat) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    return g_cached[cat];
+}
+
+// ---------------------------------------------------------------- copies
+extern "C" void pn_cuda_upload(void *dst, const void *host_src, size_t bytes) {
+    if (!bytes) return;
+    PN_CHECK_CUDA(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, g_stream));
+    PN_CHECK_CUDA(cudaStreamSynchronize(g_stream));
+}
+extern "C" void pn_cuda_download(void *host_dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    PN_CHECK_CUDA(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, g_stream));
+    PN_CHECK_CUDA(cudaStreamSynchronize(g_stream));
+}
+extern "C" void pn_cuda_memset(void *dst, int byte, size_t bytes) {
+    if (!bytes) return;
+    PN_CHECK_CUDA(cudaMemsetAsync(dst, byte, bytes, g_stream));
+}
+extern "C" void pn_cuda_copy(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    PN_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_stream));
+}
+
+// ---------------------------------------------------------------- conversions
+// Vector path: thread i converts elements [8i, 8i+8) of the first n8 elements; the
+// scalar tail (n mod 8, or everything when a pointer is misaligned) runs in the same
+// launch on the threads past n8/8.
+template <bool VEC>
+__global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int64_t n) {
+    const int64_t n8 = VEC ? n / 8 : 0;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8 + (n - 8 * n8); i += stride) {
+        if (i < n8) {
+            float f[8];
+            load8(src + 8 * i, f);
+            store8(dst + 8 * i, f);
+        } else {
+            const int64_t j = 8 * n8 + (i - n8);
+            dst[j] = __float2bfloat16_rn(src[j]);
+        }
+    }
+}
+
+template <bool VEC>
+__global__ void bf16_to_f32_kernel(float *dst, const __nv_bfloat16 *src, int64_t n) {
+    const int64_t n8 = VEC ? n / 8 : 0;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8 + (n - 8 * n8); i += stride) {
+        if (i < n8) {
+            float f[8];
+            load8(src + 8 * i, f);
+            store8(dst + 8 * i, f);
+        } else {
+            const int64_t j = 8 * n8 + (i - n8);
+            dst[j] = __bfloat162float(src[j]);
+        }
+    }
+}
+
+extern "C" void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n) {
+    if (n <= 0) return;
+    const int threads = 256;
+    if (pn_aligned16(dst) && pn_aligned16(src)) {
+        f32_to_bf16_kernel<true><<<pn_grid_for(n / 8 + 8, threads), threads, 0, g_stream>>>(as_bf(dst), src, n);
+    } else {
+        f32_to_bf16_kernel<false><<<pn_grid_for(n, threads), threads, 0, g_stream>>>(as_bf(dst), src, n);
+    }
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_bf16_to_f32(float *dst, const pn_bf16 *src, int64_t n) {
+    if (n <= 0) return;
+    const int threads = 256;
+    if (pn_aligned16(dst) && pn_aligned16(src)) {
+        bf16_to_f32_kernel<true><<<pn_grid_for(n / 8 + 8, threads), threads, 0, g_stream>>>(dst, as_bf(src), n);
+    } else {
+        bf16_to_f32_kernel<false><<<pn_grid_for(n, threads), threads, 0, g_stream>>>(dst, as_bf(src), n);
+    }
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_upload_bf16(pn_bf16 *dst, const float *host_src, int64_t n) {
+    if (n <= 0) return;
+    float *tmp = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(float));
+    pn_cuda_upload(tmp, host_src, (size_t)n * sizeof(float));
+    pn_cuda_f32_to_bf16(dst, tmp, n);
+    pn_cuda_sync();
+    pn_cuda_free(tmp);
+}
+
+extern "C" void pn_cuda_download_bf16(float *host_dst, const pn_bf16 *src, int64_t n) {
+    if (n <= 0) return;
+    float *tmp = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(float));
+    pn_cuda_bf16_to_f32(tmp, src, n);
+    pn_cuda_download(host_dst, tmp, (size_t)n * sizeof(float));
+    pn_cuda_free(tmp);
+}

@@ -1,0 +1,578 @@
+// test_cuda_ops.c — every CUDA backbone op against its CPU twin (kernels/ops.h,
+// supernet/optim.c, core/tensor.c), on random inputs of several shapes.
+//
+// Method (tests/gpu, DESIGN.md "Testing"):
+//  - fresh random inputs for every check (a new Philox stream each time), never zeros;
+//  - inputs that the GPU reads as bf16 are rounded to bf16 on the host FIRST and the
+//    CPU twin gets those same rounded values, so a check measures only what the GPU op
+//    does (its fp32 math, its output rounding), not the input quantisation;
+//  - forward outputs are poisoned with 0xFF bytes (NaN in bf16 and fp32) before the
+//    op runs, so an element the op forgets to write fails the check; gradient outputs
+//    are "+=" buffers, so they start from random values instead (a forgotten element
+//    then keeps its start value and misses the CPU's start + update);
+//  - error = ‖gpu − cpu‖ / ‖cpu‖ in double, NaN/Inf anywhere = fail;
+//    tolerance 1e-2 where the GPU output is bf16 (one bf16 rounding is ≤ 2^-9 relative,
+//    about 2e-3 rms), 1e-4 where the output is fp32 and the inputs are identical
+//    (fp32 math vs the CPU's fp32/double math: ~1e-6 expected);
+//  - one line per check with the measured error, "N passed, N failed" at the end.
+// GEMM with fp32 output is held to 1e-4 against the CPU product of the same bf16
+// inputs: bf16·bf16 products are exact in fp32, so the only differences are the fp32
+// accumulation orders of the tensor cores and OpenBLAS, ~sqrt(K)·2^-24 relative
+// (~1e-6 for K = 4096), far below 1e-4. No loosening to 1e-3 was needed on paper; if
+// the H100 disagrees, that is a finding to look at, not a tolerance to change.
+// Without a CUDA device the test prints "no CUDA device" and exits 1 (it only runs on
+// the GPU machine; ctest has no skip code configured for it).
+#include "core/common.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "kernels/cuda/pn_cuda.h"
+#include "kernels/cuda/pn_cuda_ops.h"
+#include "kernels/ops.h"
+#include "supernet/optim.h"
+#include <math.h>
+#include <stdarg.h>
+#include <time.h>
+
+#define TOL_BF16 1e-2
+#define TOL_F32 1e-4
+
+static int g_pass = 0, g_fail = 0;
+static uint64_t g_stream = 1;
+
+// ---------------------------------------------------------------- harness
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void report(double err, double tol, const char *fmt, ...) PN_PRINTF(3, 4);
+static void report(double err, double tol, const char *fmt, ...) {
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int ok = isfinite(err) && err <= tol;
+    printf("%-4s %-72s err %.3e  (tol %.0e)\n", ok ? "ok" : "FAIL", what, err, tol);
+    fflush(stdout);
+    if (ok)
+        g_pass++;
+    else
+        g_fail++;
+}
+
+static float *rand_host(size_t n, float std) {
+    float *p = pn_malloc((n ? n : 1) * sizeof(float));
+    pn_fill_normal(p, n, 0.0f, std, 20251122, g_stream++);
+    return p;
+}
+
+static void round_bf16(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = pn_bf16_to_f32(pn_f32_to_bf16(x[i]));
+}
+
+// Random host values already on the bf16 grid, and their device bf16 copy.
+static float *rand_bf16(size_t n, float std, pn_bf16 **dev) {
+    float *h = rand_host(n, std);
+    round_bf16(h, n);
+    *dev = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(pn_bf16));
+    pn_cuda_upload_bf16(*dev, h, (int64_t)n);
+    return h;
+}
+
+static float *rand_f32(size_t n, float std, float **dev) {
+    float *h = rand_host(n, std);
+    *dev = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(float));
+    pn_cuda_upload(*dev, h, n * sizeof(float));
+    return h;
+}
+
+static void *dev_poisoned(size_t bytes) {
+    void *p = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, bytes);
+    pn_cuda_memset(p, 0xFF, bytes);
+    return p;
+}
+
+static float *get_bf16(const pn_bf16 *dev, size_t n) {
+    float *h = pn_malloc((n ? n : 1) * sizeof(float));
+    pn_cuda_download_bf16(h, dev, (int64_t)n);
+    return h;
+}
+
+static float *get_f32(const float *dev, size_t n) {
+    float *h = pn_malloc((n ? n : 1) * sizeof(float));
+    pn_cuda_download(h, dev, n * sizeof(float));
+    return h;
+}
+
+static float *copy_host(const float *src, size_t n) {
+    float *h = pn_malloc((n ? n : 1) * sizeof(float));
+    memcpy(h, src, n * sizeof(float));
+    return h;
+}
+
+// ---------------------------------------------------------------- memory, conversions
+static void test_memory(void) {
+    size_t before = pn_cuda_mem_in_use(PN_CUDA_MEM_ACTS);
+    void *a = pn_cuda_alloc(PN_CUDA_MEM_ACTS, 1000);
+    int aligned = ((uintptr_t)a & 255) == 0;
+    size_t during = pn_cuda_mem_in_use(PN_CUDA_MEM_ACTS);
+    pn_cuda_free(a);
+    void *b = pn_cuda_alloc(PN_CUDA_MEM_ACTS, 900);  // same rounded size: the cached block comes back
+    void *c = pn_cuda_alloc(PN_CUDA_MEM_GRADS, 900);  // another category never shares it
+    report(aligned ? 0.0 : 1.0, 0.0, "arena: 256-byte alignment");
+    report(during - before >= 1000 ? 0.0 : 1.0, 0.0, "arena: in-use accounting (%zu bytes)", during - before);
+    report(a == b ? 0.0 : 1.0, 0.0, "arena: freed block reused within its category");
+    report(c != b ? 0.0 : 1.0, 0.0, "arena: categories do not share blocks");
+    pn_cuda_free(b);
+    pn_cuda_free(c);
+    pn_cuda_mem_trim(PN_CUDA_MEM_ACTS);
+    report(pn_cuda_mem_cached(PN_CUDA_MEM_ACTS) == 0 ? 0.0 : 1.0, 0.0, "arena: trim empties the cache");
+}
+
+static void test_convert(int64_t n, int offset) {
+    // offset > 0 misaligns the device pointers, forcing the scalar path.
+    float *h = rand_host((size_t)n, 3.0f);
+    float *d32 = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(n + offset) * sizeof(float));
+    pn_bf16 *d16 = dev_poisoned((size_t)(n + offset) * sizeof(pn_bf16));
+    pn_cuda_upload(d32 + offset, h, (size_t)n * sizeof(float));
+    pn_cuda_f32_to_bf16(d16 + offset, d32 + offset, n);
+    uint16_t *bits = pn_malloc((size_t)n * sizeof(uint16_t));
+    pn_cuda_download(bits, d16 + offset, (size_t)n * sizeof(uint16_t));
+    int64_t mismatch = 0;
+    float *gpu = pn_malloc((size_t)n * sizeof(float)), *ref = pn_malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t want = pn_f32_to_bf16(h[i]);
+        mismatch += bits[i] != want;
+        gpu[i] = pn_bf16_to_f32(bits[i]);
+        ref[i] = pn_bf16_to_f32(want);
+    }
+    report(mismatch == 0 ? rel_err(gpu, ref, (size_t)n) : INFINITY, 0.0,
+           "f32->bf16 n=%lld offset %d: bits differing from pn_f32_to_bf16: %lld", (long long)n, offset,
+           (long long)mismatch);
+    pn_cuda_memset(d32, 0xFF, (size_t)(n + offset) * sizeof(float));
+    pn_cuda_bf16_to_f32(d32 + offset, d16 + offset, n);
+    float *back = get_f32(d32 + offset, (size_t)n);
+    report(rel_err(back, ref, (size_t)n), 0.0, "bf16->f32 n=%lld offset %d (exact)", (long long)n, offset);
+    free(h), free(bits), free(gpu), free(ref), free(back);
+    pn_cuda_free(d32), pn_cuda_free(d16);
+}
+
+// ---------------------------------------------------------------- GEMM
+static void test_linear(int64_t M, int K, int N, int with_bias) {
+    pn_bf16 *dx_in, *dw_in, *db_in = NULL;
+    float *x = rand_bf16((size_t)M * K, 1.0f, &dx_in);
+    float *w = rand_bf16((size_t)N * K, 1.0f / sqrtf((float)K), &dw_in);
+    float *b = with_bias ? rand_bf16((size_t)N, 0.5f, &db_in) : NULL;
+    const size_t ny = (size_t)M * N;
+    float *ref = pn_malloc(ny * sizeof(float));
+    pn_linear_fwd(ref, x, w, b, M, K, N);
+
+    pn_bf16 *y16 = dev_poisoned(ny * sizeof(pn_bf16));
+    pn_cuda_linear_fwd(y16, PN_CUDA_BF16, dx_in, dw_in, db_in, M, K, N);
+    float *got = get_bf16(y16, ny);
+    report(rel_err(got, ref, ny), TOL_BF16, "linear_fwd M=%lld K=%d N=%d bias=%d, bf16 out", (long long)M, K, N,
+           with_bias);
+    free(got);
+    float *y32 = dev_poisoned(ny * sizeof(float));
+    pn_cuda_linear_fwd(y32, PN_CUDA_F32, dx_in, dw_in, db_in, M, K, N);
+    got = get_f32(y32, ny);
+    report(rel_err(got, ref, ny), TOL_F32, "linear_fwd M=%lld K=%d N=%d bias=%d, fp32 out", (long long)M, K, N,
+           with_bias);
+    free(got);
+
+    // Backward: gradients accumulate into random start values.
+    pn_bf16 *ddy;
+    float *dy = rand_bf16(ny, 1.0f, &ddy);
+    float *d_dx32, *d_dw, *d_db;
+    float *dx0 = rand_f32((size_t)M * K, 1.0f, &d_dx32);
+    float *dw0 = rand_f32((size_t)N * K, 1.0f, &d_dw);
+    float *db0 = rand_f32((size_t)N, 1.0f, &d_db);
+    float *dx_ref = copy_host(dx0, (size_t)M * K), *dw_ref = copy_host(dw0, (size_t)N * K);
+    float *db_ref = copy_host(db0, (size_t)N);
+    pn_linear_bwd(dx_ref, dw_ref, db_ref, dy, x, w, M, K, N);
+    pn_cuda_linear_bwd(d_dx32, PN_CUDA_F32, d_dw, with_bias ? d_db : NULL, ddy, dx_in, dw_in, M, K, N);
+    got = get_f32(d_dx32, (size_t)M * K);
+    report(rel_err(got, dx_ref, (size_t)M * K), TOL_F32, "linear_bwd M=%lld K=%d N=%d dx fp32 +=", (long long)M, K,
+           N);
+    free(got);
+    got = get_f32(d_dw, (size_t)N * K);
+    report(rel_err(got, dw_ref, (size_t)N * K), TOL_F32, "linear_bwd M=%lld K=%d N=%d dw fp32 +=", (long long)M, K,
+           N);
+    free(got);
+    if (with_bias) {
+        got = get_f32(d_db, (size_t)N);
+        report(rel_err(got, db_ref, (size_t)N), TOL_F32, "linear_bwd M=%lld K=%d N=%d db fp32 +=", (long long)M, K,
+               N);
+        free(got);
+    }
+    // dx into a bf16 buffer (beta = 1 on bf16 C): start values on the bf16 grid.
+    pn_bf16 *d_dx16;
+    float *dx16_0 = rand_bf16((size_t)M * K, 1.0f, &d_dx16);
+    float *dx16_ref = copy_host(dx16_0, (size_t)M * K);
+    pn_linear_bwd(dx16_ref, NULL, NULL, dy, x, w, M, K, N);
+    pn_cuda_linear_bwd(d_dx16, PN_CUDA_BF16, NULL, NULL, ddy, dx_in, dw_in, M, K, N);
+    got = get_bf16(d_dx16, (size_t)M * K);
+    report(rel_err(got, dx16_ref, (size_t)M * K), TOL_BF16, "linear_bwd M=%lld K=%d N=%d dx bf16 +=", (long long)M,
+           K, N);
+    free(got);
+
+    free(x), free(w), free(b), free(ref), free(dy), free(dx0), free(dw0), free(db0), free(dx_ref), free(dw_ref);
+    free(db_ref), free(dx16_0), free(dx16_ref);
+    pn_cuda_free(dx_in), pn_cuda_free(dw_in), pn_cuda_free(db_in), pn_cuda_free(y16), pn_cuda_free(y32);
+    pn_cuda_free(ddy), pn_cuda_free(d_dx32), pn_cuda_free(d_dw), pn_cuda_free(d_db), pn_cuda_free(d_dx16);
+}
+
+// C = 0.5 · Aᵀ · Bᵀ + 0.25 · C with A stored (K, M), B stored (N, K): the transpose
+// pair the linear wrappers do not use.
+static void test_gemm_tt(int64_t M, int64_t N, int64_t K) {
+    pn_bf16 *dA, *dB;
+    float *A = rand_bf16((size_t)(K * M), 1.0f, &dA);
+    float *B = rand_bf16((size_t)(N * K), 1.0f, &dB);
+    float *dC;
+    float *C0 = rand_f32((size_t)(M * N), 1.0f, &dC);
+    float *ref = copy_host(C0, (size_t)(M * N));
+    pn_gemm(1, 1, M, N, K, 0.5f, A, M, B, K, 0.25f, ref, N);
+    pn_cuda_gemm(1, 1, M, N, K, 0.5f, dA, M, dB, K, 0.25f, dC, PN_CUDA_F32, N, NULL);
+    float *got = get_f32(dC, (size_t)(M * N));
+    report(rel_err(got, ref, (size_t)(M * N)), TOL_F32, "gemm TT alpha 0.5 beta 0.25 M=%lld N=%lld K=%lld fp32",
+           (long long)M, (long long)N, (long long)K);
+    free(A), free(B), free(C0), free(ref), free(got);
+    pn_cuda_free(dA), pn_cuda_free(dB), pn_cuda_free(dC);
+}
+
+// ---------------------------------------------------------------- RMSNorm
+static void test_rmsnorm(int64_t N, int D, int with_w) {
+    const float eps = 1e-6f;
+    const size_t n = (size_t)N * D;
+    pn_bf16 *dx, *dw = NULL;
+    float *x = rand_bf16(n, 2.0f, &dx);
+    float *w = NULL;
+    if (with_w) {
+        w = rand_host((size_t)D, 0.3f);
+        for (int d = 0; d < D; d++) w[d] += 1.0f;
+        round_bf16(w, (size_t)D);
+        dw = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)D * sizeof(pn_bf16));
+        pn_cuda_upload_bf16(dw, w, D);
+    }
+    float *y_ref = pn_malloc(n * sizeof(float)), *rstd_ref = pn_malloc((size_t)N * sizeof(float));
+    pn_rmsnorm_fwd(y_ref, rstd_ref, x, w, N, D, eps);
+    pn_bf16 *dy16 = dev_poisoned(n * sizeof(pn_bf16));
+    float *drstd = dev_poisoned((size_t)N * sizeof(float));
+    pn_cuda_rmsnorm_fwd(dy16, drstd, dx, dw, N, D, eps);
+    float *got = get_bf16(dy16, n);
+    report(rel_err(got, y_ref, n), TOL_BF16, "rmsnorm_fwd N=%lld D=%d w=%d y bf16", (long long)N, D, with_w);
+    free(got);
+    got = get_f32(drstd, (size_t)N);
+    report(rel_err(got, rstd_ref, (size_t)N), TOL_F32, "rmsnorm_fwd N=%lld D=%d w=%d rstd fp32", (long long)N, D,
+           with_w);
+    free(got);
+
+    // Backward from the CPU's rstd, so both sides see identical inputs.
+    pn_cuda_upload(drstd, rstd_ref, (size_t)N * sizeof(float));
+    float *d_g, *d_dx, *d_dw;
+    float *g = rand_f32(n, 1.0f, &d_g);
+    float *dx0 = rand_f32(n, 1.0f, &d_dx);
+    float *dw0 = rand_f32((size_t)D, 1.0f, &d_dw);
+    float *dx_ref = copy_host(dx0, n), *dw_ref = copy_host(dw0, (size_t)D);
+    pn_rmsnorm_bwd(dx_ref, dw_ref, g, x, w, rstd_ref, N, D);
+    pn_cuda_rmsnorm_bwd(d_dx, d_dw, d_g, dx, dw, drstd, N, D);
+    got = get_f32(d_dx, n);
+    report(rel_err(got, dx_ref, n), TOL_F32, "rmsnorm_bwd N=%lld D=%d w=%d dx fp32 +=", (long long)N, D, with_w);
+    free(got);
+    got = get_f32(d_dw, (size_t)D);
+    report(rel_err(got, dw_ref, (size_t)D), TOL_F32, "rmsnorm_bwd N=%lld D=%d w=%d dw fp32 +=", (long long)N, D,
+           with_w);
+    free(got);
+    free(x), free(w), free(y_ref), free(rstd_ref), free(g), free(dx0), free(dw0), free(dx_ref), free(dw_ref);
+    pn_cuda_free(dx), pn_cuda_free(dw), pn_cuda_free(dy16), pn_cuda_free(drstd), pn_cuda_free(d_g);
+    pn_cuda_free(d_dx), pn_cuda_free(d_dw);
+}
+
+// ---------------------------------------------------------------- RoPE
+static void test_rope(int B, int T, int H, int D, int64_t pos0, float theta) {
+    const size_t n = (size_t)B * T * H * D;
+    pn_bf16 *dx;
+    float *x = rand_bf16(n, 1.0f, &dx);
+    float *ref = copy_host(x, n);
+    pn_rope_fwd(ref, B, T, H, D, pos0, theta);
+    pn_cuda_rope_fwd(dx, B, T, H, D, pos0, theta);
+    float *got = get_bf16(dx, n);
+    report(rel_err(got, ref, n), TOL_BF16, "rope_fwd B=%d T=%d H=%d D=%d pos0=%lld theta=%g bf16", B, T, H, D,
+           (long long)pos0, theta);
+    free(got);
+    float *dg;
+    float *g = rand_f32(n, 1.0f, &dg);
+    float *gref = copy_host(g, n);
+    pn_rope_bwd(gref, B, T, H, D, pos0, theta);
+    pn_cuda_rope_bwd(dg, B, T, H, D, pos0, theta);
+    got = get_f32(dg, n);
+    report(rel_err(got, gref, n), TOL_F32, "rope_bwd B=%d T=%d H=%d D=%d pos0=%lld theta=%g fp32", B, T, H, D,
+           (long long)pos0, theta);
+    free(got), free(x), free(ref), free(g), free(gref);
+    pn_cuda_free(dx), pn_cuda_free(dg);
+}
+
+// ---------------------------------------------------------------- SwiGLU, add
+// offset > 0 shifts every device pointer by that many elements (misaligned: scalar path).
+static void test_swiglu(int64_t n, int offset) {
+    const size_t sz = (size_t)(n + offset);
+    pn_bf16 *dgate = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(pn_bf16));
+    pn_bf16 *dup = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(pn_bf16));
+    float *gate = rand_host((size_t)n, 2.0f), *up = rand_host((size_t)n, 1.0f);
+    round_bf16(gate, (size_t)n), round_bf16(up, (size_t)n);
+    pn_cuda_upload_bf16(dgate + offset, gate, n);
+    pn_cuda_upload_bf16(dup + offset, up, n);
+    float *ref = pn_malloc((size_t)n * sizeof(float));
+    pn_swiglu_fwd(ref, gate, up, n);
+    pn_bf16 *dy16 = dev_poisoned(sz * sizeof(pn_bf16));
+    pn_cuda_swiglu_fwd(dy16 + offset, dgate + offset, dup + offset, n);
+    float *got = get_bf16(dy16 + offset, (size_t)n);
+    report(rel_err(got, ref, (size_t)n), TOL_BF16, "swiglu_fwd n=%lld offset %d bf16", (long long)n, offset);
+    free(got);
+
+    float *dy = rand_host((size_t)n, 1.0f), *dg0 = rand_host((size_t)n, 1.0f), *du0 = rand_host((size_t)n, 1.0f);
+    float *d_dy = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(float));
+    float *d_dg = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(float));
+    float *d_du = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(float));
+    pn_cuda_upload(d_dy + offset, dy, (size_t)n * sizeof(float));
+    pn_cuda_upload(d_dg + offset, dg0, (size_t)n * sizeof(float));
+    pn_cuda_upload(d_du + offset, du0, (size_t)n * sizeof(float));
+    float *dg_ref = copy_host(dg0, (size_t)n), *du_ref = copy_host(du0, (size_t)n);
+    pn_swiglu_bwd(dg_ref, du_ref, dy, gate, up, n);
+    pn_cuda_swiglu_bwd(d_dg + offset, d_du + offset, d_dy + offset, dgate + offset, dup + offset, n);
+    got = get_f32(d_dg + offset, (size_t)n);
+    report(rel_err(got, dg_ref, (size_t)n), TOL_F32, "swiglu_bwd n=%lld offset %d dgate fp32 +=", (long long)n,
+           offset);
+    free(got);
+    got = get_f32(d_du + offset, (size_t)n);
+    report(rel_err(got, du_ref, (size_t)n), TOL_F32, "swiglu_bwd n=%lld offset %d dup fp32 +=", (long long)n, offset);
+    free(got);
+    // dup = NULL must leave nothing out of dgate.
+    pn_cuda_upload(d_dg + offset, dg0, (size_t)n * sizeof(float));
+    memcpy(dg_ref, dg0, (size_t)n * sizeof(float));
+    pn_swiglu_bwd(dg_ref, NULL, dy, gate, up, n);
+    pn_cuda_swiglu_bwd(d_dg + offset, NULL, d_dy + offset, dgate + offset, dup + offset, n);
+    got = get_f32(d_dg + offset, (size_t)n);
+    report(rel_err(got, dg_ref, (size_t)n), TOL_F32, "swiglu_bwd n=%lld offset %d dgate only", (long long)n, offset);
+    free(got);
+    free(gate), free(up), free(ref), free(dy), free(dg0), free(du0), free(dg_ref), free(du_ref);
+    pn_cuda_free(dgate), pn_cuda_free(dup), pn_cuda_free(dy16), pn_cuda_free(d_dy), pn_cuda_free(d_dg);
+    pn_cuda_free(d_du);
+}
+
+static void test_add(int64_t n) {
+    pn_bf16 *da, *db;
+    float *a = rand_bf16((size_t)n, 1.0f, &da), *b = rand_bf16((size_t)n, 1.0f, &db);
+    float *ref = pn_malloc((size_t)n * sizeof(float));
+    pn_add(ref, a, b, n);
+    pn_bf16 *dy = dev_poisoned((size_t)n * sizeof(pn_bf16));
+    pn_cuda_add(dy, da, db, n);
+    float *got = get_bf16(dy, (size_t)n);
+    report(rel_err(got, ref, (size_t)n), TOL_BF16, "add n=%lld bf16", (long long)n);
+    free(got);
+    pn_cuda_add(da, da, db, n);  // aliased output: the residual-stream update
+    got = get_bf16(da, (size_t)n);
+    report(rel_err(got, ref, (size_t)n), TOL_BF16, "add n=%lld bf16 in place (y == a)", (long long)n);
+    free(got);
+    float *d_y, *d_x;
+    float *y0 = rand_f32((size_t)n, 1.0f, &d_y), *x = rand_f32((size_t)n, 1.0f, &d_x);
+    float *yref = copy_host(y0, (size_t)n);
+    pn_add_inplace(yref, x, n);
+    pn_cuda_add_inplace(d_y, d_x, n);
+    got = get_f32(d_y, (size_t)n);
+    report(rel_err(got, yref, (size_t)n), TOL_F32, "add_inplace n=%lld fp32", (long long)n);
+    free(got), free(a), free(b), free(ref), free(y0), free(x), free(yref);
+    pn_cuda_free(da), pn_cuda_free(db), pn_cuda_free(dy), pn_cuda_free(d_y), pn_cuda_free(d_x);
+}
+
+// ---------------------------------------------------------------- embedding, cross-entropy
+static int64_t *rand_ids(int64_t N, int64_t V, int64_t **dev, int ignore_some) {
+    int64_t *ids = pn_malloc((size_t)N * sizeof(int64_t));
+    pn_rng r = pn_rng_make(77, g_stream++);
+    for (int64_t n = 0; n < N; n++) {
+        ids[n] = (int64_t)pn_rng_below(&r, (uint64_t)V);
+        if (ignore_some && pn_rng_below(&r, 5) == 0) ids[n] = -100;
+    }
+    *dev = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * sizeof(int64_t));
+    pn_cuda_upload(*dev, ids, (size_t)N * sizeof(int64_t));
+    return ids;
+}
+
+static void test_embedding(int64_t N, int V, int C) {
+    pn_bf16 *dtab;
+    float *tab = rand_bf16((size_t)V * C, 1.0f, &dtab);
+    int64_t *dids;
+    int64_t *ids = rand_ids(N, V, &dids, 0);
+    float *ref = pn_malloc((size_t)N * C * sizeof(float));
+    pn_embedding_fwd(ref, ids, tab, N, C);
+    pn_bf16 *dy16 = dev_poisoned((size_t)N * C * sizeof(pn_bf16));
+    pn_cuda_embedding_fwd(dy16, dids, dtab, N, C);
+    float *got = get_bf16(dy16, (size_t)N * C);
+    report(rel_err(got, ref, (size_t)N * C), TOL_BF16, "embedding_fwd N=%lld Vocab=%d C=%d", (long long)N, V, C);
+    free(got);
+    float *d_dy, *d_dt;
+    float *dy = rand_f32((size_t)N * C, 1.0f, &d_dy);
+    float *dt0 = rand_f32((size_t)V * C, 1.0f, &d_dt);
+    float *dt_ref = copy_host(dt0, (size_t)V * C);
+    pn_embedding_bwd(dt_ref, dy, ids, N, C);
+    pn_cuda_embedding_bwd(d_dt, d_dy, dids, N, C);
+    got = get_f32(d_dt, (size_t)V * C);
+    // Only the touched rows change; measure the error on the update, not on the
+    // random start values that dominate an untouched large table.
+    for (size_t i = 0; i < (size_t)V * C; i++) got[i] -= dt0[i], dt_ref[i] -= dt0[i];
+    report(rel_err(got, dt_ref, (size_t)V * C), TOL_F32, "embedding_bwd N=%lld Vocab=%d C=%d dtable fp32 += (update)",
+           (long long)N, V, C);
+    free(got), free(tab), free(ids), free(ref), free(dy), free(dt0), free(dt_ref);
+    pn_cuda_free(dtab), pn_cuda_free(dids), pn_cuda_free(dy16), pn_cuda_free(d_dy), pn_cuda_free(d_dt);
+}
+
+static void test_cross_entropy(int64_t N, int V, float scale, float grad_scale, int ignore_some, int in_place) {
+    const size_t n = (size_t)N * V;
+    pn_bf16 *dz;
+    float *z = rand_bf16(n, scale, &dz);
+    int64_t *dt;
+    int64_t *tg = rand_ids(N, V, &dt, ignore_some);
+    float *dref = pn_malloc(n * sizeof(float));
+    double loss_ref = pn_cross_entropy(dref, z, tg, N, V, grad_scale);
+    float *row_ref = pn_malloc((size_t)N * sizeof(float));
+    for (int64_t r = 0; r < N; r++)  // a one-row call's mean is that row's loss
+        row_ref[r] = tg[r] < 0 ? 0.0f : (float)pn_cross_entropy(NULL, z + (size_t)r * V, tg + r, 1, V, 1.0f);
+
+    pn_bf16 *dd = in_place ? dz : dev_poisoned(n * sizeof(pn_bf16));
+    float *drow = dev_poisoned((size_t)N * sizeof(float));
+    pn_cuda_cross_entropy_async(dd, drow, dz, dt, N, V, grad_scale);
+    float *got = get_bf16(dd, n);
+    report(rel_err(got, dref, n), TOL_BF16, "cross_entropy N=%lld Vocab=%d%s%s dlogits bf16", (long long)N, V,
+           ignore_some ? " (ignored rows)" : "", in_place ? " in place" : "");
+    free(got);
+    got = get_f32(drow, (size_t)N);
+    report(rel_err(got, row_ref, (size_t)N), TOL_F32, "cross_entropy N=%lld Vocab=%d row losses fp32", (long long)N,
+           V);
+    free(got);
+    if (!in_place) {
+        pn_cuda_memset(dd, 0xFF, n * sizeof(pn_bf16));
+        double loss = pn_cuda_cross_entropy(dd, dz, dt, N, V, grad_scale);
+        double e = loss_ref != 0 ? fabs(loss - loss_ref) / fabs(loss_ref) : fabs(loss);
+        report(isfinite(loss) ? e : INFINITY, TOL_F32, "cross_entropy N=%lld Vocab=%d mean loss %.6f vs %.6f",
+               (long long)N, V, loss, loss_ref);
+    }
+    free(z), free(tg), free(dref), free(row_ref);
+    pn_cuda_free(dz), pn_cuda_free(dt), pn_cuda_free(drow);
+    if (!in_place) pn_cuda_free(dd);
+}
+
+// ---------------------------------------------------------------- AdamW
+static void test_adamw(int64_t n, float wd, int steps) {
+    const float lr = 1e-2f;
+    float *w = rand_host((size_t)n, 1.0f);
+    float *g = pn_malloc((size_t)n * sizeof(float));
+    pn_param_ref ref = {.name = "p", .w = w, .g = g, .n = n, .weight_decay = wd != 0.0f};
+    pn_adamw opt;
+    pn_adamw_init(&opt, &ref, 1, lr, wd);
+    float *d_w = pn_cuda_alloc(PN_CUDA_MEM_PARAMS, (size_t)n * sizeof(float));
+    float *d_g = pn_cuda_alloc(PN_CUDA_MEM_GRADS, (size_t)n * sizeof(float));
+    float *d_m = pn_cuda_alloc(PN_CUDA_MEM_OPTIM, (size_t)n * sizeof(float));
+    float *d_v = pn_cuda_alloc(PN_CUDA_MEM_OPTIM, (size_t)n * sizeof(float));
+    pn_bf16 *d_wb = pn_cuda_alloc(PN_CUDA_MEM_PARAMS, (size_t)n * sizeof(pn_bf16));
+    pn_cuda_upload(d_w, w, (size_t)n * sizeof(float));
+    pn_cuda_memset(d_m, 0, (size_t)n * sizeof(float));
+    pn_cuda_memset(d_v, 0, (size_t)n * sizeof(float));
+    float *w_start = copy_host(w, (size_t)n);
+    for (int s = 0; s < steps; s++) {
+        pn_fill_normal(g, (size_t)n, 0.0f, 0.1f, 99, g_stream++);
+        pn_cuda_upload(d_g, g, (size_t)n * sizeof(float));
+        pn_cuda_memset(d_wb, 0xFF, (size_t)n * sizeof(pn_bf16));
+        pn_adamw_step(&opt, &ref, 1);
+        pn_cuda_adamw_step(d_w, d_wb, d_g, d_m, d_v, n, opt.t, opt.lr, opt.beta1, opt.beta2, opt.eps,
+                           ref.weight_decay ? wd : 0.0f);
+    }
+    float *gw = get_f32(d_w, (size_t)n), *gm = get_f32(d_m, (size_t)n), *gv = get_f32(d_v, (size_t)n);
+    float *gwb = get_bf16(d_wb, (size_t)n);
+    report(rel_err(gw, w, (size_t)n), TOL_F32, "adamw n=%lld wd=%g %d steps: master w fp32", (long long)n, wd, steps);
+    float *du = pn_malloc((size_t)n * sizeof(float)), *du_ref = pn_malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) du[i] = gw[i] - w_start[i], du_ref[i] = w[i] - w_start[i];
+    report(rel_err(du, du_ref, (size_t)n), TOL_F32, "adamw n=%lld wd=%g %d steps: total update w - w0", (long long)n,
+           wd, steps);
+    report(rel_err(gm, opt.m, (size_t)n), TOL_F32, "adamw n=%lld wd=%g %d steps: m fp32", (long long)n, wd, steps);
+    report(rel_err(gv, opt.v, (size_t)n), TOL_F32, "adamw n=%lld wd=%g %d steps: v fp32", (long long)n, wd, steps);
+    report(rel_err(gwb, w, (size_t)n), TOL_BF16, "adamw n=%lld wd=%g %d steps: bf16 copy", (long long)n, wd, steps);
+    free(gw), free(gm), free(gv), free(gwb), free(du), free(du_ref), free(w), free(g), free(w_start);
+    pn_adamw_free(&opt);
+    pn_cuda_free(d_w), pn_cuda_free(d_g), pn_cuda_free(d_m), pn_cuda_free(d_v), pn_cuda_free(d_wb);
+}
+
+int main(void) {
+    if (pn_cuda_device_count() < 1) {
+        printf("test_cuda_ops: no CUDA device (these tests run on the GPU machine)\n");
+        return 1;
+    }
+    pn_cuda_device_info info;
+    pn_cuda_device_info_get(0, &info);
+    printf("device 0: %s, sm_%d%d, %d SMs, %.1f GiB\n", info.name, info.sm_major, info.sm_minor, info.multiprocessors,
+           info.total_mem / 1073741824.0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    test_memory();
+    test_convert(1, 0);
+    test_convert(1000003, 0);
+    test_convert(4099, 1);
+
+    // (M, K, N): odd rows, K and N not multiples of 8, decode-like M = 1, a vocab-sized N.
+    test_linear(37, 64, 97, 1);
+    test_linear(300, 100, 257, 1);
+    test_linear(1, 256, 4096, 0);
+    test_linear(513, 896, 1024, 1);
+    test_linear(128, 2048, 896, 0);
+    test_linear(16, 128, 151936, 0);
+    test_gemm_tt(45, 70, 128);
+    test_gemm_tt(128, 256, 512);
+
+    test_rmsnorm(1, 64, 1);
+    test_rmsnorm(37, 896, 1);
+    test_rmsnorm(129, 4096, 1);
+    test_rmsnorm(300, 100, 1);  // D not a multiple of 8: scalar path
+    test_rmsnorm(513, 128, 0);  // no weight (Qwen3 per-head norms have one; the op allows none)
+    test_rmsnorm(5, 8192, 1);
+
+    test_rope(2, 37, 4, 64, 7, 10000.0f);
+    test_rope(1, 129, 2, 96, 100000, 1000000.0f);
+    test_rope(3, 17, 3, 128, 0, 10000.0f);
+    test_rope(1, 33, 2, 256, 5000, 500000.0f);
+    test_rope(2, 11, 3, 20, 3, 10000.0f);  // D/2 = 10: scalar path
+
+    test_swiglu(1, 0);
+    test_swiglu(4099, 0);
+    test_swiglu(37 * 4864, 0);
+    test_swiglu(1 << 20, 1);  // misaligned pointers: scalar path
+    test_add(7);
+    test_add(896 * 37 + 5);
+
+    test_embedding(300, 97, 896);
+    test_embedding(257, 151936, 64);
+    test_embedding(129, 1000, 100);  // C not a multiple of 8
+
+    test_cross_entropy(37, 97, 3.0f, 1.0f, 0, 0);
+    test_cross_entropy(8, 151936, 4.0f, 1.0f, 0, 0);
+    test_cross_entropy(129, 1000, 2.0f, 0.5f, 1, 0);
+    test_cross_entropy(64, 32000, 3.0f, 1.0f, 1, 1);
+    test_cross_entropy(5, 1, 1.0f, 1.0f, 0, 0);
+
+    test_adamw(1, 0.1f, 3);
+    test_adamw(1003, 0.0f, 3);
+    test_adamw((1 << 20) + 5, 0.1f, 3);
+
+    pn_cuda_gemm_release();
+    pn_cuda_sync();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("time %.2f s\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    printf("test_cuda_ops: %d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
