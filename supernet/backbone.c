@@ -297,7 +297,9 @@ void pn_backbone_forward(pn_backbone *bb, const int64_t *ids, int B, int T) {
     const float eps = (float)bb->cfg.rms_norm_eps;
     for (int64_t n = 0; n < N; n++) PN_ASSERT(ids[n] >= 0 && ids[n] < bb->V);
     memcpy(bb->ids, ids, (size_t)N * sizeof(int64_t));
-    pn_block_ctx ctx = {bb->v_first, bb->dv_first};
+    // rwkv7's value residual: the first rwkv7 layer finds v_first NULL and points it
+    // at its own v (in its activations); backward must see that same pointer.
+    pn_block_ctx ctx = {NULL, bb->dv_first};
 
     pn_embedding_fwd(bb->resid[0], ids, bb->embed, N, C);
     for (int l = 0; l < bb->n_layers; l++) {
@@ -315,6 +317,7 @@ void pn_backbone_forward(pn_backbone *bb, const int64_t *ids, int B, int T) {
         pn_linear_fwd(out, a->mid, ly->down, NULL, N, I, C);
         pn_add_inplace(out, a->h, N * C);
     }
+    bb->v_first_fwd = ctx.v_first;
     pn_rmsnorm_fwd(bb->final, bb->rstd_f, bb->resid[bb->n_layers], bb->final_norm, N, C, eps);
     if (!bb->no_logits) pn_linear_fwd(bb->logits, bb->final, bb->lm_head, NULL, N, C, bb->V);
 }
@@ -345,7 +348,7 @@ void pn_backbone_backward(pn_backbone *bb, const float *dlogits, const float *df
     const int B = bb->B, T = bb->T;
     const int64_t N = (int64_t)B * T;
     const int C = bb->C, I = bb->I, L = bb->n_layers;
-    pn_block_ctx ctx = {bb->v_first, bb->dv_first};
+    pn_block_ctx ctx = {bb->v_first_fwd, bb->dv_first};
     memset(bb->dv_first, 0, (size_t)N * C * sizeof(float));
 
     // d hidden(L) = dfinal + dlogits · lm_head

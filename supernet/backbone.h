@@ -75,6 +75,7 @@ typedef struct {
     float *scratch;       // mixer scratch
     size_t scratch_floats;
     float *v_first, *dv_first;  // pn_block_ctx buffers (N, C)
+    float *v_first_fwd;         // where the last forward's first rwkv7 layer left v_first (NULL: none)
 } pn_backbone;
 
 // Loads DIR (config.json + safetensors, any float dtype). Bad input exits 2.
