@@ -16,6 +16,8 @@ const char *const pn_distill_names[] = {"mse", "kl", "both", NULL};
 const char *const pn_linear_init_names[] = {"block", "copy_attn", NULL};
 const char *const pn_objective_mc_names[] = {"nll", "teacher_forced_acc", NULL};
 const char *const pn_objective_gen_names[] = {"exact_match", "teacher_forced_acc", NULL};
+const char *const pn_train_mode_names[] = {"backbone", "supernet", NULL};
+const char *const pn_arch_type_names[] = {"qwen2", "llama", "qwen3", NULL};
 
 #define INT_MAX_D 2147483647.0
 
@@ -33,10 +35,30 @@ static const pn_cfg_field run_schema[] = {
 };
 
 static const pn_cfg_field model_schema[] = {
-    {"path", PN_CFG_STRING, F(pn_model_config, path), NULL, "HF model directory: config.json + safetensors",
-     PN_CFG_REQUIRED},
+    {"path", PN_CFG_STRING, F(pn_model_config, path), NULL,
+     "HF model directory: config.json + safetensors; \"\" = train from scratch (arch section)", PN_CFG_REQUIRED},
     {"dtype", PN_CFG_ENUM, F(pn_model_config, dtype), "f32", "dtype of the frozen weights in compute",
      PN_CFG_VALUES(pn_job_dtype_names)},
+    PN_CFG_END,
+};
+
+static const pn_cfg_field arch_schema[] = {
+    {"model_type", PN_CFG_ENUM, F(pn_arch_config, model_type), "qwen2", "architecture family (HF model_type)",
+     PN_CFG_VALUES(pn_arch_type_names)},
+    {"vocab_size", PN_CFG_INT, F(pn_arch_config, vocab_size), "0", "vocabulary size", PN_CFG_RANGE(0, INT_MAX_D)},
+    {"hidden_size", PN_CFG_INT, F(pn_arch_config, hidden_size), "0", "model width C", PN_CFG_RANGE(0, 1048576)},
+    {"intermediate_size", PN_CFG_INT, F(pn_arch_config, intermediate_size), "0", "MLP width I",
+     PN_CFG_RANGE(0, 4194304)},
+    {"num_layers", PN_CFG_INT, F(pn_arch_config, num_layers), "0", "decoder layers; 0 = no arch (use model.path)",
+     PN_CFG_RANGE(0, 4096)},
+    {"num_heads", PN_CFG_INT, F(pn_arch_config, num_heads), "0", "query heads", PN_CFG_RANGE(0, 4096)},
+    {"num_kv_heads", PN_CFG_INT, F(pn_arch_config, num_kv_heads), "0", "key/value heads; 0 = num_heads",
+     PN_CFG_RANGE(0, 4096)},
+    {"head_dim", PN_CFG_INT, F(pn_arch_config, head_dim), "0", "per-head dim; 0 = hidden_size / num_heads",
+     PN_CFG_RANGE(0, 65536)},
+    {"rope_theta", PN_CFG_DOUBLE, F(pn_arch_config, rope_theta), "10000", "RoPE base", PN_CFG_GT(0)},
+    {"rms_norm_eps", PN_CFG_DOUBLE, F(pn_arch_config, rms_norm_eps), "1e-6", "RMSNorm epsilon", PN_CFG_GT(0)},
+    {"tie_embeddings", PN_CFG_BOOL, F(pn_arch_config, tie_embeddings), "true", "LM head shares the embedding"},
     PN_CFG_END,
 };
 
@@ -69,25 +91,40 @@ static const pn_cfg_field supernet_schema[] = {
     {"kl_weight", PN_CFG_DOUBLE, F(pn_supernet_config, kl_weight), "1.0", "weight of the KL term", PN_CFG_MIN(0)},
     {"temperature", PN_CFG_DOUBLE, F(pn_supernet_config, temperature), "1.0", "KL softmax temperature",
      PN_CFG_GT(0)},
-    {"steps", PN_CFG_INT, F(pn_supernet_config, steps), "200", "optimizer steps", PN_CFG_RANGE(0, INT_MAX_D)},
-    {"lr", PN_CFG_DOUBLE, F(pn_supernet_config, lr), "1e-3", "peak AdamW learning rate", PN_CFG_MIN(0)},
-    {"min_lr_ratio", PN_CFG_DOUBLE, F(pn_supernet_config, min_lr_ratio), "0.1",
-     "cosine-decay floor as a fraction of lr", PN_CFG_RANGE(0, 1)},
-    {"warmup_steps", PN_CFG_INT, F(pn_supernet_config, warmup_steps), "20", "linear warm-up steps",
-     PN_CFG_RANGE(0, INT_MAX_D)},
-    {"weight_decay", PN_CFG_DOUBLE, F(pn_supernet_config, weight_decay), "0.1", "AdamW decoupled weight decay",
-     PN_CFG_MIN(0)},
-    {"grad_clip", PN_CFG_DOUBLE, F(pn_supernet_config, grad_clip), "1.0", "global gradient-norm clip; 0 = off",
-     PN_CFG_MIN(0)},
-    {"grad_accum", PN_CFG_INT, F(pn_supernet_config, grad_accum), "1", "micro-batches per optimizer step",
-     PN_CFG_RANGE(1, 4096)},
-    {"eval_every", PN_CFG_INT, F(pn_supernet_config, eval_every), "50", "validate every N steps; 0 = never",
-     PN_CFG_RANGE(0, INT_MAX_D)},
-    {"ckpt_every", PN_CFG_INT, F(pn_supernet_config, ckpt_every), "100",
-     "checkpoint every N steps; 0 = only at the end", PN_CFG_RANGE(0, INT_MAX_D)},
     {"linear_init", PN_CFG_ENUM, F(pn_supernet_config, linear_init), "block",
      "linear-path init: the block's own, or copy q/k/v/o from attention where shapes match",
      PN_CFG_VALUES(pn_linear_init_names)},
+    PN_CFG_END,
+};
+
+static const pn_cfg_field train_schema[] = {
+    {"mode", PN_CFG_ENUM, F(pn_train_config, mode), "supernet",
+     "backbone (LM loss, every weight trains) | supernet (distillation of the linear paths)",
+     PN_CFG_VALUES(pn_train_mode_names)},
+    {"steps", PN_CFG_INT, F(pn_train_config, steps), "200", "optimizer steps", PN_CFG_RANGE(0, INT_MAX_D)},
+    {"lr", PN_CFG_DOUBLE, F(pn_train_config, lr), "1e-3", "peak AdamW learning rate", PN_CFG_MIN(0)},
+    {"min_lr_ratio", PN_CFG_DOUBLE, F(pn_train_config, min_lr_ratio), "0.1", "cosine-decay floor as a fraction of lr",
+     PN_CFG_RANGE(0, 1)},
+    {"warmup_steps", PN_CFG_INT, F(pn_train_config, warmup_steps), "20", "linear warm-up steps",
+     PN_CFG_RANGE(0, INT_MAX_D)},
+    {"weight_decay", PN_CFG_DOUBLE, F(pn_train_config, weight_decay), "0.1", "AdamW decoupled weight decay",
+     PN_CFG_MIN(0)},
+    {"beta1", PN_CFG_DOUBLE, F(pn_train_config, beta1), "0.9", "AdamW first-moment decay", PN_CFG_RANGE(0, 1)},
+    {"beta2", PN_CFG_DOUBLE, F(pn_train_config, beta2), "0.95", "AdamW second-moment decay", PN_CFG_RANGE(0, 1)},
+    {"grad_clip", PN_CFG_DOUBLE, F(pn_train_config, grad_clip), "1.0", "global gradient-norm clip; 0 = off",
+     PN_CFG_MIN(0)},
+    {"grad_accum", PN_CFG_INT, F(pn_train_config, grad_accum), "1", "micro-batches per optimizer step",
+     PN_CFG_RANGE(1, 4096)},
+    {"eval_every", PN_CFG_INT, F(pn_train_config, eval_every), "50", "validate every N steps; 0 = never",
+     PN_CFG_RANGE(0, INT_MAX_D)},
+    {"eval_batches", PN_CFG_INT, F(pn_train_config, eval_batches), "8",
+     "validation batches (of data.batch_size windows) per evaluation", PN_CFG_RANGE(1, INT_MAX_D)},
+    {"ckpt_every", PN_CFG_INT, F(pn_train_config, ckpt_every), "100", "checkpoint every N steps; 0 = only at the end",
+     PN_CFG_RANGE(0, INT_MAX_D)},
+    {"ckpt_keep", PN_CFG_INT, F(pn_train_config, ckpt_keep), "2", "newest checkpoints kept on disk; 0 = all",
+     PN_CFG_RANGE(0, INT_MAX_D)},
+    {"log_every", PN_CFG_INT, F(pn_train_config, log_every), "1", "metrics.jsonl line every N steps",
+     PN_CFG_RANGE(1, INT_MAX_D)},
     PN_CFG_END,
 };
 
@@ -137,8 +174,12 @@ static const pn_cfg_field demo_schema[] = {
 const pn_cfg_field pn_job_config_schema[] = {
     {"run", PN_CFG_SECTION, F(pn_job_config, run), NULL, "run identity and runtime", PN_CFG_NESTED(run_schema)},
     {"model", PN_CFG_SECTION, F(pn_job_config, model), NULL, "the pretrained model", PN_CFG_NESTED(model_schema)},
+    {"arch", PN_CFG_SECTION, F(pn_job_config, arch), NULL, "a model trained from scratch (model.path \"\")",
+     PN_CFG_NESTED(arch_schema)},
     {"data", PN_CFG_SECTION, F(pn_job_config, data), NULL, "training data and tasks", PN_CFG_NESTED(data_schema)},
-    {"supernet", PN_CFG_SECTION, F(pn_job_config, supernet), NULL, "supernet training",
+    {"train", PN_CFG_SECTION, F(pn_job_config, train), NULL, "the training loop (both modes)",
+     PN_CFG_NESTED(train_schema)},
+    {"supernet", PN_CFG_SECTION, F(pn_job_config, supernet), NULL, "supernet paths, sampling and distillation",
      PN_CFG_NESTED(supernet_schema)},
     {"search", PN_CFG_SECTION, F(pn_job_config, search), NULL, "placement beam search", PN_CFG_NESTED(search_schema)},
     {"hw_search", PN_CFG_SECTION, F(pn_job_config, hw_search), NULL, "hardware-aware search",

@@ -26,6 +26,8 @@ typedef enum { PN_DISTILL_MSE, PN_DISTILL_KL, PN_DISTILL_BOTH } pn_distill;
 typedef enum { PN_LINEAR_INIT_BLOCK, PN_LINEAR_INIT_COPY_ATTN } pn_linear_init;
 typedef enum { PN_OBJ_MC_NLL, PN_OBJ_MC_TEACHER_FORCED_ACC } pn_objective_mc;
 typedef enum { PN_OBJ_GEN_EXACT_MATCH, PN_OBJ_GEN_TEACHER_FORCED_ACC } pn_objective_gen;
+typedef enum { PN_TRAIN_BACKBONE, PN_TRAIN_SUPERNET } pn_train_mode;
+typedef enum { PN_ARCH_QWEN2, PN_ARCH_LLAMA, PN_ARCH_QWEN3 } pn_arch_type;
 
 // YAML names of the enums above, NULL-terminated, in enum order.
 extern const char *const pn_job_device_names[];
@@ -37,6 +39,8 @@ extern const char *const pn_distill_names[];
 extern const char *const pn_linear_init_names[];
 extern const char *const pn_objective_mc_names[];
 extern const char *const pn_objective_gen_names[];
+extern const char *const pn_train_mode_names[];
+extern const char *const pn_arch_type_names[];        // HF model_type strings
 
 typedef struct {
     char *name;       // run name (used in reports)
@@ -48,12 +52,30 @@ typedef struct {
 } pn_run_config;
 
 typedef struct {
-    char *path;       // HF model directory (config.json + safetensors)
+    char *path;       // HF model directory (config.json + safetensors); "" = from scratch (arch)
     int dtype;        // pn_job_dtype: compute dtype of the frozen weights
 } pn_model_config;
 
+// A model trained from scratch (model.path ""): the numbers of its config.json.
+// num_layers 0 means "no arch given"; num_kv_heads 0 = num_heads; head_dim 0 =
+// hidden_size / num_heads. Consistency (divisibility etc.) is checked where the
+// model is built (pn_arch_to_hf in supernet/trainer.h), which names the key.
 typedef struct {
-    char *train;      // token file for supernet training ("" = none)
+    int model_type;          // pn_arch_type
+    int vocab_size;
+    int hidden_size;
+    int intermediate_size;
+    int num_layers;
+    int num_heads;
+    int num_kv_heads;
+    int head_dim;
+    double rope_theta;
+    double rms_norm_eps;
+    bool tie_embeddings;
+} pn_arch_config;
+
+typedef struct {
+    char *train;      // training token file(s) ("" = none)
     char *valid;      // token file for validation loss ("" = none)
     int seq_len;      // T of a training sequence
     int batch_size;   // B per step (per device)
@@ -70,17 +92,26 @@ typedef struct {
     double mse_weight;    // weight of MSE on final hidden states
     double kl_weight;     // weight of KL on logits
     double temperature;   // KL temperature
+    int linear_init;      // pn_linear_init
+} pn_supernet_config;
+
+// The optimisation loop (supernet/trainer.h), shared by both modes.
+typedef struct {
+    int mode;             // pn_train_mode: backbone (LM loss, all trainable) | supernet (distillation)
     int steps;            // optimizer steps
     double lr;            // peak AdamW learning rate
     double min_lr_ratio;  // cosine decay floor as a fraction of lr
     int warmup_steps;     // linear warm-up steps
     double weight_decay;  // AdamW decoupled weight decay
+    double beta1, beta2;  // AdamW moment decay rates
     double grad_clip;     // global-norm clip; 0 = off
     int grad_accum;       // micro-batches per optimizer step
     int eval_every;       // validation every N steps; 0 = never
+    int eval_batches;     // validation batches of data.batch_size windows
     int ckpt_every;       // checkpoint every N steps; 0 = only at the end
-    int linear_init;      // pn_linear_init
-} pn_supernet_config;
+    int ckpt_keep;        // newest checkpoints kept; 0 = all
+    int log_every;        // metrics.jsonl line every N steps
+} pn_train_config;
 
 typedef struct {
     int beam_width;            // beam size of the placement search
@@ -112,7 +143,9 @@ typedef struct {
 typedef struct {
     pn_run_config run;
     pn_model_config model;
+    pn_arch_config arch;
     pn_data_config data;
+    pn_train_config train;
     pn_supernet_config supernet;
     pn_search_config search;
     pn_hw_search_config hw_search;

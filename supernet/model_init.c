@@ -58,7 +58,8 @@ int pn_model_preset(const char *name, pn_hf_config *out) {
     return -1;
 }
 
-static void init_config_write(const pn_hf_config *c, const char *dir, pn_dtype dtype) {
+void pn_hf_config_write(const pn_hf_config *c, const char *dir, const char *dtype_name) {
+    pn_mkdir_p(dir);
     json_t *j = json_object();
     json_t *arch = json_array();
     json_array_append_new(arch, json_string(c->architecture[0] ? c->architecture : "Qwen2ForCausalLM"));
@@ -79,7 +80,7 @@ static void init_config_write(const pn_hf_config *c, const char *dir, pn_dtype d
     json_object_set_new(j, "use_sliding_window", json_false());
     json_object_set_new(j, "max_position_embeddings", json_integer(131072));
     if (strcmp(c->model_type, "qwen2") != 0) json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
-    json_object_set_new(j, "torch_dtype", json_string(dtype == PN_BF16 ? "bfloat16" : "float32"));
+    json_object_set_new(j, "torch_dtype", json_string(dtype_name));
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     char path[4096];
@@ -112,7 +113,7 @@ static int64_t init_add(pn_st_writer *w, pn_dtype dtype, const char *name, int n
 void pn_model_init_write(const pn_hf_config *c, const char *dir, uint64_t seed, pn_dtype dtype) {
     PN_ASSERT(dtype == PN_F32 || dtype == PN_BF16);
     pn_mkdir_p(dir);
-    init_config_write(c, dir, dtype);
+    pn_hf_config_write(c, dir, dtype == PN_BF16 ? "bfloat16" : "float32");
     int C = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
     int Hq = c->num_attention_heads, Hkv = c->num_key_value_heads;
     pn_st_writer *w = pn_st_writer_new();

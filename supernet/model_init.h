@@ -16,3 +16,6 @@ const char *const *pn_model_preset_names(void);
 // Writes DIR/config.json (transformers 4.x form) and DIR/model.safetensors
 // (sharded above 4 GiB) with weights of `dtype` (F32 or BF16), seeded.
 void pn_model_init_write(const pn_hf_config *c, const char *dir, uint64_t seed, pn_dtype dtype);
+// Writes DIR/config.json (transformers 4.x form) for c, with torch_dtype
+// `dtype_name` ("float32", "bfloat16", ...); creates DIR. Atomic.
+void pn_hf_config_write(const pn_hf_config *c, const char *dir, const char *dtype_name);

@@ -8,7 +8,7 @@ check "demo: run.name from the file" grep -q '^  name: demo$' "$TMP/out"
 check "demo: default supernet.block" grep -q '^  block: jetblock$' "$TMP/out"
 check "demo: default search.tasks" grep -q '^  tasks: \[retrieval, math, knowledge\]$' "$TMP/out"
 check "demo: default hw_search.context" grep -q '^  context: 65536$' "$TMP/out"
-check "demo: default supernet.lr" grep -q '^  lr: 0.001$' "$TMP/out"
+check "demo: default train.lr" grep -q '^  lr: 0.001$' "$TMP/out"
 check "demo: nothing on stderr" test ! -s "$TMP/err"
 expect_ok "$PN" config check configs/example-full.yaml
 expect_ok "$PN" config check "$D/good_full.yaml"
@@ -31,7 +31,7 @@ expect_fail 2 "bad_duplicate.yaml:6:3: duplicate key run.seed \(first given at l
     "$PN" config check "$D/bad_duplicate.yaml"
 expect_fail 2 "bad_type_int.yaml:4:12: expected an integer for data.seq_len, got 'abc'" \
     "$PN" config check "$D/bad_type_int.yaml"
-expect_fail 2 "bad_range.yaml:4:15: value 0 out of range \[1, 4096\] for supernet.grad_accum" \
+expect_fail 2 "bad_range.yaml:4:15: value 0 out of range \[1, 4096\] for train.grad_accum" \
     "$PN" config check "$D/bad_range.yaml"
 expect_fail 2 "bad_enum.yaml:4:10: bad value 'mamba' for supernet.block" "$PN" config check "$D/bad_enum.yaml"
 expect_fail 2 "bad_missing_required.yaml:2:1: missing required key model.path" \

@@ -42,11 +42,17 @@ static void test_good_full(void) {
     CHECK(c.supernet.p_full == 0.5, "supernet.p_full");
     CHECK(c.supernet.distill == PN_DISTILL_BOTH, "supernet.distill");
     CHECK(c.supernet.temperature == 2.5, "supernet.temperature");
-    CHECK(c.supernet.lr == 3e-4, "supernet.lr = %g", c.supernet.lr);
-    CHECK(c.supernet.steps == 1000, "supernet.steps");
-    CHECK(c.supernet.warmup_steps == 20, "supernet.warmup_steps default");
+    CHECK(c.train.lr == 3e-4, "train.lr = %g", c.train.lr);
+    CHECK(c.train.steps == 1000, "train.steps");
+    CHECK(c.train.mode == PN_TRAIN_BACKBONE, "train.mode");
+    CHECK(c.train.beta2 == 0.99, "train.beta2");
+    CHECK(c.train.warmup_steps == 20, "train.warmup_steps default");
     CHECK(c.supernet.swa_window == 64, "supernet.swa_window default");
-    CHECK(c.supernet.weight_decay == 0.1, "supernet.weight_decay default");
+    CHECK(c.train.weight_decay == 0.1, "train.weight_decay default");
+    CHECK(c.arch.model_type == PN_ARCH_QWEN3 && c.arch.vocab_size == 1000 && c.arch.num_layers == 3 &&
+              c.arch.tie_embeddings == false && c.arch.rope_theta == 1e6,
+          "arch");
+    CHECK(c.arch.hidden_size == 0 && c.arch.num_kv_heads == 0 && c.arch.rms_norm_eps == 1e-6, "arch defaults");
     CHECK(c.search.beam_width == 8, "search.beam_width");
     CHECK(c.search.swa == false, "search.swa");
     CHECK(c.search.tasks.n == 2 && !strcmp(c.search.tasks.v[0], "mmlu") && !strcmp(c.search.tasks.v[1], "gsm8k"),
@@ -85,12 +91,21 @@ static void test_defaults(void) {
     CHECK(s->block == PN_LINEAR_JETBLOCK && s->k_max == 2 && s->sampling == PN_SAMPLING_UNIFORM_K &&
               s->p_full == 0.25 && s->swa_window == 64 && s->distill == PN_DISTILL_MSE,
           "supernet defaults (1)");
-    CHECK(s->mse_weight == 1.0 && s->kl_weight == 1.0 && s->temperature == 1.0 && s->steps == 200 &&
-              s->lr == 1e-3 && s->min_lr_ratio == 0.1 && s->warmup_steps == 20 && s->weight_decay == 0.1,
-          "supernet defaults (2)");
-    CHECK(s->grad_clip == 1.0 && s->grad_accum == 1 && s->eval_every == 50 && s->ckpt_every == 100 &&
+    CHECK(s->mse_weight == 1.0 && s->kl_weight == 1.0 && s->temperature == 1.0 &&
               s->linear_init == PN_LINEAR_INIT_BLOCK,
-          "supernet defaults (3)");
+          "supernet defaults (2)");
+    const pn_train_config *tr = &c.train;
+    CHECK(tr->mode == PN_TRAIN_SUPERNET && tr->steps == 200 && tr->lr == 1e-3 && tr->min_lr_ratio == 0.1 &&
+              tr->warmup_steps == 20 && tr->weight_decay == 0.1 && tr->beta1 == 0.9 && tr->beta2 == 0.95,
+          "train defaults (1)");
+    CHECK(tr->grad_clip == 1.0 && tr->grad_accum == 1 && tr->eval_every == 50 && tr->eval_batches == 8 &&
+              tr->ckpt_every == 100 && tr->ckpt_keep == 2 && tr->log_every == 1,
+          "train defaults (2)");
+    const pn_arch_config *ar = &c.arch;
+    CHECK(ar->model_type == PN_ARCH_QWEN2 && ar->vocab_size == 0 && ar->hidden_size == 0 &&
+              ar->intermediate_size == 0 && ar->num_layers == 0 && ar->num_heads == 0 && ar->num_kv_heads == 0 &&
+              ar->head_dim == 0 && ar->rope_theta == 10000.0 && ar->rms_norm_eps == 1e-6 && ar->tie_embeddings,
+          "arch defaults (no arch)");
     const pn_search_config *q = &c.search;
     CHECK(q->beam_width == 4 && q->k_max == 2 && q->objective_mc == PN_OBJ_MC_NLL &&
               q->objective_gen == PN_OBJ_GEN_EXACT_MATCH && q->swa == true && q->max_new_tokens == 16,
@@ -115,6 +130,13 @@ static void test_shipped_configs(void) {
     pn_job_config_load(&c, path);
     CHECK(!strcmp(c.run.name, "demo") && !strcmp(c.run.out_dir, "results/demo"), "demo.yaml run");
     CHECK(!strcmp(c.model.path, "../shared/fixtures/qwen2-tiny"), "demo.yaml model.path");
+    pn_job_config_free(&c);
+    // tiny-backbone.yaml: a from-scratch model (empty model.path, an arch) in backbone mode.
+    snprintf(path, sizeof path, "%s/configs/tiny-backbone.yaml", src ? src : ".");
+    pn_job_config_load(&c, path);
+    CHECK(!strcmp(c.model.path, "") && c.arch.num_layers == 4 && c.arch.vocab_size == 256 &&
+              c.train.mode == PN_TRAIN_BACKBONE,
+          "tiny-backbone.yaml");
     pn_job_config_free(&c);
     // example-full.yaml documents the defaults: apart from model.path it must equal them.
     snprintf(path, sizeof path, "%s/configs/example-full.yaml", src ? src : ".");
@@ -164,7 +186,7 @@ static void test_fixed_point(void) {
         c.search.tasks.v[0] = pn_strdup(odd[i]);
         check_fixed_point(&c, odd[i]);
     }
-    c.supernet.lr = 1.0 / 3.0;
+    c.train.lr = 1.0 / 3.0;
     c.supernet.p_full = 1e-300;
     c.supernet.temperature = 123456789.125;
     c.hw_search.throughput_tolerance = 0;
@@ -274,16 +296,16 @@ static void test_bad_files(void) {
                     ":5:3: unknown key 'k_mx' in section 'supernet' (did you mean 'k_max'?); valid keys: block, k_max,");
     expect_bad_file("bad_duplicate.yaml", ":6:3: duplicate key run.seed (first given at line 4)");
     expect_bad_file("bad_type_int.yaml", ":4:12: expected an integer for data.seq_len, got 'abc'");
-    expect_bad_file("bad_type_float.yaml", ":4:7: expected a number for supernet.lr, got 'fast'");
+    expect_bad_file("bad_type_float.yaml", ":4:7: expected a number for train.lr, got 'fast'");
     expect_bad_file("bad_type_bool.yaml", ":4:8: expected a boolean (true or false) for search.swa, got 'yes'");
     expect_bad_file("bad_type_list.yaml", ":4:14: expected an integer for hw_search.heads[1], got 'eight'");
-    expect_bad_file("bad_range.yaml", ":4:15: value 0 out of range [1, 4096] for supernet.grad_accum");
+    expect_bad_file("bad_range.yaml", ":4:15: value 0 out of range [1, 4096] for train.grad_accum");
     expect_bad_file("bad_enum.yaml", ":4:10: bad value 'mamba' for supernet.block (did you mean 'mamba2'?); "
                                      "expected one of: jetblock, gated_deltanet, deltanet, gla, retnet, mamba2, rwkv7");
     expect_bad_file("bad_missing_required.yaml", ":2:1: missing required key model.path");
     expect_bad_file("bad_top_sequence.yaml", ":1:1: the top level must be a mapping of sections (run, model,");
     expect_bad_file("bad_unknown_section.yaml",
-                    ":3:1: unknown section 'saerch' (did you mean 'search'?); valid sections: run, model, data,");
+                    ":3:1: unknown section 'saerch' (did you mean 'search'?); valid sections: run, model, arch, data, train,");
     bad_case missing = {"does_not_exist.yaml", NULL, NULL};
     CHECK(expect_exit(run_bad, &missing, 2, "does_not_exist.yaml: cannot open"), "missing file");
 }
@@ -301,10 +323,13 @@ static void test_bad_texts(void) {
         ":3:9: value 99999999999999999999 out of range [0, 9.223372036854776e+18] for run.seed");
     BAD("run:\n  seed: -1\n", ":3:9: value -1 out of range [0, 9.223372036854776e+18] for run.seed");
     BAD("data:\n  seq_len: \"512\"\n", ":3:12: expected an integer for data.seq_len, got '512' (a quoted string)");
-    BAD("supernet:\n  steps: 1.5\n", ":3:10: expected an integer for supernet.steps, got '1.5'");
+    BAD("train:\n  steps: 1.5\n", ":3:10: expected an integer for train.steps, got '1.5'");
     BAD("supernet:\n  temperature: 0\n", ":3:16: value 0 out of range (0, inf) for supernet.temperature");
-    BAD("supernet:\n  lr: .inf\n", ":3:7: expected a number for supernet.lr, got '.inf'");
-    BAD("supernet:\n  lr: 1e999\n", ":3:7: value 1e999 overflows a double for supernet.lr");
+    BAD("train:\n  lr: .inf\n", ":3:7: expected a number for train.lr, got '.inf'");
+    BAD("train:\n  lr: 1e999\n", ":3:7: value 1e999 overflows a double for train.lr");
+    BAD("train:\n  mode: pretrain\n", ":3:9: bad value 'pretrain' for train.mode; expected one of: backbone, supernet");
+    BAD("supernet:\n  lr: 1e-3\n", ":3:3: unknown key 'lr' in section 'supernet'");
+    BAD("arch:\n  model_type: gpt2\n", ":3:15: bad value 'gpt2' for arch.model_type");
     BAD("supernet:\n  p_full: 1.5\n", ":3:11: value 1.5 out of range [0, 1] for supernet.p_full");
     BAD("hw_search:\n  heads: 4\n", ":3:10: expected a list of integers for hw_search.heads, got '4'");
     BAD("hw_search:\n  heads: [4, 0]\n", ":3:14: value 0 out of range [1, 4096] for hw_search.heads[1]");
