@@ -6,6 +6,7 @@
 #include "args.h"
 #include "core/safetensors.h"
 #include "supernet/backbone.h"
+#include "supernet/hybrid.h"
 
 int cmd_forward(int argc, char **argv) {
     pn_opt opts[] = {
@@ -24,7 +25,7 @@ int cmd_forward(int argc, char **argv) {
     const char *out = pn_opt_require("forward", &opts[2]);
     const int want_grad = opts[3].present;
 
-    pn_backbone *bb = pn_backbone_load(model);
+    pn_backbone *bb = pn_hybrid_load(model);
     pn_safetensors *in = pn_st_open(inputs);
     if (!pn_st_find(in, "input_ids")) pn_die_input(inputs, "tensor 'input_ids' is missing (expected I64 [B, T])");
     int ndim = 0;

@@ -6,7 +6,7 @@
 
 int cmd_init_model(int argc, char **argv) {
     pn_opt opts[] = {
-        {"--like", "NAME", "preset: qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen3-1.7b, bench-6x256"},
+        {"--like", "NAME", "preset: qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-3b, qwen3-1.7b, jet-nemotron-2b, jet-nemotron-4b, bench-6x256"},
         {"--out", "DIR", "output HF directory (config.json + model.safetensors)"},
         {"--dtype", "DT", "bf16 (default) or f32"},
         {"--seed", "N", "weight seed (default 1234)"},

@@ -11,3 +11,4 @@ int cmd_demo(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);

@@ -24,14 +24,73 @@ static const preset g_presets[] = {
     {"bench-6x256", "qwen2", 4096, 256, 704, 6, 4, 2, 64, 1, 1e-6, 10000.0},
 };
 
+// Jet-Nemotron as published (NVlabs/Jet-Nemotron, jetai/modeling/configs/jetlm_2B.json
+// and jetlm_4B.json): one letter per layer, j = JetBlock ("jet"), A = full
+// attention, S = sliding window. JetBlock: conv 4, generator reduction 8.
+typedef struct {
+    const char *name;
+    const char *base;  // g_presets entry
+    const char *layers;
+    int jet_heads, jet_k, jet_v, swa_window;
+} jet_preset;
+
+static const jet_preset g_jet_presets[] = {
+    {"jet-nemotron-2b", "qwen2.5-1.5b", "jjjjjjjjjjjjjjAjjjjASSjjjjjj", 12, 96, 256, 1152},
+    {"jet-nemotron-4b", "qwen2.5-3b", "jjjjjSjjjjjjjjjjSAjSASSjjSjSjjjjAjjj", 16, 128, 256, 2048},
+};
+
 const char *const *pn_model_preset_names(void) {
-    static const char *names[PN_ARRAY_LEN(g_presets) + 1];
-    for (size_t i = 0; i < PN_ARRAY_LEN(g_presets); i++) names[i] = g_presets[i].name;
-    names[PN_ARRAY_LEN(g_presets)] = NULL;
+    static const char *names[PN_ARRAY_LEN(g_presets) + PN_ARRAY_LEN(g_jet_presets) + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < PN_ARRAY_LEN(g_presets); i++) names[n++] = g_presets[i].name;
+    for (size_t i = 0; i < PN_ARRAY_LEN(g_jet_presets); i++) names[n++] = g_jet_presets[i].name;
+    names[n] = NULL;
     return names;
 }
 
+static int base_preset(const char *name, pn_hf_config *out);
+
+int pn_model_jet_preset(const char *name, pn_hf_config *base, pn_hybrid_layout *lay) {
+    for (size_t i = 0; i < PN_ARRAY_LEN(g_jet_presets); i++) {
+        const jet_preset *p = &g_jet_presets[i];
+        if (strcmp(p->name, name) != 0) continue;
+        PN_ASSERT(base_preset(p->base, base) == 0);
+        PN_ASSERT((int)strlen(p->layers) == base->num_hidden_layers);
+        pn_hybrid_layout_init(lay, base->num_hidden_layers);
+        const pn_block_type *jet = pn_block_type_find("jetblock"), *swa = pn_block_type_find("swa");
+        PN_ASSERT(jet && swa);
+        for (int l = 0; l < base->num_hidden_layers; l++) {
+            char ch = p->layers[l];
+            PN_ASSERT(ch == 'j' || ch == 'A' || ch == 'S');
+            if (ch == 'j') lay->type[l] = jet;
+            if (ch == 'S') lay->type[l] = swa;
+        }
+        pn_block_cfg *j = &lay->dims[pn_hybrid_type_index(jet)];
+        j->H = p->jet_heads;
+        j->K = p->jet_k;
+        j->V = p->jet_v;
+        j->conv_size = 4;
+        j->gen_reduction = 8;
+        j->norm_eps = 1e-5f;
+        lay->dims[pn_hybrid_type_index(swa)].window = p->swa_window;
+        return 0;
+    }
+    return -1;
+}
+
 int pn_model_preset(const char *name, pn_hf_config *out) {
+    pn_hybrid_layout *lay = pn_malloc(sizeof(*lay));
+    int r = pn_model_jet_preset(name, out, lay);
+    free(lay);
+    if (r == 0) {
+        snprintf(out->model_type, sizeof out->model_type, "jet_nemotron");
+        snprintf(out->architecture, sizeof out->architecture, "JetNemotronForCausalLM");
+        return 0;
+    }
+    return base_preset(name, out);
+}
+
+static int base_preset(const char *name, pn_hf_config *out) {
     for (size_t i = 0; i < PN_ARRAY_LEN(g_presets); i++) {
         const preset *p = &g_presets[i];
         if (strcmp(p->name, name) != 0) continue;
@@ -110,8 +169,87 @@ static int64_t init_add(pn_st_writer *w, pn_dtype dtype, const char *name, int n
     return n;
 }
 
+// A config from pn_model_preset("jet-nemotron-*"): the preset of the same width and depth.
+static void init_write_jet(const pn_hf_config *c, const char *dir, uint64_t seed, pn_dtype dtype) {
+    pn_hybrid_layout *lay = pn_malloc(sizeof(*lay));
+    for (size_t i = 0; i < PN_ARRAY_LEN(g_jet_presets); i++) {
+        pn_hf_config base;
+        PN_ASSERT(pn_model_jet_preset(g_jet_presets[i].name, &base, lay) == 0);
+        if (base.hidden_size != c->hidden_size || base.num_hidden_layers != c->num_hidden_layers) continue;
+        base = *c;
+        snprintf(base.model_type, sizeof base.model_type, "qwen2");
+        snprintf(base.architecture, sizeof base.architecture, "Qwen2ForCausalLM");
+        pn_model_init_write_hybrid(&base, lay, dir, seed, dtype);
+        free(lay);
+        return;
+    }
+    pn_die_input(dir, "model_type jet_nemotron with hidden_size %d and %d layers matches no Jet-Nemotron preset",
+                 c->hidden_size, c->num_hidden_layers);
+}
+
+void pn_model_init_write_hybrid(const pn_hf_config *c, const pn_hybrid_layout *lay, const char *dir, uint64_t seed,
+                                pn_dtype dtype) {
+    PN_ASSERT(dtype == PN_F32 || dtype == PN_BF16);
+    PN_ASSERT(lay->n_layers == c->num_hidden_layers);
+    pn_mkdir_p(dir);
+    pn_hybrid_config_write(c, lay, dir, dtype == PN_BF16 ? "bfloat16" : "float32");
+    const int C = c->hidden_size, I = c->intermediate_size;
+    pn_st_writer *w = pn_st_writer_new();
+    pn_st_writer_meta(w, "format", "pt");
+    pn_st_writer_meta(w, "postnas", "random weights (postnas init-model), Jet-Nemotron layout");
+    int64_t params = 0;
+    params += init_add(w, dtype, "model.embed_tokens.weight", 2, c->vocab_size, C, 2, seed);
+    if (!c->tie_word_embeddings) params += init_add(w, dtype, "lm_head.weight", 2, c->vocab_size, C, 2, seed);
+    params += init_add(w, dtype, "model.norm.weight", 1, C, 0, 1, seed);
+    char name[256];
+    pn_block *b = pn_malloc(sizeof(pn_block));
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+#define LNAME(s) (snprintf(name, sizeof name, "model.layers.%d.%s", l, s), name)
+        params += init_add(w, dtype, LNAME("input_layernorm.weight"), 1, C, 0, 1, seed);
+        params += init_add(w, dtype, LNAME("post_attention_layernorm.weight"), 1, C, 0, 1, seed);
+        params += init_add(w, dtype, LNAME("mlp.gate_proj.weight"), 2, I, C, 2, seed);
+        params += init_add(w, dtype, LNAME("mlp.up_proj.weight"), 2, I, C, 2, seed);
+        params += init_add(w, dtype, LNAME("mlp.down_proj.weight"), 2, C, I, 2, seed);
+#undef LNAME
+        // The mixer: whatever block the layout puts here, initialised by its own spec.
+        pn_block_cfg bc;
+        pn_hybrid_layer_cfg(c, lay, l, &bc);
+        pn_block_setup(b, lay->type[l], &bc);
+        int64_t total = pn_block_param_count(b);
+        float *buf = pn_malloc((size_t)total * sizeof(float));
+        int64_t off = 0;
+        for (int i = 0; i < b->n_params; i++) {
+            b->params[i] = buf + off;
+            off += pn_param_numel(&b->spec[i]);
+        }
+        pn_block_init_params(b, seed);
+        for (int i = 0; i < b->n_params; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.%s", l, b->spec[i].name);
+            pn_st_writer_add_f32(w, name, dtype, b->spec[i].ndim, b->spec[i].shape, b->params[i]);
+        }
+        params += total;
+        free(buf);
+    }
+    free(b);
+    char path[4096];
+    size_t bytes = (size_t)params * pn_dtype_size(dtype);
+    if (bytes > ((size_t)4 << 30)) {
+        pn_st_writer_save_sharded(w, dir, (size_t)4 << 30);
+    } else {
+        pn_path_join(path, sizeof path, dir, "model.safetensors");
+        pn_st_writer_save(w, path);
+    }
+    pn_hybrid_arch_write(c, lay, dir, "postnas init-model (random weights)");
+    pn_info("wrote %s: jet_nemotron (base %s), %lld parameters (%s)", dir, c->model_type, (long long)params,
+            pn_dtype_name(dtype));
+}
+
 void pn_model_init_write(const pn_hf_config *c, const char *dir, uint64_t seed, pn_dtype dtype) {
     PN_ASSERT(dtype == PN_F32 || dtype == PN_BF16);
+    if (strcmp(c->model_type, "jet_nemotron") == 0) {
+        init_write_jet(c, dir, seed, dtype);
+        return;
+    }
     pn_mkdir_p(dir);
     pn_hf_config_write(c, dir, dtype == PN_BF16 ? "bfloat16" : "float32");
     int C = c->hidden_size, I = c->intermediate_size, D = c->head_dim;
