@@ -11,9 +11,7 @@
 // the norm at 1, the gate bias at 0. The decode state is S (H, K, V) only.
 // The recurrence runs chunked with pn_blocks_chunk() (block_chunk.h); this file
 // also owns that process-wide setting.
-#include "block.h"
-#include "block_chunk.h"
-#include "kernels/ops.h"
+#include "blocks/block_util.h"  // pn_bu_spec; also block.h, block_chunk.h, kernels/ops.h
 #include <math.h>
 
 #define GLA_RANK 16        // gk_proj low-rank size (fla gate_low_rank_dim)
@@ -31,29 +29,17 @@ static void gla_defaults(pn_block_cfg *c) {
         pn_die_input("gla block", "need H, K, V > 0 (got H=%d K=%d V=%d for C=%d)", c->H, c->K, c->V, c->C);
 }
 
-static void spec_set(pn_param_spec *p, const char *name, int ndim, int64_t d0, int64_t d1, pn_init_kind init,
-                     float a, int wd) {
-    memset(p, 0, sizeof(*p));
-    snprintf(p->name, sizeof(p->name), "%s", name);
-    p->ndim = ndim;
-    p->shape[0] = d0;
-    p->shape[1] = d1;
-    p->init = init;
-    p->a = a;
-    p->weight_decay = wd;
-}
-
 static int gla_params(const pn_block_cfg *c, pn_param_spec *out) {
     int64_t C = c->C, HK = (int64_t)c->H * c->K, HV = (int64_t)c->H * c->V;
-    spec_set(&out[P_Q], "q_proj.weight", 2, HK, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_K], "k_proj.weight", 2, HK, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_V], "v_proj.weight", 2, HV, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_G], "g_proj.weight", 2, HV, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_GK0], "gk_proj.0.weight", 2, GLA_RANK, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_GK1], "gk_proj.1.weight", 2, HK, GLA_RANK, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_GK1B], "gk_proj.1.bias", 1, HK, 0, PN_INIT_ZERO, 0, 0);
-    spec_set(&out[P_O], "o_proj.weight", 2, C, HV, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_NORM], "g_norm_swish_gate.weight", 1, c->V, 0, PN_INIT_ONE, 0, 0);
+    pn_bu_spec(&out[P_Q], "q_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HK, C, 0);
+    pn_bu_spec(&out[P_K], "k_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HK, C, 0);
+    pn_bu_spec(&out[P_V], "v_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HV, C, 0);
+    pn_bu_spec(&out[P_G], "g_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HV, C, 0);
+    pn_bu_spec(&out[P_GK0], "gk_proj.0.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, GLA_RANK, C, 0);
+    pn_bu_spec(&out[P_GK1], "gk_proj.1.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HK, GLA_RANK, 0);
+    pn_bu_spec(&out[P_GK1B], "gk_proj.1.bias", PN_INIT_ZERO, 0, 0, 0, 1, HK, 0, 0);
+    pn_bu_spec(&out[P_O], "o_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, C, HV, 0);
+    pn_bu_spec(&out[P_NORM], "g_norm_swish_gate.weight", PN_INIT_ONE, 0, 0, 0, 1, c->V, 0, 0);
     return GLA_NP;
 }
 

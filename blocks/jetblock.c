@@ -11,15 +11,14 @@
 // from x, so the block can shape its local mixing by content; w1, w2 start at zero
 // (b2 ~ N(0, 0.02)) so training starts from a static conv. One forward routine
 // serves training (no state, chunked), prefill (state, chunked) and decode (state,
-// recurrent, T = 1). Decode state per sequence: [S (H, K, V) | last W−1 raw x Wvᵀ
+// recurrent, T = 1); β, the gate, the delta rule and the output norm are shared with
+// Gated DeltaNet (pn_bu_delta_* in block_util.c). Decode state per sequence: [S (H, K, V) | last W−1 raw x Wvᵀ
 // rows (W−1, H·V)].
 //
 // Defaults when cfg leaves them 0 (Jet-Nemotron-2B: C 1536 → 12 heads, K 96, V 256):
 // H = max(1, C/128), K = 96, V = 256 (V = 2K when only K is given, as the official
 // expand_v 2), W = 4, r = 8, norm eps 1e-5.
 #include "blocks/block_util.h"
-#include "core/rng.h"
-#include <math.h>
 
 enum { P_Q, P_K, P_V, P_A, P_B, P_ALOG, P_DT, P_W1, P_W2, P_B2, P_G, P_ONORM, P_O, P_COUNT };
 
@@ -34,66 +33,56 @@ static jet_dims jet_dims_of(const pn_block_cfg *c) {
     return d;
 }
 
+// Where the shared delta-rule parameters sit (block_util.h); no static conv path.
+static const pn_bu_delta_ix JET_IX = {-1, -1, -1, -1, -1, -1, P_B, P_A, P_ALOG, P_DT, P_G, P_ONORM, P_O};
+
 // Saved activations, all (N = B·T rows, ·).
 typedef struct {
     float *qp, *q, *rq;     // (N, H·K) pre-activation, normalised q; (N·H) l2 rstd
     float *kp, *k, *rk;
     float *vp, *h1, *s1;    // raw x Wvᵀ (N, H·V); generator hidden before / after silu (N, R)
     float *kern, *vc, *v;   // (N, H·V·W); conv output (N, H·V); silu of it
-    float *beta, *ap, *g;   // (N, H)
-    float *o, *gp, *ro, *on;  // recurrence out, gate pre-act (N, H·V), norm rstd (N·H), norm out
+    pn_bu_delta_act tail;   // β, gate, recurrence out, output norm (block_util.h)
 } jet_act;
 
-static size_t jet_act_layout(const jet_dims *d, int64_t N, float *base, jet_act *a) {
+static size_t jet_act_layout(const pn_block_cfg *c, int64_t N, float *base, jet_act *a) {
+    jet_dims d = jet_dims_of(c);
     size_t n = 0;
     float *p = base;
-    a->qp = pn_bu_take(&p, &n, N * d->HK);
-    a->q = pn_bu_take(&p, &n, N * d->HK);
-    a->rq = pn_bu_take(&p, &n, N * d->H);
-    a->kp = pn_bu_take(&p, &n, N * d->HK);
-    a->k = pn_bu_take(&p, &n, N * d->HK);
-    a->rk = pn_bu_take(&p, &n, N * d->H);
-    a->vp = pn_bu_take(&p, &n, N * d->HV);
-    a->h1 = pn_bu_take(&p, &n, N * d->R);
-    a->s1 = pn_bu_take(&p, &n, N * d->R);
-    a->kern = pn_bu_take(&p, &n, N * d->HV * d->W);
-    a->vc = pn_bu_take(&p, &n, N * d->HV);
-    a->v = pn_bu_take(&p, &n, N * d->HV);
-    a->beta = pn_bu_take(&p, &n, N * d->H);
-    a->ap = pn_bu_take(&p, &n, N * d->H);
-    a->g = pn_bu_take(&p, &n, N * d->H);
-    a->o = pn_bu_take(&p, &n, N * d->HV);
-    a->gp = pn_bu_take(&p, &n, N * d->HV);
-    a->ro = pn_bu_take(&p, &n, N * d->H);
-    a->on = pn_bu_take(&p, &n, N * d->HV);
+    a->qp = pn_bu_take(&p, &n, N * d.HK);
+    a->q = pn_bu_take(&p, &n, N * d.HK);
+    a->rq = pn_bu_take(&p, &n, N * d.H);
+    a->kp = pn_bu_take(&p, &n, N * d.HK);
+    a->k = pn_bu_take(&p, &n, N * d.HK);
+    a->rk = pn_bu_take(&p, &n, N * d.H);
+    a->vp = pn_bu_take(&p, &n, N * d.HV);
+    a->h1 = pn_bu_take(&p, &n, N * d.R);
+    a->s1 = pn_bu_take(&p, &n, N * d.R);
+    a->kern = pn_bu_take(&p, &n, N * d.HV * d.W);
+    a->vc = pn_bu_take(&p, &n, N * d.HV);
+    a->v = pn_bu_take(&p, &n, N * d.HV);
+    pn_bu_delta_act_layout(c, &JET_IX, N, &p, &n, &a->tail);
     return n;
 }
 
-// Backward scratch: gradients of the activations above.
+// Backward scratch: gradients of the activations above (the tail's hold dq, dk, dv).
 typedef struct {
-    float *don, *dout, *dgp, *dq, *dk, *dqa, *dqp, *dv, *dvc, *dvp, *dbeta, *dbp, *dg, *dap, *dkern, *ds1, *dh1;
+    pn_bu_delta_grad tail;
+    float *dqa, *dqp, *dvc, *dvp, *dkern, *ds1, *dh1;
 } jet_grad;
 
-static size_t jet_grad_layout(const jet_dims *d, int64_t N, float *base, jet_grad *s) {
+static size_t jet_grad_layout(const pn_block_cfg *c, int64_t N, float *base, jet_grad *s) {
+    jet_dims d = jet_dims_of(c);
     size_t n = 0;
     float *p = base;
-    s->don = pn_bu_take(&p, &n, N * d->HV);
-    s->dout = pn_bu_take(&p, &n, N * d->HV);
-    s->dgp = pn_bu_take(&p, &n, N * d->HV);
-    s->dq = pn_bu_take(&p, &n, N * d->HK);
-    s->dk = pn_bu_take(&p, &n, N * d->HK);
-    s->dqa = pn_bu_take(&p, &n, N * d->HK);
-    s->dqp = pn_bu_take(&p, &n, N * d->HK);
-    s->dv = pn_bu_take(&p, &n, N * d->HV);
-    s->dvc = pn_bu_take(&p, &n, N * d->HV);
-    s->dvp = pn_bu_take(&p, &n, N * d->HV);
-    s->dbeta = pn_bu_take(&p, &n, N * d->H);
-    s->dbp = pn_bu_take(&p, &n, N * d->H);
-    s->dg = pn_bu_take(&p, &n, N * d->H);
-    s->dap = pn_bu_take(&p, &n, N * d->H);
-    s->dkern = pn_bu_take(&p, &n, N * d->HV * d->W);
-    s->ds1 = pn_bu_take(&p, &n, N * d->R);
-    s->dh1 = pn_bu_take(&p, &n, N * d->R);
+    pn_bu_delta_grad_layout(c, &JET_IX, N, &p, &n, &s->tail);
+    s->dqa = pn_bu_take(&p, &n, N * d.HK);
+    s->dqp = pn_bu_take(&p, &n, N * d.HK);
+    s->dvc = pn_bu_take(&p, &n, N * d.HV);
+    s->dvp = pn_bu_take(&p, &n, N * d.HV);
+    s->dkern = pn_bu_take(&p, &n, N * d.HV * d.W);
+    s->ds1 = pn_bu_take(&p, &n, N * d.R);
+    s->dh1 = pn_bu_take(&p, &n, N * d.R);
     return n;
 }
 
@@ -132,22 +121,18 @@ static int jet_params(const pn_block_cfg *c, pn_param_spec *out) {
 }
 
 static void jet_init_custom(const pn_block *b, uint64_t seed) {
-    uint64_t layer = (uint64_t)b->cfg.layer_idx << 48;
-    pn_bu_init_A_log(b->params[P_ALOG], b->cfg.H, 0.0f, 16.0f, seed, pn_hash_str("A_log") ^ layer);
-    pn_bu_init_dt_bias(b->params[P_DT], b->cfg.H, seed, pn_hash_str("dt_bias") ^ layer);
+    pn_bu_delta_init_gate(b, &JET_IX, seed);
 }
 
 static size_t jet_act_floats(const pn_block_cfg *c, int B, int T) {
-    jet_dims d = jet_dims_of(c);
     jet_act a;
-    return jet_act_layout(&d, (int64_t)B * T, NULL, &a);
+    return jet_act_layout(c, (int64_t)B * T, NULL, &a);
 }
 
 // Prefill and decode keep their activations in scratch, so scratch covers both.
 static size_t jet_scratch_floats(const pn_block_cfg *c, int B, int T) {
-    jet_dims d = jet_dims_of(c);
     jet_grad s;
-    return jet_act_floats(c, B, T) + jet_grad_layout(&d, (int64_t)B * T, NULL, &s);
+    return jet_act_floats(c, B, T) + jet_grad_layout(c, (int64_t)B * T, NULL, &s);
 }
 
 static int64_t jet_state_stride(const jet_dims *d) {
@@ -161,7 +146,7 @@ static void jet_run(const pn_block *b, float *y, const float *x, int B, int T, f
     float *const *P = b->params;
     int64_t N = (int64_t)B * T, sf = jet_state_stride(&d);
     jet_act a;
-    jet_act_layout(&d, N, act_buf, &a);
+    jet_act_layout(&b->cfg, N, act_buf, &a);
 
     pn_linear_fwd(a.qp, x, P[P_Q], NULL, N, d.C, d.HK);
     pn_silu_fwd(a.q, a.qp, N * d.HK);
@@ -177,17 +162,8 @@ static void jet_run(const pn_block *b, float *y, const float *x, int B, int T, f
     pn_bu_dynconv_run(a.vc, a.vp, a.kern, B, T, d.HV, d.W, state ? state + (int64_t)d.H * d.K * d.V : NULL, sf);
     pn_silu_fwd(a.v, a.vc, N * d.HV);
 
-    pn_linear_fwd(a.beta, x, P[P_B], NULL, N, d.C, d.H);
-    pn_sigmoid_fwd(a.beta, a.beta, N * d.H);
-    pn_linear_fwd(a.ap, x, P[P_A], NULL, N, d.C, d.H);
-    pn_bu_decay_fwd(a.g, a.ap, P[P_ALOG], P[P_DT], N, d.H);
-
-    pn_rec_shape rs = {B, T, d.H, d.K, d.V, 1.0f / sqrtf((float)d.K)};
-    pn_bu_gated_delta_run(&rs, chunk, a.q, a.k, a.v, a.g, a.beta, a.o, state, sf);
-
-    pn_linear_fwd(a.gp, x, P[P_G], NULL, N, d.C, d.HV);
-    pn_rmsnorm_gated_fwd(a.on, a.ro, a.o, P[P_ONORM], a.gp, N * d.H, d.V, b->cfg.norm_eps);
-    pn_linear_fwd(y, a.on, P[P_O], NULL, N, d.HV, d.C);
+    // β, g, the gated delta rule and the gated output norm → y
+    pn_bu_delta_fwd(b, &JET_IX, &a.tail, y, x, a.q, a.k, a.v, B, T, state, sf, chunk);
 }
 
 static void jet_forward(const pn_block *b, float *y, const float *x, int B, int T, float *act, float *scratch,
@@ -202,25 +178,15 @@ static void jet_backward(const pn_block *b, float *dx, const float *dy, const fl
     float *const *G = b->grads;
     int64_t N = (int64_t)B * T;
     jet_act a;
-    jet_act_layout(&d, N, (float *)act, &a);
+    jet_act_layout(&b->cfg, N, (float *)act, &a);
     jet_grad s;
-    size_t ns = jet_grad_layout(&d, N, scratch, &s);
+    size_t ns = jet_grad_layout(&b->cfg, N, scratch, &s);
     memset(scratch, 0, ns * sizeof(float));  // every buffer below is accumulated into
 
-    pn_linear_bwd(s.don, G[P_O], NULL, dy, a.on, P[P_O], N, d.HV, d.C);
-    pn_rmsnorm_gated_bwd(s.dout, G[P_ONORM], s.dgp, s.don, a.o, P[P_ONORM], a.gp, a.ro, N * d.H, d.V);
-    pn_linear_bwd(dx, G[P_G], NULL, s.dgp, x, P[P_G], N, d.C, d.HV);
+    // the tail leaves dq, dk, dv in s.tail
+    pn_bu_delta_bwd(b, &JET_IX, &a.tail, &s.tail, dx, dy, x, a.q, a.k, a.v, B, T);
 
-    pn_rec_shape rs = {B, T, d.H, d.K, d.V, 1.0f / sqrtf((float)d.K)};
-    pn_gated_delta_bwd(&rs, pn_blocks_chunk(), 0, a.q, a.k, a.v, a.g, a.beta, NULL, s.dout, NULL, s.dq, s.dk, s.dv,
-                       s.dg, s.dbeta, NULL);
-
-    pn_bu_sigmoid_bwd(s.dbp, s.dbeta, a.beta, N * d.H);
-    pn_linear_bwd(dx, G[P_B], NULL, s.dbp, x, P[P_B], N, d.C, d.H);
-    pn_bu_decay_bwd(s.dap, G[P_ALOG], G[P_DT], s.dg, a.g, a.ap, P[P_ALOG], P[P_DT], N, d.H);
-    pn_linear_bwd(dx, G[P_A], NULL, s.dap, x, P[P_A], N, d.C, d.H);
-
-    pn_silu_bwd(s.dvc, s.dv, a.vc, N * d.HV);
+    pn_silu_bwd(s.dvc, s.tail.dv, a.vc, N * d.HV);
     pn_dynconv_causal_bwd(s.dvp, s.dkern, s.dvc, a.vp, a.kern, NULL, B, T, d.HV, d.W);
     pn_linear_bwd(dx, G[P_V], NULL, s.dvp, x, P[P_V], N, d.C, d.HV);
     pn_linear_bwd(s.ds1, G[P_W2], G[P_B2], s.dkern, a.s1, P[P_W2], N, d.R, d.HV * d.W);
@@ -228,12 +194,12 @@ static void jet_backward(const pn_block *b, float *dx, const float *dy, const fl
     pn_linear_bwd(dx, G[P_W1], NULL, s.dh1, x, P[P_W1], N, d.C, d.R);
 
     // q then k through l2n and silu; dqa/dqp are reused for k after q is done.
-    pn_l2norm_bwd(s.dqa, s.dq, a.q, a.rq, N * d.H, d.K);
+    pn_l2norm_bwd(s.dqa, s.tail.dq, a.q, a.rq, N * d.H, d.K);
     pn_silu_bwd(s.dqp, s.dqa, a.qp, N * d.HK);
     pn_linear_bwd(dx, G[P_Q], NULL, s.dqp, x, P[P_Q], N, d.C, d.HK);
     memset(s.dqa, 0, (size_t)N * d.HK * sizeof(float));
     memset(s.dqp, 0, (size_t)N * d.HK * sizeof(float));
-    pn_l2norm_bwd(s.dqa, s.dk, a.k, a.rk, N * d.H, d.K);
+    pn_l2norm_bwd(s.dqa, s.tail.dk, a.k, a.rk, N * d.H, d.K);
     pn_silu_bwd(s.dqp, s.dqa, a.kp, N * d.HK);
     pn_linear_bwd(dx, G[P_K], NULL, s.dqp, x, P[P_K], N, d.C, d.HK);
 }
@@ -247,14 +213,14 @@ static pn_state_size jet_state_size(const pn_block_cfg *c, int64_t L) {
 static void jet_prefill(const pn_block *b, float *y, const float *x, int B, int T, float *state, int64_t pos,
                         int64_t L, float *scratch, pn_block_ctx *ctx) {
     jet_dims d = jet_dims_of(&b->cfg);
-    if (pos == 0) memset(state, 0, (size_t)B * jet_state_stride(&d) * sizeof(float));
+    pn_bu_state_reset(state, B, jet_state_stride(&d), pos);
     if (T > 0) jet_run(b, y, x, B, T, scratch, state, pn_blocks_chunk());
 }
 
 static void jet_decode(const pn_block *b, float *y, const float *x, int B, float *state, int64_t pos, int64_t L,
                        float *scratch, pn_block_ctx *ctx) {
     jet_dims d = jet_dims_of(&b->cfg);
-    if (pos == 0) memset(state, 0, (size_t)B * jet_state_stride(&d) * sizeof(float));
+    pn_bu_state_reset(state, B, jet_state_stride(&d), pos);
     jet_run(b, y, x, B, 1, scratch, state, 0);
 }
 

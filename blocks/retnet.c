@@ -10,9 +10,7 @@
 // size; an explicit cfg.H is kept. The decay is a constant, not a parameter.
 // Projections start N(0, 0.02), the norm at 1. RoPE uses the absolute position,
 // so prefill/decode rotate at pos + t. The decode state is S (H, K, V).
-#include "block.h"
-#include "block_chunk.h"
-#include "kernels/ops.h"
+#include "blocks/block_util.h"  // pn_bu_spec; also block.h, block_chunk.h, kernels/ops.h
 #include <math.h>
 
 #define RETNET_THETA 10000.0f
@@ -33,26 +31,14 @@ static void retnet_defaults(pn_block_cfg *c) {
                      c->K, c->V, c->C);
 }
 
-static void spec_set(pn_param_spec *p, const char *name, int ndim, int64_t d0, int64_t d1, pn_init_kind init,
-                     float a, int wd) {
-    memset(p, 0, sizeof(*p));
-    snprintf(p->name, sizeof(p->name), "%s", name);
-    p->ndim = ndim;
-    p->shape[0] = d0;
-    p->shape[1] = d1;
-    p->init = init;
-    p->a = a;
-    p->weight_decay = wd;
-}
-
 static int retnet_params(const pn_block_cfg *c, pn_param_spec *out) {
     int64_t C = c->C, HK = (int64_t)c->H * c->K, HV = (int64_t)c->H * c->V;
-    spec_set(&out[P_Q], "q_proj.weight", 2, HK, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_K], "k_proj.weight", 2, HK, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_V], "v_proj.weight", 2, HV, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_G], "g_proj.weight", 2, HV, C, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_O], "o_proj.weight", 2, C, HV, PN_INIT_NORMAL, 0.02f, 1);
-    spec_set(&out[P_NORM], "g_norm_swish_gate.weight", 1, c->V, 0, PN_INIT_ONE, 0, 0);
+    pn_bu_spec(&out[P_Q], "q_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HK, C, 0);
+    pn_bu_spec(&out[P_K], "k_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HK, C, 0);
+    pn_bu_spec(&out[P_V], "v_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HV, C, 0);
+    pn_bu_spec(&out[P_G], "g_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, HV, C, 0);
+    pn_bu_spec(&out[P_O], "o_proj.weight", PN_INIT_NORMAL, 0.02f, 0, 1, 2, C, HV, 0);
+    pn_bu_spec(&out[P_NORM], "g_norm_swish_gate.weight", PN_INIT_ONE, 0, 0, 0, 1, c->V, 0, 0);
     return RET_NP;
 }
 

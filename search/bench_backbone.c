@@ -13,22 +13,12 @@
 #include "core/rng.h"
 #include "kernels/ops.h"
 #include "search/bench.h"
+#include "search/bench_util.h"
 #include "supernet/backbone.h"
 #include "supernet/model_init.h"
 #include <jansson.h>
 #include <omp.h>
-#include <time.h>
 #include <unistd.h>
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // sgemm GFLOP/s at (M, N, K) as the model uses it (x · wᵀ), median of 5 after warm-up.
 static double bench_sgemm(int64_t M, int64_t N, int64_t K) {
@@ -45,26 +35,7 @@ static double bench_sgemm(int64_t M, int64_t N, int64_t K) {
     free(a);
     free(b);
     free(c);
-    return 2.0 * (double)M * (double)N * (double)K / median(t, 5) / 1e9;
-}
-
-static void cpu_model_name(char *out, size_t n) {
-    snprintf(out, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p += 2;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(out, n, "%s", p);
-            }
-            break;
-        }
-    }
-    fclose(f);
+    return 2.0 * (double)M * (double)N * (double)K / pn_bench_median(t, 5) / 1e9;
 }
 
 int pn_bench_backbone(const char *out_json, int steps) {
@@ -104,7 +75,7 @@ int pn_bench_backbone(const char *out_json, int steps) {
     pn_gemm_stats st = pn_gemm_stats_get();
     double total_time = 0;
     for (int s = 0; s < steps; s++) total_time += t_step[s];
-    double t_med = median(t_step, steps);
+    double t_med = pn_bench_median(t_step, steps);
     double tok_s = (double)(B * T) / t_med;
     double mm_gflops = st.flops / st.seconds / 1e9;
     double mm_share = st.seconds / total_time;
@@ -120,9 +91,8 @@ int pn_bench_backbone(const char *out_json, int steps) {
     for (size_t i = 0; i < PN_ARRAY_LEN(ref); i++) ref[i].gflops = bench_sgemm(ref[i].M, ref[i].N, ref[i].K);
 
     char cpu[256], date[64];
-    cpu_model_name(cpu, sizeof cpu);
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    pn_bench_cpu_name(cpu, sizeof cpu);
+    pn_bench_utc_date(date, sizeof date);
     json_t *j = json_object();
     json_object_set_new(j, "benchmark", json_string("cpu-backbone"));
     json_object_set_new(j, "date", json_string(date));

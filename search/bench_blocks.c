@@ -17,24 +17,14 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "search/bench.h"
+#include "search/bench_util.h"
 #include <jansson.h>
 #include <omp.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BB_B 4
 #define BB_T 512
 #define BB_C 256
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 typedef struct {
     pn_block b;
@@ -89,7 +79,7 @@ static double bench_block_rate(bench_block *bb, int chunk, int steps, double *t_
     bench_block_step(bb);
     for (int s = 0; s < steps; s++) t_step[s] = bench_block_step(bb);
     pn_blocks_set_chunk(PN_BLOCKS_DEFAULT_CHUNK);
-    return (double)BB_B * BB_T / median_of(t_step, steps);
+    return (double)BB_B * BB_T / pn_bench_median(t_step, steps);
 }
 
 // The cfg fields a reader needs to rebuild the block (nonzero ones only).
@@ -128,8 +118,7 @@ int pn_bench_blocks(const char *device, const char *out_json, int steps) {
     double *t_step = pn_malloc((size_t)steps * sizeof(double));
 
     char date[64];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    pn_bench_utc_date(date, sizeof date);
     json_t *j = json_object();
     json_object_set_new(j, "benchmark", json_string("cpu-blocks"));
     json_object_set_new(j, "device", json_string(device));

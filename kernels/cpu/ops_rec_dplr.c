@@ -23,29 +23,12 @@
 //    reverse scan of dS; per chunk dP = A_qbᵀ dO + B̂ dS, dR = (I − A_ab)⁻ᵀ dP by back
 //    substitution, then the score gradients (dO Vᵀ, dO Pᵀ, dR Vᵀ, dR Pᵀ) flow element-wise
 //    into dq, dk, da, db and the gate gradient dG (per row, then reverse cumsum → dgk).
-// OpenMP runs over the B·H independent heads; each thread owns its scratch.
-#include "kernels/ops.h"
-#include "core/common.h"
+// OpenMP runs over the B·H independent heads; each thread owns its scratch. The (b, h)
+// indexing, the checkpointed BPTT driver and the chunk plumbing are in rec_common.h.
+#include "kernels/cpu/rec_common.h"
 #include <math.h>
 
-typedef float rec_t;
-enum { REC_SEG = 64 };
-
-typedef struct {
-    int64_t sk, sv;   // row strides between consecutive t: H·K, H·V
-    int64_t ok, ov;   // offsets of (b, 0, h, 0)
-    int64_t os;       // offset of the state (b, h)
-} head_ix;
-
-static head_ix head_index(const pn_rec_shape *s, int b, int h) {
-    head_ix ix;
-    ix.sk = (int64_t)s->H * s->K;
-    ix.sv = (int64_t)s->H * s->V;
-    ix.ok = (int64_t)b * s->T * ix.sk + (int64_t)h * s->K;
-    ix.ov = (int64_t)b * s->T * ix.sv + (int64_t)h * s->V;
-    ix.os = ((int64_t)b * s->H + h) * s->K * s->V;
-    return ix;
-}
+typedef pn_rc_head head_ix;
 
 // The inputs of one op call, so helpers take one argument instead of nine.
 typedef struct {
@@ -67,11 +50,7 @@ static void rec_step(rec_t *S, const float *k, const float *v, const float *gk, 
     }
 }
 
-static void rec_load(rec_t *S, const float *h0, int64_t n) {
-    for (int64_t i = 0; i < n; i++) S[i] = h0 ? h0[i] : 0;
-}
-
-static void rec_step_at(const dplr_in *in, head_ix ix, int t, int K, int V, rec_t *S, rec_t *p) {
+static void rec_step_t(const dplr_in *in, head_ix ix, int t, int K, int V, rec_t *S, rec_t *p) {
     const int64_t ik = ix.ok + t * ix.sk;
     rec_step(S, in->k + ik, in->v + ix.ov + t * ix.sv, in->gk + ik, in->a + ik, in->b + ik, K, V, p);
 }
@@ -79,16 +58,10 @@ static void rec_step_at(const dplr_in *in, head_ix ix, int t, int K, int V, rec_
 static void rec_fwd_head(const pn_rec_shape *s, head_ix ix, const dplr_in *in, const float *h0, float *o, float *ht,
                          rec_t *S, rec_t *p) {
     const int K = s->K, V = s->V;
-    rec_load(S, h0 ? h0 + ix.os : NULL, (int64_t)K * V);
+    pn_rc_load(S, h0 ? h0 + ix.os : NULL, (int64_t)K * V);
     for (int t = 0; t < s->T; t++) {
-        rec_step_at(in, ix, t, K, V, S, p);
-        const float *qt = in->q + ix.ok + t * ix.sk;
-        float *ot = o + ix.ov + t * ix.sv;
-        for (int j = 0; j < V; j++) {
-            rec_t acc = 0;
-            for (int i = 0; i < K; i++) acc += S[(int64_t)i * V + j] * (rec_t)qt[i];
-            ot[j] = (float)(acc * s->scale);
-        }
+        rec_step_t(in, ix, t, K, V, S, p);
+        pn_rc_readout(o + ix.ov + t * ix.sv, S, in->q + ix.ok + t * ix.sk, K, V, s->scale);
     }
     if (ht)
         for (int64_t i = 0; i < (int64_t)K * V; i++) ht[ix.os + i] = (float)S[i];
@@ -99,75 +72,65 @@ typedef struct {
     float *dq, *dk, *dv, *dgk, *da, *db, *dh0;
 } dplr_grad;
 
-// BPTT over one head; ck (T/REC_SEG + 1, K, V) checkpoints, Ss (REC_SEG + 1, K, V),
-// dS (K, V), p and dp (V).
-static void rec_bwd_head(const pn_rec_shape *s, head_ix ix, const dplr_in *in, const float *h0, const float *dout,
-                         const float *dht, const dplr_grad *gr, rec_t *ck, rec_t *Ss, rec_t *dS, rec_t *p, rec_t *dp) {
-    const int T = s->T, K = s->K, V = s->V;
-    const int64_t KV = (int64_t)K * V;
-    const int nseg = (T + REC_SEG - 1) / REC_SEG;
-    rec_load(ck, h0 ? h0 + ix.os : NULL, KV);
-    for (int sg = 1; sg < nseg; sg++) {
-        memcpy(ck + sg * KV, ck + (sg - 1) * KV, (size_t)KV * sizeof(rec_t));
-        for (int t = (sg - 1) * REC_SEG; t < sg * REC_SEG; t++) rec_step_at(in, ix, t, K, V, ck + sg * KV, p);
-    }
-    rec_load(dS, dht ? dht + ix.os : NULL, KV);
-    for (int sg = nseg - 1; sg >= 0; sg--) {
-        const int t0 = sg * REC_SEG, t1 = PN_MIN(T, t0 + REC_SEG);
-        memcpy(Ss, ck + sg * KV, (size_t)KV * sizeof(rec_t));
-        for (int t = t0; t < t1; t++) {
-            rec_t *nx = Ss + (t - t0 + 1) * KV;
-            memcpy(nx, nx - KV, (size_t)KV * sizeof(rec_t));
-            rec_step_at(in, ix, t, K, V, nx, p);
+// One head for the BPTT callbacks; p, dp (V) scratch.
+typedef struct {
+    const pn_rec_shape *s;
+    head_ix ix;
+    const dplr_in *in;
+    const float *dout;
+    const dplr_grad *gr;
+    rec_t *p, *dp;
+} rec_head;
+
+static void rec_step_at(void *ctx, int t, rec_t *S) {
+    const rec_head *c = ctx;
+    rec_step_t(c->in, c->ix, t, c->s->K, c->s->V, S, c->p);
+}
+
+// Token t: dq, dk, dgk, da, db, dv from dS (w.r.t. S_t), then dS ← diag(e^{gk}) dS + a dpᵀ.
+static void rec_token_bwd(void *ctx, int t, const rec_t *St, const rec_t *Sp, rec_t *dS) {
+    const rec_head *c = ctx;
+    const head_ix ix = c->ix;
+    const dplr_in *in = c->in;
+    const dplr_grad *gr = c->gr;
+    const int K = c->s->K, V = c->s->V;
+    rec_t *p = c->p, *dp = c->dp;
+    const int64_t ik = ix.ok + t * ix.sk, iv = ix.ov + t * ix.sv;
+    const float *qt = in->q + ik, *kt = in->k + ik, *gt = in->gk + ik, *at = in->a + ik, *bt = in->b + ik;
+    const float *vt = in->v + iv, *dot = c->dout + iv;
+    const rec_t sc = c->s->scale;
+    pn_rc_ds_add_readout(dS, qt, dot, K, V, sc);
+    // p = S_{t-1}ᵀ a, dp = dSᵀ b
+    for (int j = 0; j < V; j++) p[j] = 0, dp[j] = 0;
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < V; j++) {
+            p[j] += (rec_t)at[i] * Sp[(int64_t)i * V + j];
+            dp[j] += (rec_t)bt[i] * dS[(int64_t)i * V + j];
         }
-        for (int t = t1 - 1; t >= t0; t--) {
-            const rec_t *St = Ss + (t - t0 + 1) * KV, *Sp = St - KV;
-            const int64_t ik = ix.ok + t * ix.sk, iv = ix.ov + t * ix.sv;
-            const float *qt = in->q + ik, *kt = in->k + ik, *gt = in->gk + ik, *at = in->a + ik, *bt = in->b + ik;
-            const float *vt = in->v + iv, *dot = dout + iv;
-            const rec_t sc = s->scale;
-            for (int i = 0; i < K; i++)
-                for (int j = 0; j < V; j++) dS[(int64_t)i * V + j] += sc * qt[i] * (rec_t)dot[j];
-            // p = S_{t-1}ᵀ a, dp = dSᵀ b
-            for (int j = 0; j < V; j++) p[j] = 0, dp[j] = 0;
-            for (int i = 0; i < K; i++)
-                for (int j = 0; j < V; j++) {
-                    p[j] += (rec_t)at[i] * Sp[(int64_t)i * V + j];
-                    dp[j] += (rec_t)bt[i] * dS[(int64_t)i * V + j];
-                }
-            for (int i = 0; i < K; i++) {
-                const rec_t *srow = St + (int64_t)i * V, *prow = Sp + (int64_t)i * V;
-                rec_t *drow = dS + (int64_t)i * V;
-                rec_t accq = 0, acck = 0, accg = 0, accb = 0, acca = 0;
-                for (int j = 0; j < V; j++) {
-                    accq += srow[j] * dot[j];
-                    acck += drow[j] * vt[j];
-                    accg += drow[j] * prow[j];
-                    accb += drow[j] * p[j];
-                    acca += prow[j] * dp[j];
-                }
-                const rec_t e = exp((rec_t)gt[i]);
-                if (gr->dq) gr->dq[ik + i] += (float)(sc * accq);
-                if (gr->dk) gr->dk[ik + i] += (float)acck;
-                if (gr->dgk) gr->dgk[ik + i] += (float)(e * accg);
-                if (gr->db) gr->db[ik + i] += (float)accb;
-                if (gr->da) gr->da[ik + i] += (float)acca;
-            }
-            if (gr->dv)
-                for (int j = 0; j < V; j++) {
-                    rec_t acc = 0;
-                    for (int i = 0; i < K; i++) acc += dS[(int64_t)i * V + j] * kt[i];
-                    gr->dv[iv + j] += (float)acc;
-                }
-            // dS_{t-1} = diag(e^{gk}) dS + a dpᵀ
-            for (int i = 0; i < K; i++) {
-                const rec_t e = exp((rec_t)gt[i]);
-                for (int j = 0; j < V; j++) dS[(int64_t)i * V + j] = e * dS[(int64_t)i * V + j] + at[i] * dp[j];
-            }
+    for (int i = 0; i < K; i++) {
+        const rec_t *srow = St + (int64_t)i * V, *prow = Sp + (int64_t)i * V;
+        rec_t *drow = dS + (int64_t)i * V;
+        rec_t accq = 0, acck = 0, accg = 0, accb = 0, acca = 0;
+        for (int j = 0; j < V; j++) {
+            accq += srow[j] * dot[j];
+            acck += drow[j] * vt[j];
+            accg += drow[j] * prow[j];
+            accb += drow[j] * p[j];
+            acca += prow[j] * dp[j];
         }
+        const rec_t e = exp((rec_t)gt[i]);
+        if (gr->dq) gr->dq[ik + i] += (float)(sc * accq);
+        if (gr->dk) gr->dk[ik + i] += (float)acck;
+        if (gr->dgk) gr->dgk[ik + i] += (float)(e * accg);
+        if (gr->db) gr->db[ik + i] += (float)accb;
+        if (gr->da) gr->da[ik + i] += (float)acca;
     }
-    if (gr->dh0)
-        for (int64_t i = 0; i < KV; i++) gr->dh0[ix.os + i] += (float)dS[i];
+    if (gr->dv) pn_rc_dv_add(gr->dv + iv, dS, kt, K, V);
+    // dS_{t-1} = diag(e^{gk}) dS + a dpᵀ
+    for (int i = 0; i < K; i++) {
+        const rec_t e = exp((rec_t)gt[i]);
+        for (int j = 0; j < V; j++) dS[(int64_t)i * V + j] = e * dS[(int64_t)i * V + j] + at[i] * dp[j];
+    }
 }
 
 // ---------------------------------------------------------------- chunked
@@ -228,10 +191,7 @@ static void chunk_prepare(const pn_rec_shape *s, head_ix ix, const dplr_in *in, 
                           chunk_scratch *w) {
     const int K = s->K, L = c->L;
     const int64_t sk = ix.sk;
-    for (int i = 0; i < L; i++) {
-        const float *gi = in->gk + ix.ok + (int64_t)(c->t0 + i) * sk;
-        for (int x = 0; x < K; x++) w->G[(int64_t)i * K + x] = gi[x] + (i ? w->G[(int64_t)(i - 1) * K + x] : 0.0f);
-    }
+    pn_rc_chunk_cumsum(w->G, in->gk + ix.ok + (int64_t)c->t0 * sk, sk, L, K);
     const float *GL = w->G + (int64_t)(L - 1) * K;
     for (int i = 0; i < L; i++) {
         const float *Gi = w->G + (int64_t)i * K;
@@ -285,11 +245,7 @@ static void chunk_solve_p(const pn_rec_shape *s, head_ix ix, const chunk_rows *c
 // S ← diag(e^{G_L}) S + Kdᵀ V + Bdᵀ P
 static void chunk_state_update(const pn_rec_shape *s, head_ix ix, const chunk_rows *c, chunk_scratch *w, float *S) {
     const int K = s->K, V = s->V, L = c->L;
-    const float *GL = w->G + (int64_t)(L - 1) * K;
-    for (int i = 0; i < K; i++) {
-        const float e = expf(GL[i]);
-        for (int j = 0; j < V; j++) S[(int64_t)i * V + j] *= e;
-    }
+    pn_rc_scale_rows_exp(S, w->G + (int64_t)(L - 1) * K, K, V);
     pn_gemm(1, 0, K, V, L, 1.0f, w->Kd, K, c->v, ix.sv, 1.0f, S, V);
     pn_gemm(1, 0, K, V, L, 1.0f, w->Bd, K, w->P, V, 1.0f, S, V);
 }
@@ -298,7 +254,7 @@ static void chunk_fwd_head(const pn_rec_shape *s, int C, head_ix ix, const dplr_
                            float *ht, chunk_scratch *w) {
     const int T = s->T, K = s->K, V = s->V;
     const int64_t KV = (int64_t)K * V;
-    for (int64_t i = 0; i < KV; i++) w->S[i] = h0 ? h0[ix.os + i] : 0.0f;
+    pn_rc_load_f32(w->S, h0 ? h0 + ix.os : NULL, KV);
     for (int t0 = 0; t0 < T; t0 += C) {
         const chunk_rows c = chunk_at(in, ix, t0, PN_MIN(C, T - t0));
         float *oc = o + ix.ov + (int64_t)t0 * ix.sv;
@@ -418,10 +374,7 @@ static void chunk_bwd_one(const pn_rec_shape *s, head_ix ix, const chunk_rows *c
             for (int x = 0; x < V; x++) gr->dv[ix.ov + (int64_t)(c->t0 + i) * sv + x] += w->dvc[(int64_t)i * V + x];
     }
     // dS_start = diag(e^{G_L}) dS + Qgᵀ dO + Agᵀ dR
-    for (int x = 0; x < K; x++) {
-        const float e = expf(GL[x]);
-        for (int j = 0; j < V; j++) dS[(int64_t)x * V + j] *= e;
-    }
+    pn_rc_scale_rows_exp(dS, GL, K, V);
     pn_gemm(1, 0, K, V, L, 1.0f, w->Qg, K, doc, sv, 1.0f, dS, V);
     pn_gemm(1, 0, K, V, L, 1.0f, w->Ag, K, dR, V, 1.0f, dS, V);
 }
@@ -432,7 +385,7 @@ static void chunk_bwd_head(const pn_rec_shape *s, int C, head_ix ix, const dplr_
     const int T = s->T;
     const int64_t KV = (int64_t)s->K * s->V;
     const int NT = (T + C - 1) / C;
-    for (int64_t i = 0; i < KV; i++) w->S[i] = h0 ? h0[ix.os + i] : 0.0f;
+    pn_rc_load_f32(w->S, h0 ? h0 + ix.os : NULL, KV);
     for (int n = 0; n < NT; n++) {
         const chunk_rows c = chunk_at(in, ix, n * C, PN_MIN(C, T - n * C));
         memcpy(Sn + n * KV, w->S, (size_t)KV * sizeof(float));
@@ -440,7 +393,7 @@ static void chunk_bwd_head(const pn_rec_shape *s, int C, head_ix ix, const dplr_
         chunk_solve_p(s, ix, &c, w->S, w);
         chunk_state_update(s, ix, &c, w, w->S);
     }
-    for (int64_t i = 0; i < KV; i++) w->dS[i] = dht ? dht[ix.os + i] : 0.0f;
+    pn_rc_load_f32(w->dS, dht ? dht + ix.os : NULL, KV);
     for (int n = NT - 1; n >= 0; n--) {
         const chunk_rows c = chunk_at(in, ix, n * C, PN_MIN(C, T - n * C));
         chunk_prepare(s, ix, in, &c, w);
@@ -470,7 +423,7 @@ void pn_dplr_fwd(const pn_rec_shape *s, int chunk, const float *q, const float *
         }
 #pragma omp for schedule(dynamic, 1)
         for (int bh = 0; bh < BH; bh++) {
-            head_ix ix = head_index(s, bh / s->H, bh % s->H);
+            head_ix ix = pn_rc_head_at(s, bh / s->H, bh % s->H);
             if (chunk == 0)
                 rec_fwd_head(s, ix, &in, h0, o, ht, S, p);
             else
@@ -491,28 +444,33 @@ void pn_dplr_bwd(const pn_rec_shape *s, int chunk, const float *q, const float *
     const int64_t KV = (int64_t)s->K * s->V;
 #pragma omp parallel
     {
-        rec_t *ck = NULL, *Ss = NULL, *dS = NULL, *p = NULL, *dp = NULL;
+        pn_rc_bptt r = {0};
+        rec_t *p = NULL, *dp = NULL;
         float *Sn = NULL;
         chunk_scratch w = {0};
         if (chunk == 0) {
-            ck = pn_malloc((size_t)((s->T + REC_SEG - 1) / REC_SEG + 1) * KV * sizeof(rec_t));
-            Ss = pn_malloc((size_t)(REC_SEG + 1) * KV * sizeof(rec_t));
-            dS = pn_malloc((size_t)KV * sizeof(rec_t));
+            pn_rc_bptt_alloc(&r, s->T, KV);
             p = pn_malloc((size_t)s->V * sizeof(rec_t));
             dp = pn_malloc((size_t)s->V * sizeof(rec_t));
         } else {
             scratch_init(&w, chunk, s->K, s->V);
-            Sn = pn_malloc((size_t)((s->T + chunk - 1) / chunk + 1) * KV * sizeof(float));
+            Sn = pn_rc_chunk_states_alloc(s->T, chunk, KV);
         }
 #pragma omp for schedule(dynamic, 1)
         for (int bh = 0; bh < BH; bh++) {
-            head_ix ix = head_index(s, bh / s->H, bh % s->H);
-            if (chunk == 0)
-                rec_bwd_head(s, ix, &in, h0, dout, dht, &gr, ck, Ss, dS, p, dp);
-            else
+            head_ix ix = pn_rc_head_at(s, bh / s->H, bh % s->H);
+            if (chunk == 0) {
+                rec_head c = {s, ix, &in, dout, &gr, p, dp};
+                pn_rc_bptt_head(s->T, KV, h0 ? h0 + ix.os : NULL, dht ? dht + ix.os : NULL, dh0 ? dh0 + ix.os : NULL,
+                                &r, rec_step_at, rec_token_bwd, &c);
+            } else {
                 chunk_bwd_head(s, chunk, ix, &in, h0, dout, dht, &gr, Sn, &w);
+            }
         }
-        free(ck), free(Ss), free(dS), free(p), free(dp), free(Sn);
-        if (chunk > 0) scratch_free(&w);
+        free(p), free(dp), free(Sn);
+        if (chunk == 0)
+            pn_rc_bptt_free(&r);
+        else
+            scratch_free(&w);
     }
 }

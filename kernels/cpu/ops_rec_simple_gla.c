@@ -3,7 +3,7 @@
 // S_t = exp(g_t) S_{t-1} + k_t v_tᵀ,  o_t = S_tᵀ (scale · q_t), state S (K, V) per (b, h).
 //
 // Two forms of the same function (kernels/ops.h):
-//  - recurrent (chunk == 0): token by token, the state kept in rec_t (see below).
+//  - recurrent (chunk == 0): token by token, the state kept in rec_t (rec_common.h).
 //    Backward is token-level BPTT; S_{t-1} is recomputed from checkpoints taken every
 //    REC_SEG tokens, so memory is O((T/REC_SEG + REC_SEG)·K·V) per head, not O(T·K·V).
 //  - chunked (chunk > 0): per chunk of C rows (the last one may be partial) with the
@@ -16,34 +16,12 @@
 //    cumsum is dγ_i = q_i·dq_i − k_i·dk_i (+ the state terms on the last row), and
 //    dg is its reverse chunk-local cumsum.
 // OpenMP runs over the B·H independent heads; each thread owns its scratch.
-// rec_t is the recurrent form's accumulator type. fp32 was measured against the float64
-// fixtures (T = 200): every output and gradient within 7e-7 relative (1e-5 required),
-// so it stays fp32; switching the typedef to double gives ~6e-8 (the fixture's f32 cast).
-#include "kernels/ops.h"
-#include "core/common.h"
+// rec_t (the recurrent accumulator), the (b, h) indexing and the checkpointed BPTT
+// driver are shared with the other recurrences (rec_common.h).
+#include "kernels/cpu/rec_common.h"
 #include <math.h>
 
-typedef float rec_t;
-enum { REC_SEG = 64 };
-
-// Pointers of one (b, h) pair inside the (B, T, H, ·) and (B, H, K, V) layouts.
-typedef struct {
-    int64_t sk, sv, sg;   // row strides between consecutive t: H·K, H·V, H
-    int64_t ok, ov, og;   // offsets of (b, 0, h, 0)
-    int64_t os;           // offset of the state (b, h)
-} head_ix;
-
-static head_ix head_index(const pn_rec_shape *s, int b, int h) {
-    head_ix ix;
-    ix.sk = (int64_t)s->H * s->K;
-    ix.sv = (int64_t)s->H * s->V;
-    ix.sg = s->H;
-    ix.ok = (int64_t)b * s->T * ix.sk + (int64_t)h * s->K;
-    ix.ov = (int64_t)b * s->T * ix.sv + (int64_t)h * s->V;
-    ix.og = (int64_t)b * s->T * ix.sg + h;
-    ix.os = ((int64_t)b * s->H + h) * s->K * s->V;
-    return ix;
-}
+typedef pn_rc_head head_ix;
 
 // ---------------------------------------------------------------- recurrent
 
@@ -57,85 +35,56 @@ static void rec_step(rec_t *S, const float *k, const float *v, float g, int K, i
     }
 }
 
-static void rec_load(rec_t *S, const float *h0, int64_t n) {
-    for (int64_t i = 0; i < n; i++) S[i] = h0 ? h0[i] : 0;
-}
-
 static void rec_fwd_head(const pn_rec_shape *s, head_ix ix, const float *q, const float *k, const float *v,
                          const float *g, const float *h0, float *o, float *ht, rec_t *S) {
     const int K = s->K, V = s->V;
-    rec_load(S, h0 ? h0 + ix.os : NULL, (int64_t)K * V);
+    pn_rc_load(S, h0 ? h0 + ix.os : NULL, (int64_t)K * V);
     for (int t = 0; t < s->T; t++) {
-        const float *qt = q + ix.ok + t * ix.sk, *kt = k + ix.ok + t * ix.sk;
-        const float *vt = v + ix.ov + t * ix.sv;
-        rec_step(S, kt, vt, g[ix.og + t * ix.sg], K, V);
-        float *ot = o + ix.ov + t * ix.sv;
-        for (int j = 0; j < V; j++) {
-            rec_t acc = 0;
-            for (int i = 0; i < K; i++) acc += S[(int64_t)i * V + j] * (rec_t)qt[i];
-            ot[j] = (float)(acc * s->scale);
-        }
+        rec_step(S, k + ix.ok + t * ix.sk, v + ix.ov + t * ix.sv, g[ix.og + t * ix.sg], K, V);
+        pn_rc_readout(o + ix.ov + t * ix.sv, S, q + ix.ok + t * ix.sk, K, V, s->scale);
     }
     if (ht)
         for (int64_t i = 0; i < (int64_t)K * V; i++) ht[ix.os + i] = (float)S[i];
 }
 
-// BPTT over one head. ck: (T/REC_SEG + 1, K, V) checkpoints, Ss: (REC_SEG + 1, K, V)
-// states of the current segment, dS: (K, V).
-static void rec_bwd_head(const pn_rec_shape *s, head_ix ix, const float *q, const float *k, const float *v,
-                         const float *g, const float *h0, const float *dout, const float *dht, float *dq, float *dk,
-                         float *dv, float *dg, float *dh0, rec_t *ck, rec_t *Ss, rec_t *dS) {
-    const int T = s->T, K = s->K, V = s->V;
-    const int64_t KV = (int64_t)K * V;
-    const int nseg = (T + REC_SEG - 1) / REC_SEG;
-    rec_load(ck, h0 ? h0 + ix.os : NULL, KV);
-    for (int sg = 1; sg < nseg; sg++) {
-        memcpy(ck + sg * KV, ck + (sg - 1) * KV, (size_t)KV * sizeof(rec_t));
-        for (int t = (sg - 1) * REC_SEG; t < sg * REC_SEG; t++)
-            rec_step(ck + sg * KV, k + ix.ok + t * ix.sk, v + ix.ov + t * ix.sv, g[ix.og + t * ix.sg], K, V);
-    }
-    rec_load(dS, dht ? dht + ix.os : NULL, KV);
-    for (int sg = nseg - 1; sg >= 0; sg--) {
-        const int t0 = sg * REC_SEG, t1 = PN_MIN(T, t0 + REC_SEG);
-        // Ss[n] = state after token t0 + n − 1 (Ss[0] = state before the segment)
-        memcpy(Ss, ck + sg * KV, (size_t)KV * sizeof(rec_t));
-        for (int t = t0; t < t1; t++) {
-            rec_t *nx = Ss + (t - t0 + 1) * KV;
-            memcpy(nx, nx - KV, (size_t)KV * sizeof(rec_t));
-            rec_step(nx, k + ix.ok + t * ix.sk, v + ix.ov + t * ix.sv, g[ix.og + t * ix.sg], K, V);
+// One head's inputs and gradient outputs, for the BPTT callbacks.
+typedef struct {
+    const pn_rec_shape *s;
+    head_ix ix;
+    const float *q, *k, *v, *g, *dout;
+    float *dq, *dk, *dv, *dg;
+} rec_head;
+
+static void rec_step_at(void *ctx, int t, rec_t *S) {
+    const rec_head *c = ctx;
+    const head_ix ix = c->ix;
+    rec_step(S, c->k + ix.ok + t * ix.sk, c->v + ix.ov + t * ix.sv, c->g[ix.og + t * ix.sg], c->s->K, c->s->V);
+}
+
+// Token t: dq, dk, dv, dg from dS (w.r.t. S_t), then dS ← e^{g_t} dS.
+static void rec_token_bwd(void *ctx, int t, const rec_t *St, const rec_t *Sp, rec_t *dS) {
+    const rec_head *c = ctx;
+    const head_ix ix = c->ix;
+    const int K = c->s->K, V = c->s->V;
+    const float *qt = c->q + ix.ok + t * ix.sk, *kt = c->k + ix.ok + t * ix.sk;
+    const float *vt = c->v + ix.ov + t * ix.sv, *dot = c->dout + ix.ov + t * ix.sv;
+    const rec_t sc = c->s->scale, a = exp((rec_t)c->g[ix.og + t * ix.sg]);
+    pn_rc_ds_add_readout(dS, qt, dot, K, V, sc);
+    rec_t dgt = 0;
+    for (int i = 0; i < K; i++) {
+        const rec_t *srow = St + (int64_t)i * V, *prow = Sp + (int64_t)i * V, *drow = dS + (int64_t)i * V;
+        rec_t accq = 0, acck = 0;
+        for (int j = 0; j < V; j++) {
+            accq += srow[j] * dot[j];
+            acck += drow[j] * vt[j];
+            dgt += drow[j] * prow[j];
         }
-        for (int t = t1 - 1; t >= t0; t--) {
-            const rec_t *St = Ss + (t - t0 + 1) * KV, *Sp = St - KV;
-            const float *qt = q + ix.ok + t * ix.sk, *kt = k + ix.ok + t * ix.sk;
-            const float *vt = v + ix.ov + t * ix.sv, *dot = dout + ix.ov + t * ix.sv;
-            const rec_t sc = s->scale, a = exp((rec_t)g[ix.og + t * ix.sg]);
-            // dS += scale q doᵀ
-            for (int i = 0; i < K; i++)
-                for (int j = 0; j < V; j++) dS[(int64_t)i * V + j] += sc * qt[i] * (rec_t)dot[j];
-            rec_t dgt = 0;
-            for (int i = 0; i < K; i++) {
-                const rec_t *srow = St + (int64_t)i * V, *prow = Sp + (int64_t)i * V, *drow = dS + (int64_t)i * V;
-                rec_t accq = 0, acck = 0;
-                for (int j = 0; j < V; j++) {
-                    accq += srow[j] * dot[j];
-                    acck += drow[j] * vt[j];
-                    dgt += drow[j] * prow[j];
-                }
-                if (dq) dq[ix.ok + t * ix.sk + i] += (float)(sc * accq);
-                if (dk) dk[ix.ok + t * ix.sk + i] += (float)acck;
-            }
-            if (dv)
-                for (int j = 0; j < V; j++) {
-                    rec_t acc = 0;
-                    for (int i = 0; i < K; i++) acc += dS[(int64_t)i * V + j] * kt[i];
-                    dv[ix.ov + t * ix.sv + j] += (float)acc;
-                }
-            if (dg) dg[ix.og + t * ix.sg] += (float)(a * dgt);
-            for (int64_t i = 0; i < KV; i++) dS[i] *= a;
-        }
+        if (c->dq) c->dq[ix.ok + t * ix.sk + i] += (float)(sc * accq);
+        if (c->dk) c->dk[ix.ok + t * ix.sk + i] += (float)acck;
     }
-    if (dh0)
-        for (int64_t i = 0; i < KV; i++) dh0[ix.os + i] += (float)dS[i];
+    if (c->dv) pn_rc_dv_add(c->dv + ix.ov + t * ix.sv, dS, kt, K, V);
+    if (c->dg) c->dg[ix.og + t * ix.sg] += (float)(a * dgt);
+    for (int64_t i = 0; i < (int64_t)K * V; i++) dS[i] *= a;
 }
 
 // ---------------------------------------------------------------- chunked
@@ -176,11 +125,7 @@ static void scratch_free(chunk_scratch *w) {
 static float chunk_gates(const pn_rec_shape *s, head_ix ix, int t0, int L, const float *q, const float *k,
                          const float *g, chunk_scratch *w) {
     const int K = s->K;
-    float acc = 0;
-    for (int i = 0; i < L; i++) {
-        acc += g[ix.og + (int64_t)(t0 + i) * ix.sg];
-        w->gam[i] = acc;
-    }
+    pn_rc_chunk_cumsum(w->gam, g + ix.og + (int64_t)t0 * ix.sg, ix.sg, L, 1);
     const float gl = w->gam[L - 1];
     for (int i = 0; i < L; i++) {
         const float *qi = q + ix.ok + (int64_t)(t0 + i) * ix.sk, *ki = k + ix.ok + (int64_t)(t0 + i) * ix.sk;
@@ -214,7 +159,7 @@ static void chunk_fwd_head(const pn_rec_shape *s, int C, head_ix ix, const float
                            const float *g, const float *h0, float *o, float *ht, chunk_scratch *w) {
     const int T = s->T, K = s->K, V = s->V;
     const int64_t KV = (int64_t)K * V;
-    for (int64_t i = 0; i < KV; i++) w->S[i] = h0 ? h0[ix.os + i] : 0.0f;
+    pn_rc_load_f32(w->S, h0 ? h0 + ix.os : NULL, KV);
     for (int t0 = 0; t0 < T; t0 += C) {
         const int L = PN_MIN(C, T - t0);
         const float *qc = q + ix.ok + (int64_t)t0 * ix.sk, *kc = k + ix.ok + (int64_t)t0 * ix.sk;
@@ -239,7 +184,7 @@ static void chunk_bwd_head(const pn_rec_shape *s, int C, head_ix ix, const float
     const int T = s->T, K = s->K, V = s->V;
     const int64_t KV = (int64_t)K * V;
     const int NT = (T + C - 1) / C;
-    for (int64_t i = 0; i < KV; i++) w->S[i] = h0 ? h0[ix.os + i] : 0.0f;
+    pn_rc_load_f32(w->S, h0 ? h0 + ix.os : NULL, KV);
     for (int n = 0; n < NT; n++) {
         const int t0 = n * C, L = PN_MIN(C, T - t0);
         memcpy(Sn + n * KV, w->S, (size_t)KV * sizeof(float));
@@ -247,7 +192,7 @@ static void chunk_bwd_head(const pn_rec_shape *s, int C, head_ix ix, const float
         chunk_state_update(s, L, gl, w->Kd, v + ix.ov + (int64_t)t0 * ix.sv, ix.sv, w->S);
     }
     float *dS = w->dS;   // gradient w.r.t. the state at the end of chunk n
-    for (int64_t i = 0; i < KV; i++) dS[i] = dht ? dht[ix.os + i] : 0.0f;
+    pn_rc_load_f32(dS, dht ? dht + ix.os : NULL, KV);
     for (int n = NT - 1; n >= 0; n--) {
         const int t0 = n * C, L = PN_MIN(C, T - t0);
         const float *S = Sn + n * KV;
@@ -323,7 +268,7 @@ void pn_simple_gla_fwd(const pn_rec_shape *s, int chunk, const float *q, const f
             scratch_init(&w, chunk, s->K, s->V);
 #pragma omp for schedule(dynamic, 1)
         for (int bh = 0; bh < BH; bh++) {
-            head_ix ix = head_index(s, bh / s->H, bh % s->H);
+            head_ix ix = pn_rc_head_at(s, bh / s->H, bh % s->H);
             if (chunk == 0)
                 rec_fwd_head(s, ix, q, k, v, g, h0, o, ht, S);
             else
@@ -344,26 +289,30 @@ void pn_simple_gla_bwd(const pn_rec_shape *s, int chunk, const float *q, const f
     const int64_t KV = (int64_t)s->K * s->V;
 #pragma omp parallel
     {
-        rec_t *ck = NULL, *Ss = NULL, *dS = NULL;
+        pn_rc_bptt r = {0};
         float *Sn = NULL;
         chunk_scratch w = {0};
         if (chunk == 0) {
-            ck = pn_malloc((size_t)((s->T + REC_SEG - 1) / REC_SEG + 1) * KV * sizeof(rec_t));
-            Ss = pn_malloc((size_t)(REC_SEG + 1) * KV * sizeof(rec_t));
-            dS = pn_malloc((size_t)KV * sizeof(rec_t));
+            pn_rc_bptt_alloc(&r, s->T, KV);
         } else {
             scratch_init(&w, chunk, s->K, s->V);
-            Sn = pn_malloc((size_t)((s->T + chunk - 1) / chunk + 1) * KV * sizeof(float));
+            Sn = pn_rc_chunk_states_alloc(s->T, chunk, KV);
         }
 #pragma omp for schedule(dynamic, 1)
         for (int bh = 0; bh < BH; bh++) {
-            head_ix ix = head_index(s, bh / s->H, bh % s->H);
-            if (chunk == 0)
-                rec_bwd_head(s, ix, q, k, v, g, h0, dout, dht, dq, dk, dv, dg, dh0, ck, Ss, dS);
-            else
+            head_ix ix = pn_rc_head_at(s, bh / s->H, bh % s->H);
+            if (chunk == 0) {
+                rec_head c = {s, ix, q, k, v, g, dout, dq, dk, dv, dg};
+                pn_rc_bptt_head(s->T, KV, h0 ? h0 + ix.os : NULL, dht ? dht + ix.os : NULL, dh0 ? dh0 + ix.os : NULL,
+                                &r, rec_step_at, rec_token_bwd, &c);
+            } else {
                 chunk_bwd_head(s, chunk, ix, q, k, v, g, h0, dout, dht, dq, dk, dv, dg, dh0, Sn, &w);
+            }
         }
-        free(ck), free(Ss), free(dS), free(Sn);
-        if (chunk > 0) scratch_free(&w);
+        free(Sn);
+        if (chunk == 0)
+            pn_rc_bptt_free(&r);
+        else
+            scratch_free(&w);
     }
 }
