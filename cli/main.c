@@ -19,6 +19,7 @@ static const command g_commands[] = {
     {"init-model", cmd_init_model, "write an HF model directory with published dimensions and random weights"},
     {"data", cmd_data, "synthetic task data and token/task file checks (synth, info)"},
     {"train", cmd_train, "train a backbone (from scratch or pretrained) or the supernet by distillation"},
+    {"eval", cmd_eval, "evaluate a model (plain or hybrid) on JSONL task suites"},
     {"export", cmd_export, "write a hybrid (placement + blocks + weights) in the Jet-Nemotron layout"},
     {"demo", cmd_demo, "short demo: load a model, print its summary and a forward loss"},
 };
