@@ -1,4 +1,6 @@
-// cmd_bench.c — `postnas bench backbone|blocks`: parse flags, call search/bench_*.c.
+// cmd_bench.c — `postnas bench backbone|blocks|decode`: parse flags, call
+// search/bench_*.c. decode has its own option table (model, context, batch);
+// its library code only logs, so the table it reports is printed here.
 #include "args.h"
 #include "commands.h"
 #include "search/bench.h"
@@ -9,8 +11,63 @@ static int bench_usage(void) {
            "  backbone   forward+backward tokens/s of a 6-layer, hidden-256 model at T=256 (CPU),\n"
            "             matmul GFLOP/s next to OpenBLAS sgemm's rate  -> results/bench/cpu-backbone.json\n"
            "  blocks     forward+backward tokens/s per block, chunked vs recurrent, B=4 T=512 C=256\n"
-           "             -> results/bench/cpu-blocks.json\n\n"
+           "             -> results/bench/cpu-blocks.json\n"
+           "  decode     prefill and decode tokens/s of a model directory at a context and batch,\n"
+           "             with the memory-bandwidth floor of a decode step -> results/bench/cpu-decode.json\n\n"
            "'postnas bench WHAT --help' for options.\n");
+    return 0;
+}
+
+static int bench_decode_cmd(int argc, char **argv) {
+    const char *cmd = "bench decode";
+    pn_opt opts[] = {
+        {"--model", "DIR", "model directory (config.json + safetensors), e.g. from 'postnas init-model'"},
+        {"--context", "L", "prompt tokens per sequence prefilled before decoding (required)"},
+        {"--batch", "N|max", "sequences (default 1); max = the most that fit in MemAvailable less max(10%, 256 MiB)"},
+        {"--device", "DEV", "cpu (cuda once the CUDA engine exists)"},
+        {"--prefill-chunk", "N", "prefill tokens per sequence per pass (default 256)"},
+        {"--steps", "N", "timed decode steps, median reported (default 20)"},
+        {"--warmup", "N", "untimed decode steps before them (default 3)"},
+        {"--out", "FILE", "JSON output path (default results/bench/cpu-decode.json)"},
+    };
+    const char *pos[1];
+    pn_args_parse(cmd, "--model DIR --context L [options]",
+                  "Prefill L random tokens per sequence in chunks, then decode; report tokens/s, memory and the\n"
+                  "bandwidth floor of a decode step (bytes moved over the copy bandwidth measured in the same run).",
+                  opts, (int)PN_ARRAY_LEN(opts), argc, argv, pos, 0);
+    pn_bench_decode_args a;
+    memset(&a, 0, sizeof a);
+    pn_bench_decode_result res;
+    a.model_dir = pn_opt_require(cmd, &opts[0]);
+    pn_opt_require(cmd, &opts[1]);
+    a.context = pn_opt_int(cmd, &opts[1], 0, 1, 1LL << 24);
+    if (opts[2].present && strcmp(opts[2].value, "max") == 0)
+        a.batch = 0;
+    else
+        a.batch = (int)pn_opt_int(cmd, &opts[2], 1, 1, 1 << 20);
+    a.device = opts[3].present ? opts[3].value : "cpu";
+    if (strcmp(a.device, "cpu") != 0) {
+        fprintf(stderr, "postnas %s: error: --device %s is not available yet (cpu only)\n", cmd, a.device);
+        return PN_EXIT_INPUT;
+    }
+    a.prefill_chunk = (int)pn_opt_int(cmd, &opts[4], 256, 1, 1 << 20);
+    a.steps = (int)pn_opt_int(cmd, &opts[5], 20, 1, 100000);
+    a.warmup = (int)pn_opt_int(cmd, &opts[6], 3, 0, 100000);
+    a.out_json = opts[7].present ? opts[7].value : "results/bench/cpu-decode.json";
+    a.result = &res;
+    int rc = pn_bench_decode(&a);
+    if (rc) return rc;
+    printf("postnas bench decode: %s, context %lld, batch %d%s, prefill chunk %d, %d threads\n", a.model_dir,
+           (long long)a.context, res.batch, a.batch ? "" : " (max)", (int)PN_MIN((int64_t)a.prefill_chunk, a.context +
+           a.warmup + a.steps), res.threads);
+    printf("  prefill                      %12.0f tokens/s\n", res.prefill_tokens_per_s);
+    printf("  decode (median of %3d steps) %12.0f tokens/s   %9.3f ms/step (fastest %.3f)\n", a.steps,
+           res.decode_tokens_per_s, res.decode_step_ms_median, res.decode_step_ms_min);
+    printf("  memory  weights %.1f MiB, states %.1f MiB, activations %.1f MiB\n", res.weight_bytes / 1048576.0,
+           res.state_bytes / 1048576.0, res.activation_bytes / 1048576.0);
+    printf("  floor   %.1f MiB/step at %.1f GB/s copy bandwidth = %.3f ms/step; measured / floor = %.2f\n",
+           res.step_bytes / 1048576.0, res.bandwidth_GBps, res.floor_step_ms, res.ratio_to_floor);
+    printf("  wrote %s\n", a.out_json);
     return 0;
 }
 
@@ -20,6 +77,7 @@ int cmd_bench(int argc, char **argv) {
         return argc < 2 ? PN_EXIT_INPUT : 0;
     }
     const char *what = argv[1];
+    if (strcmp(what, "decode") == 0) return bench_decode_cmd(argc - 1, argv + 1);
     pn_opt opts[] = {
         {"--out", "FILE", "JSON output path (default results/bench/cpu-WHAT.json)"},
         {"--steps", "N", "timed steps (median reported; default 5)"},
@@ -28,7 +86,7 @@ int cmd_bench(int argc, char **argv) {
     char cmd[64];
     snprintf(cmd, sizeof cmd, "bench %s", what);
     if (strcmp(what, "backbone") != 0 && strcmp(what, "blocks") != 0) {
-        fprintf(stderr, "postnas bench: error: unknown benchmark '%s' (expected backbone or blocks)\n", what);
+        fprintf(stderr, "postnas bench: error: unknown benchmark '%s' (expected backbone, blocks or decode)\n", what);
         return PN_EXIT_INPUT;
     }
     const char *pos[1];

@@ -15,7 +15,7 @@ static const command g_commands[] = {
     {"config", cmd_config, "validate a YAML job config and print the resolved config"},
     {"op", cmd_op, "run one linear-attention op on a reference file (forward + backward)"},
     {"block", cmd_block, "run one token-mixer block on a reference file (forward + backward)"},
-    {"bench", cmd_bench, "benchmarks: backbone, blocks (writes results/bench/*.json)"},
+    {"bench", cmd_bench, "benchmarks: backbone, blocks, decode (writes results/bench/*.json)"},
     {"init-model", cmd_init_model, "write an HF model directory with published dimensions and random weights"},
     {"data", cmd_data, "synthetic task data and token/task file checks (synth, info)"},
     {"train", cmd_train, "train a backbone (from scratch or pretrained) or the supernet by distillation"},
