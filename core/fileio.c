@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fileio.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,17 @@ void pn_atomic_abort(pn_atomic_file *af) {
     if (af->f) fclose(af->f);
     af->f = NULL;
     remove(af->tmp);
+}
+
+void pn_atomic_commit_path(const char *tmp, const char *path) {
+    int fd = open(tmp, O_RDONLY);
+    int bad = fd < 0 || fsync(fd) != 0;
+    if (fd >= 0) close(fd);
+    if (bad || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        pn_die_input(path, "write failed: %s", strerror(e));
+    }
 }
 
 void pn_write_file_atomic(const char *path, const void *data, size_t n) {

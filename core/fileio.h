@@ -18,6 +18,9 @@ void pn_atomic_open(pn_atomic_file *af, const char *path);
 void pn_atomic_commit(pn_atomic_file *af);
 // Abandon: close and remove the temp file.
 void pn_atomic_abort(pn_atomic_file *af);
+// For writers that own the file handle (HDF5): fsync the closed file `tmp` by path
+// and rename it over `path`; on failure remove tmp and die (exit 2).
+void pn_atomic_commit_path(const char *tmp, const char *path);
 // Write a whole buffer atomically.
 void pn_write_file_atomic(const char *path, const void *data, size_t n);
 // Read a whole file (NUL-terminated, for text). Dies with exit 2 naming the file if unreadable.

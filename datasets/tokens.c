@@ -262,18 +262,6 @@ static void write_int_attr(hid_t obj, const char *name, int64_t v) {
     PN_CHECK_H5(H5Sclose(sp));
 }
 
-// fsync a closed file by path, then rename it into place.
-static void commit_tmp(const char *tmp, const char *path) {
-    int fd = open(tmp, O_RDONLY);
-    int bad = fd < 0 || fsync(fd) != 0;
-    if (fd >= 0) close(fd);
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        pn_die_input(path, "write failed: %s", strerror(e));
-    }
-}
-
 void pn_tokens_write_h5(const char *path, const uint32_t *tokens, uint64_t n, int width, int64_t eos_id,
                         int64_t vocab_size) {
     check_width(path, tokens, n, width);
@@ -306,7 +294,7 @@ void pn_tokens_write_h5(const char *path, const uint32_t *tokens, uint64_t n, in
         remove(tmp);
         pn_die_input(path, "write failed (disk full?)");
     }
-    commit_tmp(tmp, path);
+    pn_atomic_commit_path(tmp, path);
 }
 
 void pn_tokens_write_bin(const char *path, const uint32_t *tokens, uint64_t n, int width) {

@@ -347,18 +347,6 @@ static void h5_search(hid_t loc, const char *gname, const pn_placement_trace *t,
     PN_CHECK_H5(H5Gclose(g));
 }
 
-// fsync a closed file by path, then rename it into place.
-static void commit_tmp(const char *tmp, const char *path) {
-    int fd = open(tmp, O_RDONLY);
-    int bad = fd < 0 || fsync(fd) != 0;
-    if (fd >= 0) close(fd);
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        pn_die_input(path, "write failed: %s", strerror(e));
-    }
-}
-
 void pn_placement_trace_write_h5(const pn_placement_trace *t, const char *path) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -419,5 +407,5 @@ void pn_placement_trace_write_h5(const pn_placement_trace *t, const char *path) 
         remove(tmp);
         pn_die_input(path, "write failed (disk full?)");
     }
-    commit_tmp(tmp, path);
+    pn_atomic_commit_path(tmp, path);
 }
