@@ -8,6 +8,7 @@
 // base model type and without the hybrid keys, so the base's rules (RoPE,
 // activation, biases) are checked in exactly one place.
 #include "supernet/hybrid.h"
+#include "supernet/model_init.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/safetensors.h"
@@ -502,30 +503,15 @@ void pn_hybrid_config_write(const pn_hf_config *c, const pn_hybrid_layout *lay, 
                             const char *dtype_name) {
     PN_ASSERT(lay->n_layers == c->num_hidden_layers);
     pn_mkdir_p(dir);
-    json_t *j = json_object();
+    json_t *j = pn_hf_config_to_json(c, dtype_name);
     json_t *arch = json_array();
     json_array_append_new(arch, json_string("JetNemotronForCausalLM"));
     json_object_set_new(j, "architectures", arch);
     json_object_set_new(j, "model_type", json_string("jet_nemotron"));
     json_object_set_new(j, "base_model_type", json_string(c->model_type));
-    json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
-    json_object_set_new(j, "hidden_size", json_integer(c->hidden_size));
-    json_object_set_new(j, "intermediate_size", json_integer(c->intermediate_size));
-    json_object_set_new(j, "num_hidden_layers", json_integer(c->num_hidden_layers));
-    json_object_set_new(j, "num_attention_heads", json_integer(c->num_attention_heads));
-    json_object_set_new(j, "num_key_value_heads", json_integer(c->num_key_value_heads));
-    json_object_set_new(j, "head_dim", json_integer(c->head_dim));
-    json_object_set_new(j, "hidden_act", json_string("silu"));
-    json_object_set_new(j, "rms_norm_eps", json_real(c->rms_norm_eps));
-    json_object_set_new(j, "rope_theta", json_real(c->rope_theta));
-    json_object_set_new(j, "rope_scaling", json_null());
-    json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
-    json_object_set_new(j, "max_position_embeddings", json_integer(131072));
     json_object_set_new(j, "initializer_range", json_real(0.02));
     json_object_set_new(j, "attention_dropout", json_real(0.0));
     json_object_set_new(j, "use_cache", json_true());
-    if (strcmp(c->model_type, "qwen2") != 0) json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
-    json_object_set_new(j, "torch_dtype", json_string(dtype_name));
     json_t *lt = json_array();
     for (int l = 0; l < lay->n_layers; l++) json_array_append_new(lt, json_string(pn_hybrid_type_name(lay->type[l])));
     json_object_set_new(j, "layer_types", lt);
@@ -536,18 +522,10 @@ void pn_hybrid_config_write(const pn_hf_config *c, const pn_hybrid_layout *lay, 
     for (int i = 0; i < pn_block_type_count(); i++)
         if (used[i] && type_bit(pn_block_type_at(i)) != T_ATTN) json_dims_entry(eac, pn_block_type_at(i), &res[i]);
     json_object_set_new(j, "efficient_attention_config", eac);
-
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
-    json_decref(j);
-    PN_ASSERT(text != NULL);
-    size_t n = strlen(text);
-    text = pn_realloc(text, n + 2);
-    text[n] = '\n';
-    text[n + 1] = 0;
     char path[4096];
     pn_path_join(path, sizeof path, dir, "config.json");
-    pn_write_file_atomic(path, text, n + 1);
-    free(text);
+    pn_json_write_file(j, path);
+    json_decref(j);
 }
 
 // ---------------------------------------------------------------- architecture.yaml

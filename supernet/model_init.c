@@ -117,8 +117,7 @@ static int base_preset(const char *name, pn_hf_config *out) {
     return -1;
 }
 
-void pn_hf_config_write(const pn_hf_config *c, const char *dir, const char *dtype_name) {
-    pn_mkdir_p(dir);
+json_t *pn_hf_config_to_json(const pn_hf_config *c, const char *dtype_name) {
     json_t *j = json_object();
     json_t *arch = json_array();
     json_array_append_new(arch, json_string(c->architecture[0] ? c->architecture : "Qwen2ForCausalLM"));
@@ -136,20 +135,31 @@ void pn_hf_config_write(const pn_hf_config *c, const char *dir, const char *dtyp
     json_object_set_new(j, "rope_theta", json_real(c->rope_theta));
     json_object_set_new(j, "rope_scaling", json_null());
     json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
-    json_object_set_new(j, "use_sliding_window", json_false());
     json_object_set_new(j, "max_position_embeddings", json_integer(131072));
     if (strcmp(c->model_type, "qwen2") != 0) json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
     json_object_set_new(j, "torch_dtype", json_string(dtype_name));
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    json_decref(j);
-    char path[4096];
-    pn_path_join(path, sizeof path, dir, "config.json");
+    return j;
+}
+
+void pn_json_write_file(json_t *j, const char *path) {
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+    PN_ASSERT(text != NULL);
     size_t n = strlen(text);
     text = pn_realloc(text, n + 2);
     text[n] = '\n';
     text[n + 1] = 0;
     pn_write_file_atomic(path, text, n + 1);
     free(text);
+}
+
+void pn_hf_config_write(const pn_hf_config *c, const char *dir, const char *dtype_name) {
+    pn_mkdir_p(dir);
+    json_t *j = pn_hf_config_to_json(c, dtype_name);
+    json_object_set_new(j, "use_sliding_window", json_false());
+    char path[4096];
+    pn_path_join(path, sizeof path, dir, "config.json");
+    pn_json_write_file(j, path);
+    json_decref(j);
 }
 
 // kind: 0 zeros (biases), 1 ones (norms), 2 N(0, 0.02). Returns the element count.

@@ -7,6 +7,7 @@
 #pragma once
 #include "core/tensor.h"
 #include "supernet/hf_config.h"
+#include <jansson.h>
 #include "supernet/hybrid.h"
 
 // Published configurations: "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen3-1.7b",
@@ -35,3 +36,7 @@ void pn_model_init_write(const pn_hf_config *c, const char *dir, uint64_t seed, 
 // Writes DIR/config.json (transformers 4.x form) for c, with torch_dtype
 // `dtype_name` ("float32", "bfloat16", ...); creates DIR. Atomic.
 void pn_hf_config_write(const pn_hf_config *c, const char *dir, const char *dtype_name);
+// The config.json keys every writer shares (transformers 4.x form); callers add their own.
+json_t *pn_hf_config_to_json(const pn_hf_config *c, const char *dtype_name);
+// Pretty-printed (sorted keys, 15-digit reals) + newline, written atomically.
+void pn_json_write_file(json_t *j, const char *path);
