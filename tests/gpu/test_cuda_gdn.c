@@ -41,47 +41,9 @@
 
 #define TOL_BF16 1e-2
 #define TOL_F32 1e-3
+#define GPU_TEST_SEED 20251123
+#include "gpu_test_util.h"
 
-static int g_pass = 0, g_fail = 0;
-static uint64_t g_stream = 1;
-
-// ---------------------------------------------------------------- harness
-static double rel_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static void report(double err, double tol, const char *fmt, ...) PN_PRINTF(3, 4);
-static void report(double err, double tol, const char *fmt, ...) {
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    int ok = isfinite(err) && err <= tol;
-    printf("%-4s %-84s err %.3e  (tol %.0e)\n", ok ? "ok" : "FAIL", what, err, tol);
-    fflush(stdout);
-    if (ok)
-        g_pass++;
-    else
-        g_fail++;
-}
-
-static float *rand_host(size_t n, float std) {
-    float *p = pn_malloc((n ? n : 1) * sizeof(float));
-    pn_fill_normal(p, n, 0.0f, std, 20251123, g_stream++);
-    return p;
-}
-
-static void round_bf16(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = pn_bf16_to_f32(pn_f32_to_bf16(x[i]));
-}
 
 static pn_bf16 *dev_bf16(const float *h, size_t n) {
     pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(pn_bf16));
