@@ -3,10 +3,8 @@
 //
 // Qwen2 / Llama / Qwen3 attention (BLOCKS.md "attn"): q, k, v projections
 // (biases when cfg.qkv_bias), Qwen3's per-head q/k RMSNorm before RoPE
-// (cfg.qk_norm), rotate-half RoPE, GQA softmax attention with scale K^-1/2, o_proj.
-// cfg.qkv_bias = 2 additionally gives o_proj a bias (Llama / Qwen3 with
-// attention_bias = true; Qwen2 has q/k/v biases only) — block.h has one bias
-// field and this keeps its meaning for the common case.
+// (cfg.qk_norm), rotate-half RoPE, GQA softmax attention with scale K^-1/2, o_proj
+// (with a bias when cfg.o_bias: Llama / Qwen3 with attention_bias = true).
 //
 // Decode state per sequence: K cache then V cache, each (H_kv, Lc, K) with
 // Lc = L (attn) or min(window, L) (swa, a ring indexed by position % Lc), so the
@@ -36,7 +34,7 @@ static attn_idx attn_index(const pn_block_cfg *c) {
     ix.wv = n++;
     ix.bv = c->qkv_bias ? n++ : -1;
     ix.wo = n++;
-    ix.bo = c->qkv_bias == 2 ? n++ : -1;
+    ix.bo = c->o_bias ? n++ : -1;
     ix.qn = c->qk_norm ? n++ : -1;
     ix.kn = c->qk_norm ? n++ : -1;
     return ix;
@@ -80,7 +78,7 @@ static int attn_params(const pn_block_cfg *c, pn_param_spec *out) {
     spec_set(&out[n++], "v_proj.weight", 2, KD, C, PN_INIT_NORMAL, 0.02f, 1);
     if (c->qkv_bias) spec_set(&out[n++], "v_proj.bias", 1, KD, 0, PN_INIT_ZERO, 0, 0);
     spec_set(&out[n++], "o_proj.weight", 2, C, QD, PN_INIT_NORMAL, 0.02f, 1);
-    if (c->qkv_bias == 2) spec_set(&out[n++], "o_proj.bias", 1, C, 0, PN_INIT_ZERO, 0, 0);
+    if (c->o_bias) spec_set(&out[n++], "o_proj.bias", 1, C, 0, PN_INIT_ZERO, 0, 0);
     if (c->qk_norm) {
         spec_set(&out[n++], "q_norm.weight", 1, c->K, 0, PN_INIT_ONE, 0, 0);
         spec_set(&out[n++], "k_norm.weight", 1, c->K, 0, PN_INIT_ONE, 0, 0);

@@ -22,7 +22,8 @@ typedef struct {
     int conv_size;      // W: short conv taps (jetblock, gated_deltanet, deltanet, mamba2)
     int window;         // swa: window length
     int gen_reduction;  // jetblock: dynamic-conv generator reduction r
-    int qkv_bias;       // attn: q/k/v projections have biases (Qwen2)
+    int qkv_bias;       // attn: q/k/v projections have biases (Qwen2; Llama/Qwen3 attention_bias)
+    int o_bias;         // attn: o_proj has a bias (Llama/Qwen3 attention_bias)
     int qk_norm;        // attn: per-head q/k RMSNorm (Qwen3)
     float rope_theta;   // attn: RoPE base
     float norm_eps;     // attn q/k norm eps; output norm eps for linear blocks (1e-5)

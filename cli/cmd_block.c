@@ -26,7 +26,7 @@ typedef struct {
 #define CFG_FLT(f) {#f, offsetof(pn_block_cfg, f), 1}
 static const cfg_key g_keys[] = {
     CFG_INT(C),        CFG_INT(H),      CFG_INT(H_kv),        CFG_INT(K),         CFG_INT(V),
-    CFG_INT(conv_size), CFG_INT(window), CFG_INT(gen_reduction), CFG_INT(qkv_bias), CFG_INT(qk_norm),
+    CFG_INT(conv_size), CFG_INT(window), CFG_INT(gen_reduction), CFG_INT(qkv_bias), CFG_INT(o_bias), CFG_INT(qk_norm),
     CFG_FLT(rope_theta), CFG_FLT(norm_eps), CFG_INT(n_groups),  CFG_INT(d_state),   CFG_INT(expand),
     CFG_INT(lora_w),   CFG_INT(lora_a), CFG_INT(lora_v),      CFG_INT(lora_g),    CFG_INT(layer_idx),
     CFG_INT(first_rwkv),
@@ -99,7 +99,7 @@ static void cfg_infer(pn_block_cfg *c, const int *set, const pn_safetensors *st)
         TRY(K, dim_of(st, "q_norm.weight", 0));
         if (c->K && dim_of(st, "q_proj.weight", 0) % c->K == 0) TRY(H, dim_of(st, "q_proj.weight", 0) / c->K);
     }
-    if (param_entry(st, "o_proj.bias")) TRY(qkv_bias, 2);
+    if (param_entry(st, "o_proj.bias")) TRY(o_bias, 1);
     if (param_entry(st, "q_proj.bias")) TRY(qkv_bias, 1);
     TRY(V, dim_of(st, "o_norm.weight", 0));
     TRY(V, dim_of(st, "g_norm_swish_gate.weight", 0));

@@ -117,11 +117,11 @@ pn_backbone *pn_backbone_load(const char *dir) {
     acfg.H = c->num_attention_heads;
     acfg.H_kv = c->num_key_value_heads;
     acfg.K = c->head_dim;
-    acfg.qkv_bias = c->o_bias ? 2 : c->qkv_bias;
+    acfg.qkv_bias = c->qkv_bias;
+    acfg.o_bias = c->o_bias;
     acfg.qk_norm = c->qk_norm;
     acfg.rope_theta = (float)c->rope_theta;
     acfg.norm_eps = (float)c->rms_norm_eps;
-    PN_ASSERT(c->o_bias == 0 || c->qkv_bias == 1);
     for (int l = 0; l < bb->n_layers; l++) {
         acfg.layer_idx = l;
         pn_block_setup(&bb->layers[l].attn, &pn_block_attn, &acfg);

@@ -199,7 +199,8 @@ void pn_hybrid_layer_cfg(const pn_hf_config *base, const pn_hybrid_layout *lay, 
         out->H = base->num_attention_heads;
         out->H_kv = base->num_key_value_heads;
         out->K = base->head_dim;
-        out->qkv_bias = base->o_bias ? 2 : base->qkv_bias;
+        out->qkv_bias = base->qkv_bias;
+        out->o_bias = base->o_bias;
         out->qk_norm = base->qk_norm;
         out->rope_theta = (float)base->rope_theta;
         out->norm_eps = (float)base->rms_norm_eps;

@@ -100,7 +100,8 @@ static void test_specs(void) {
     pn_block_setup(&b, pn_block_type_find("attn"), &cfg);
     CHECK(b.cfg.H == 2 && b.cfg.K == 64 && b.cfg.H_kv == 2 && b.cfg.rope_theta == 10000.0f, "attn defaults");
     CHECK(b.n_params == 4 && strcmp(b.spec[3].name, "o_proj.weight") == 0, "attn params");
-    cfg.qkv_bias = 2;
+    cfg.qkv_bias = 1;
+    cfg.o_bias = 1;
     cfg.qk_norm = 1;
     pn_block_setup(&b, pn_block_type_find("swa"), &cfg);
     CHECK(b.n_params == 10, "swa with biases and norms: %d params", b.n_params);
