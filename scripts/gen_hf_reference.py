@@ -17,6 +17,10 @@ input_ids[:, 1:]) and grad.NAME for every parameter, all F32 except input_ids.
               heads, q/k norm, tied embeddings, rope_theta 1e6, weights stored as
               bfloat16; config.json in the 5.x form save_pretrained writes.
 
+  llama-bias-tiny: LlamaForCausalLM with attention_bias true (q/k/v/o biases, drawn
+              at random so they matter), 3 layers, 4 heads / 1 KV head, tied
+              embeddings, float32 weights, config.json in the 5.x form.
+
 The reference runs model.double() on the stored (f16 / bf16) weights upcast to
 float64, so it is exactly the model postnas loads. Usage:
   python3 scripts/gen_hf_reference.py [OUT_ROOT]      (default tests/data)
@@ -117,6 +121,24 @@ def main():
     d = os.path.join(root, "qwen3-tiny")
     model.to(torch.bfloat16).save_pretrained(d)
     ids = torch.randint(0, 256, (2, 33), generator=gen)
+    reference(d, ids, NOTE)
+
+    # ---- llama-bias-tiny
+    cfg = transformers.LlamaConfig(
+        vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=1, rms_norm_eps=1e-5, tie_word_embeddings=True, attention_bias=True,
+        max_position_embeddings=512, initializer_range=0.1,
+        rope_parameters={"rope_theta": 10000.0, "rope_type": "default"}, bos_token_id=None, eos_token_id=None,
+        pad_token_id=None)
+    model = transformers.LlamaForCausalLM(cfg)
+    randomize_norms(model, gen)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    d = os.path.join(root, "llama-bias-tiny")
+    model.save_pretrained(d)
+    ids = torch.randint(0, 256, (2, 29), generator=gen)
     reference(d, ids, NOTE)
 
 

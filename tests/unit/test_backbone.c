@@ -2,7 +2,8 @@
 //
 // References are float64 forward/backward runs of transformers' own models:
 // ../shared/fixtures/qwen2-tiny (tied, q/k/v biases, 5.x config), and
-// tests/data/llama-tiny (untied, f16 weights, 4.x config) and tests/data/qwen3-tiny
+// tests/data/llama-tiny (untied, f16 weights, 4.x config), tests/data/llama-bias-tiny (q/k/v/o
+// biases, 1 KV head) and tests/data/qwen3-tiny
 // (q/k norm, head_dim != hidden/heads, tied, bf16 weights), both written by
 // scripts/gen_hf_reference.py. Every tensor — logits, every hidden state, the loss
 // and the gradient of every parameter — must be within 1e-4 relative error, both
@@ -293,8 +294,8 @@ int main(void) {
     check_cli("qwen2-tiny", q2, fixture_path("qwen2-tiny/reference.safetensors"), g_tmp);
     test_config_4x();
 
-    const char *models[] = {"tests/data/llama-tiny", "tests/data/qwen3-tiny"};
-    for (int i = 0; i < 2; i++) {
+    const char *models[] = {"tests/data/llama-tiny", "tests/data/qwen3-tiny", "tests/data/llama-bias-tiny"};
+    for (int i = 0; i < (int)PN_ARRAY_LEN(models); i++) {
         char ref[512];
         snprintf(ref, sizeof ref, "%s/reference.safetensors", models[i]);
         check_library(models[i] + 11, models[i], ref);
