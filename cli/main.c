@@ -29,7 +29,7 @@ static void usage(FILE *f) {
     fprintf(f, "PostNAS: turn a pretrained full-attention LLM into a fast hybrid (Jet-Nemotron method).\n\n");
     fprintf(f, "commands:\n");
     for (size_t i = 0; i < PN_ARRAY_LEN(g_commands); i++)
-        fprintf(f, "  %-10s %s\n", g_commands[i].name, g_commands[i].summary);
+        fprintf(f, "  %-11s %s\n", g_commands[i].name, g_commands[i].summary);
     fprintf(f, "\n'postnas COMMAND --help' describes each command.\n");
     fprintf(f, "global options:\n  --log LEVEL   debug | info | warn | error | quiet (default info; env POSTNAS_LOG)\n");
 }

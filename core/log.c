@@ -4,6 +4,7 @@
 
 static pn_log_level g_level = PN_LOG_INFO;
 static int g_level_from_env = 0;
+static int g_level_explicit = 0;  // set by --log or POSTNAS_LOG
 static int g_rank = 0, g_world = 1;
 
 int pn_log_level_parse(const char *s) {
@@ -19,11 +20,20 @@ static void log_init_from_env(void) {
     const char *e = getenv("POSTNAS_LOG");
     if (e) {
         int l = pn_log_level_parse(e);
-        if (l >= 0) g_level = (pn_log_level)l;
+        if (l >= 0) {
+            g_level = (pn_log_level)l;
+            g_level_explicit = 1;
+        }
     }
 }
 
+void pn_log_set_default_level(pn_log_level level) {
+    log_init_from_env();
+    if (!g_level_explicit) g_level = level;
+}
+
 void pn_log_set_level(pn_log_level level) {
+    g_level_explicit = 1;
     g_level_from_env = 1;
     g_level = level;
 }

@@ -9,6 +9,8 @@
 typedef enum { PN_LOG_DEBUG = 0, PN_LOG_INFO = 1, PN_LOG_WARN = 2, PN_LOG_ERROR = 3, PN_LOG_QUIET = 4 } pn_log_level;
 
 void pn_log_set_level(pn_log_level level);
+// A job config's level: applies only when neither --log nor POSTNAS_LOG chose one.
+void pn_log_set_default_level(pn_log_level level);
 pn_log_level pn_log_get_level(void);
 void pn_log_set_rank(int rank, int world);
 // Parses "debug|info|warn|error|quiet"; returns -1 when unknown.

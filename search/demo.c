@@ -30,6 +30,7 @@ static int64_t *demo_load_ids(const char *path, int vocab, int *B, int *T) {
 }
 
 int pn_demo_run(const pn_job_config *c) {
+    pn_log_set_default_level((pn_log_level)c->run.log_level);
     if (c->run.threads > 0) omp_set_num_threads(c->run.threads);
     pn_mkdir_p(c->run.out_dir);
     pn_job_config_write_resolved(c, c->run.out_dir);

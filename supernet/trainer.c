@@ -599,6 +599,7 @@ int pn_trainer_run_model(const pn_job_config *c, pn_train_model *m, const pn_tra
 
 int pn_train_run(const pn_job_config *c, const pn_train_opts *opts, pn_train_result *res) {
     const char *where = opts && opts->where && opts->where[0] ? opts->where : "config";
+    pn_log_set_default_level((pn_log_level)c->run.log_level);
     if (c->run.threads > 0) omp_set_num_threads(c->run.threads);
     char dir[4096];
     const int has_arch = c->arch.num_layers > 0;

@@ -2,6 +2,7 @@
 // float conversions, tensor views, arenas, atomic writes.
 #include "core/arena.h"
 #include "core/fileio.h"
+#include "core/log.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "test_util.h"
@@ -140,7 +141,20 @@ static void test_fileio(void) {
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+// A job config's log level applies unless --log (pn_log_set_level) or POSTNAS_LOG chose one.
+static void test_log_levels(void) {
+    if (getenv("POSTNAS_LOG")) return;
+    pn_log_set_default_level(PN_LOG_WARN);
+    CHECK(pn_log_get_level() == PN_LOG_WARN, "config level applies by default");
+    pn_log_set_level(PN_LOG_DEBUG);
+    pn_log_set_default_level(PN_LOG_ERROR);
+    CHECK(pn_log_get_level() == PN_LOG_DEBUG, "an explicit level wins over the config's");
+    CHECK(pn_log_level_parse("warn") == PN_LOG_WARN && pn_log_level_parse("loud") == -1, "level names");
+    pn_log_set_level(PN_LOG_INFO);
+}
+
 int main(void) {
+    test_log_levels();
     test_philox_kat();
     test_rng_thread_independence();
     test_float_conversions();
