@@ -1,9 +1,11 @@
-// cmd_bench.c — `postnas bench backbone|blocks|decode`: parse flags, call
+// cmd_bench.c — `postnas bench backbone|blocks|decode|kernels`: parse flags, call
 // search/bench_*.c. decode has its own option table (model, context, batch);
-// its library code only logs, so the table it reports is printed here.
+// its library code only logs, so the table it reports is printed here. kernels
+// (CUDA only) has its own table too; its table is printed from the JSON it wrote.
 #include "args.h"
 #include "commands.h"
 #include "search/bench.h"
+#include <jansson.h>
 
 static int bench_usage(void) {
     printf("usage: postnas bench WHAT [options]\n\n"
@@ -13,7 +15,10 @@ static int bench_usage(void) {
            "  blocks     forward+backward tokens/s per block, chunked vs recurrent, B=4 T=512 C=256\n"
            "             -> results/bench/cpu-blocks.json\n"
            "  decode     prefill and decode tokens/s of a model directory at a context and batch,\n"
-           "             with the memory-bandwidth floor of a decode step -> results/bench/cpu-decode.json\n\n"
+           "             with the memory-bandwidth floor of a decode step -> results/bench/cpu-decode.json\n"
+           "  kernels    CUDA kernels at their target shapes (--device cuda only): copy and bf16 GEMM\n"
+           "             ceilings, gated delta rule decode / fwd / fwd+bwd, each against its floor\n"
+           "             -> results/bench/h100.json\n\n"
            "'postnas bench WHAT --help' for options.\n");
     return 0;
 }
@@ -71,6 +76,63 @@ static int bench_decode_cmd(int argc, char **argv) {
     return 0;
 }
 
+// One line per row of the JSON pn_bench_kernels wrote.
+static void bench_kernels_print(const char *path) {
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j) pn_die_input(path, "cannot read the benchmark JSON back: %s (line %d)", err.text, err.line);
+    json_t *gpu = json_object_get(j, "gpu"), *ceil = json_object_get(j, "ceilings");
+    printf("postnas bench kernels: %s, driver CUDA %s, runtime %s; copy %.3f TB/s, bf16 GEMM %.1f TFLOP/s\n",
+           json_string_value(json_object_get(gpu, "name")), json_string_value(json_object_get(gpu, "driver_cuda_version")),
+           json_string_value(json_object_get(gpu, "runtime_version")),
+           json_real_value(json_object_get(ceil, "copy_TBps")), json_real_value(json_object_get(ceil, "gemm_bf16_TFLOPs")));
+    printf("  %-38s %10s %18s %10s %8s  %-30s %s\n", "kernel", "ms", "achieved", "floor ms", "/floor", "target", "met");
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "rows"), i, r) {
+        const char *name = json_string_value(json_object_get(r, "name"));
+        const char *status = json_string_value(json_object_get(r, "status"));
+        if (!json_object_get(r, "ms")) {
+            printf("  %-38s %s\n", name, status ? status : "");
+            continue;
+        }
+        const json_t *tgt = json_object_get(r, "target"), *met = json_object_get(r, "met");
+        printf("  %-38s %10.4f %11.2f %-6s %10.4f %8.2f  %-30s %s\n", name, json_real_value(json_object_get(r, "ms")),
+               json_real_value(json_object_get(r, "achieved")), json_string_value(json_object_get(r, "unit")),
+               json_real_value(json_object_get(r, "floor_ms")), json_real_value(json_object_get(r, "ratio_to_floor")),
+               json_is_string(tgt) ? json_string_value(tgt) : "-",
+               json_is_boolean(met) ? (json_is_true(met) ? "yes" : "NO") : "-");
+        if (status && strcmp(status, "measured") != 0) printf("  %-38s ^ %s\n", "", status);
+    }
+    printf("  wrote %s\n", path);
+    json_decref(j);
+}
+
+static int bench_kernels_cmd(int argc, char **argv) {
+    const char *cmd = "bench kernels";
+    pn_opt opts[] = {
+        {"--device", "DEV", "cuda (the only device: this benchmarks the CUDA backend; default cuda)"},
+        {"--out", "FILE", "JSON output path (default results/bench/h100.json)"},
+    };
+    const char *pos[1];
+    pn_args_parse(cmd, "[--device cuda] [--out FILE]",
+                  "Time the CUDA backend's kernels at their target shapes (median of >= 20 calls, 3 for the\n"
+                  "backward; cudaEvents; inputs rotating among 3 sets) and set each against its floor, from the\n"
+                  "copy bandwidth and bf16 GEMM rate measured in the same run. Needs a CUDA build and a GPU.",
+                  opts, (int)PN_ARRAY_LEN(opts), argc, argv, pos, 0);
+    const char *device = opts[0].present ? opts[0].value : "cuda";
+    if (strcmp(device, "cuda") != 0) {
+        fprintf(stderr, "postnas %s: error: --device %s is not supported: kernels benchmarks the CUDA backend "
+                "(--device cuda)\n", cmd, device);
+        return PN_EXIT_INPUT;
+    }
+    const char *out = opts[1].present ? opts[1].value : "results/bench/h100.json";
+    int rc = pn_bench_kernels(out);
+    if (rc) return rc;
+    bench_kernels_print(out);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         bench_usage();
@@ -78,6 +140,7 @@ int cmd_bench(int argc, char **argv) {
     }
     const char *what = argv[1];
     if (strcmp(what, "decode") == 0) return bench_decode_cmd(argc - 1, argv + 1);
+    if (strcmp(what, "kernels") == 0) return bench_kernels_cmd(argc - 1, argv + 1);
     pn_opt opts[] = {
         {"--out", "FILE", "JSON output path (default results/bench/cpu-WHAT.json)"},
         {"--steps", "N", "timed steps (median reported; default 5)"},
@@ -86,7 +149,7 @@ int cmd_bench(int argc, char **argv) {
     char cmd[64];
     snprintf(cmd, sizeof cmd, "bench %s", what);
     if (strcmp(what, "backbone") != 0 && strcmp(what, "blocks") != 0) {
-        fprintf(stderr, "postnas bench: error: unknown benchmark '%s' (expected backbone, blocks or decode)\n", what);
+        fprintf(stderr, "postnas bench: error: unknown benchmark '%s' (expected backbone, blocks, decode or kernels)\n", what);
         return PN_EXIT_INPUT;
     }
     const char *pos[1];

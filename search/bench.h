@@ -65,3 +65,12 @@ typedef struct {
     double total;
 } pn_decode_traffic;
 pn_decode_traffic pn_decode_step_traffic(const pn_backbone *bb, int batch, int64_t ctx);
+
+// ---- `postnas bench kernels` (search/bench_kernels.c) ----
+// The CUDA backend's kernels at their target shapes on device 0: device copy and bf16
+// GEMM 8192³ (the ceilings), the gated delta rule decode step, chunked forward,
+// forward+backward and a 65,536-token forward; each row with its median time, achieved
+// rate, floor, measured/floor, target and anchor; rows without an implementation yet
+// are listed as "not implemented". Writes JSON to out_json; logs via pn_info. Returns 0.
+// Without CUDA in the build it dies with exit 2; without a visible device, exit 3.
+int pn_bench_kernels(const char *out_json);

@@ -1,0 +1,584 @@
+// bench_kernels.c — `postnas bench kernels --device cuda`: the CUDA backend's kernels at
+// their target shapes, each timed and set against a floor (results/bench/h100.json).
+//
+// Design. Every row is one op at one shape, timed the way the device method asks:
+// device events around each call, warm-up calls first (module load, cuBLASLt plans,
+// the caching allocator's first cudaMalloc stay out), the median of >= 20 timed calls
+// (3 for the slow backward), rotating among NSETS input sets so that no call finds its
+// inputs in L2 from the previous one, inputs random and non-zero (gates drawn as
+// tests/gpu/test_cuda_gdn.c draws them, as fla's tests do). The calls of one row are
+// queued back to back, each between its own pair of events, and synchronised once at
+// the end: the device never idles between calls, so host launch gaps stay out of the
+// per-call times.
+//
+// Floors. The first two rows measure this device's ceilings: a 1 GiB device-to-device
+// copy (bytes read + written) and a bf16 GEMM at 8192³ through our cuBLASLt wrapper.
+// Every other row's floor is max(minimal bytes / copy rate, FLOPs / GEMM rate), minimal
+// bytes being each input read once and each output written once (a += gradient is read
+// and written). The ceiling rows themselves are set against external references: the
+// copy against the DRAM peak from the memory clock and bus width, the GEMM against the
+// anchor torch/cuBLAS rate measured on an H100 of this workplace.
+//
+// Rows the backend does not have yet (cuDNN attention, the supernet step) are listed
+// with "status": "not implemented" and no numbers, so the file shows what is missing.
+// Library code: progress goes to pn_info; the CLI prints the table from the JSON.
+#include "search/bench.h"
+#include "core/common.h"
+#include "core/log.h"
+
+#ifndef POSTNAS_HAVE_CUDA
+
+int pn_bench_kernels(const char *out_json) {
+    (void)out_json;
+    pn_die_input("bench kernels", "postnas was built without CUDA (rebuild with -DPOSTNAS_CUDA=ON where nvcc exists)");
+}
+
+#else
+
+#include "core/fileio.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "kernels/cuda/pn_cuda.h"
+#include "kernels/cuda/pn_cuda_gdn.h"
+#include "kernels/cuda/pn_cuda_ops.h"
+#include "search/bench_util.h"
+#include <cuda_runtime.h>
+#include <jansson.h>
+#include <math.h>
+
+#define KB_WHERE "bench kernels"
+#define NSETS 3
+#define KB_SEED 20251201ull
+#define GDN_CHUNK 64                // the chunk length of pn_cuda_gated_delta_fwd / _bwd
+#define GEMM_ANCHOR_TFLOPS 745.0    // torch/cuBLAS bf16 8192³ on an H100 of this workplace
+#define GEMM_TARGET_FRACTION 0.95
+
+#define KB_CHECK(call)                                                                                     \
+    do {                                                                                                   \
+        cudaError_t kb_e_ = (call);                                                                        \
+        if (kb_e_ != cudaSuccess) pn_die_device(__FILE__, __LINE__, "%s: %s", #call, cudaGetErrorString(kb_e_)); \
+    } while (0)
+
+static uint64_t g_stream = 1;  // Philox stream: a fresh one for every draw
+
+// ---------------------------------------------------------------- timing
+
+typedef void (*kb_run_fn)(void *ctx, int i);
+
+// Median time (ms) of `reps` calls run(ctx, warm + i) after `warm` untimed calls; the
+// fastest goes to *min_ms. Call i uses input set i % NSETS (the callee decides).
+static double kb_time(kb_run_fn run, void *ctx, int warm, int reps, double *min_ms) {
+    cudaStream_t st = (cudaStream_t)pn_cuda_stream_get();
+    for (int i = 0; i < warm; i++) run(ctx, i);
+    pn_cuda_sync();
+    cudaEvent_t *ev = pn_malloc((size_t)2 * reps * sizeof(cudaEvent_t));
+    for (int i = 0; i < 2 * reps; i++) KB_CHECK(cudaEventCreate(&ev[i]));
+    for (int i = 0; i < reps; i++) {
+        KB_CHECK(cudaEventRecord(ev[2 * i], st));
+        run(ctx, warm + i);
+        KB_CHECK(cudaEventRecord(ev[2 * i + 1], st));
+    }
+    KB_CHECK(cudaEventSynchronize(ev[2 * reps - 1]));
+    KB_CHECK(cudaGetLastError());
+    double *ms = pn_malloc((size_t)reps * sizeof(double));
+    for (int i = 0; i < reps; i++) {
+        float t = 0;
+        KB_CHECK(cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]));
+        ms[i] = t;
+    }
+    for (int i = 0; i < 2 * reps; i++) KB_CHECK(cudaEventDestroy(ev[i]));
+    free(ev);
+    const double med = pn_bench_median(ms, reps);  // sorts: ms[0] is the fastest
+    *min_ms = ms[0];
+    free(ms);
+    return med;
+}
+
+// ---------------------------------------------------------------- rows
+
+typedef struct {
+    const char *name;
+    char shape[256];
+    const char *status;       // NULL = measured
+    int warm, reps;
+    double ms, min_ms;
+    double flops, bytes;      // minimal work of one call (0 = not counted)
+    double floor_ms;
+    const char *floor_basis;
+    double target_ms;         // 0 = no time target
+    double target_tflops;     // 0 = no rate target
+    const char *anchor;
+    double anchor_ms;         // 0 = the anchor is not a time
+    int64_t nonfinite;        // non-finite elements found in the checked output (-1 = not checked)
+} kb_row;
+
+// Floor of a non-ceiling row from the ceilings measured in this run.
+static void kb_row_floor(kb_row *r, double bw, double mm) {
+    const double fb = r->bytes / bw * 1e3, ff = r->flops / mm * 1e3;
+    r->floor_ms = fb > ff ? fb : ff;
+    r->floor_basis = fb > ff ? "minimal bytes / measured copy rate (memory-bound)"
+                             : "FLOPs / measured bf16 GEMM rate (compute-bound)";
+}
+
+// ---------------------------------------------------------------- host inputs
+
+static float *kb_normal(size_t n, float std) {
+    float *p = pn_malloc((n ? n : 1) * sizeof(float));
+    pn_fill_normal(p, n, 0.0f, std, KB_SEED, g_stream++);
+    return p;
+}
+
+static pn_bf16 *kb_dev_bf16(size_t n, float std) {
+    float *h = kb_normal(n, std);
+    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(pn_bf16));
+    pn_cuda_upload_bf16(d, h, (int64_t)n);
+    free(h);
+    return d;
+}
+
+static float *kb_dev_f32_host(const float *h, size_t n) {
+    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(float));
+    pn_cuda_upload(d, h, n * sizeof(float));
+    return d;
+}
+
+static float *kb_dev_f32(size_t n, float std) {
+    float *h = kb_normal(n, std);
+    float *d = kb_dev_f32_host(h, n);
+    free(h);
+    return d;
+}
+
+// Non-finite elements of a device buffer (bf16 or fp32): a NaN in an output means the
+// timed work was not the real computation.
+static int64_t kb_count_nonfinite(const void *dev, size_t n, int is_f32) {
+    float *h = pn_malloc(n * sizeof(float));
+    if (is_f32)
+        pn_cuda_download(h, dev, n * sizeof(float));
+    else
+        pn_cuda_download_bf16(h, dev, (int64_t)n);
+    int64_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(h[i]);
+    free(h);
+    return bad;
+}
+
+// ---------------------------------------------------------------- ceilings
+
+typedef struct {
+    void *src[NSETS], *dst;
+    size_t bytes;
+} copy_ctx;
+
+static void run_copy(void *p, int i) {
+    copy_ctx *c = p;
+    pn_cuda_copy(c->dst, c->src[i % NSETS], c->bytes);
+}
+
+typedef struct {
+    pn_bf16 *x[NSETS], *w[NSETS], *y;
+    int n;
+} gemm_ctx;
+
+static void run_gemm(void *p, int i) {
+    gemm_ctx *c = p;
+    pn_cuda_linear_fwd(c->y, PN_CUDA_BF16, c->x[i % NSETS], c->w[i % NSETS], NULL, c->n, c->n, c->n);
+}
+
+// ---------------------------------------------------------------- gated delta rule
+
+typedef struct {
+    int B, T, H, K, V;
+    int with_h0, with_ht;        // forward: h0 given / ht wanted
+    pn_bf16 *q[NSETS], *k[NSETS], *v[NSETS];
+    float *g[NSETS], *beta[NSETS], *h0[NSETS], *ht[NSETS], *dout[NSETS];
+    void *o[NSETS];              // bf16
+    float *dq, *dk, *dv, *dg, *dbeta, *dh0;  // backward only; shared across sets (outputs)
+} gdn_ctx;
+
+static float gdn_scale(const gdn_ctx *c) { return 1.0f / sqrtf((float)c->K); }
+
+// Inputs of every set: q, k, v ~ N(0, 1) on the bf16 grid (the op normalises q and k,
+// qk_l2norm = 1); g = logsigmoid(N(0,1)) / 10, β = sigmoid(N(0,1)); h0 ~ N(0, 0.25).
+// with_bwd adds an fp32 dout per set and the six fp32 gradient buffers (zeroed, as a
+// training step's gradients start).
+static void gdn_fill(gdn_ctx *c, int with_bwd) {
+    const size_t tok = (size_t)c->B * c->T * c->H;
+    const size_t nqk = tok * c->K, nv = tok * c->V, ns = (size_t)c->B * c->H * c->K * c->V;
+    for (int s = 0; s < NSETS; s++) {
+        c->q[s] = kb_dev_bf16(nqk, 1.0f);
+        c->k[s] = kb_dev_bf16(nqk, 1.0f);
+        c->v[s] = kb_dev_bf16(nv, 1.0f);
+        float *g = kb_normal(tok, 1.0f), *beta = kb_normal(tok, 1.0f);
+        for (size_t i = 0; i < tok; i++) {
+            const double u = g[i];
+            const double logsig = u >= 0 ? -log1p(exp(-u)) : u - log1p(exp(u));
+            g[i] = (float)(logsig / 10.0);
+            beta[i] = (float)(1.0 / (1.0 + exp(-(double)beta[i])));
+        }
+        c->g[s] = kb_dev_f32_host(g, tok);
+        c->beta[s] = kb_dev_f32_host(beta, tok);
+        free(g), free(beta);
+        c->h0[s] = c->with_h0 ? kb_dev_f32(ns, 0.5f) : NULL;
+        c->ht[s] = c->with_ht ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, ns * sizeof(float)) : NULL;
+        c->o[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nv * sizeof(pn_bf16));
+        c->dout[s] = with_bwd ? kb_dev_f32(nv, 1.0f) : NULL;
+    }
+    if (with_bwd) {
+        float **grads[6] = {&c->dq, &c->dk, &c->dv, &c->dg, &c->dbeta, &c->dh0};
+        const size_t sizes[6] = {nqk, nqk, nv, tok, tok, ns};
+        for (int i = 0; i < 6; i++) {
+            *grads[i] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sizes[i] * sizeof(float));
+            pn_cuda_memset(*grads[i], 0, sizes[i] * sizeof(float));
+        }
+    }
+    pn_cuda_sync();
+}
+
+static void gdn_free(gdn_ctx *c) {
+    for (int s = 0; s < NSETS; s++) {
+        pn_cuda_free(c->q[s]), pn_cuda_free(c->k[s]), pn_cuda_free(c->v[s]), pn_cuda_free(c->g[s]);
+        pn_cuda_free(c->beta[s]), pn_cuda_free(c->h0[s]), pn_cuda_free(c->ht[s]), pn_cuda_free(c->o[s]);
+        pn_cuda_free(c->dout[s]);
+    }
+    pn_cuda_free(c->dq), pn_cuda_free(c->dk), pn_cuda_free(c->dv), pn_cuda_free(c->dg);
+    pn_cuda_free(c->dbeta), pn_cuda_free(c->dh0);
+    pn_cuda_sync();
+    pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+}
+
+// Decode: the state is h0[s], updated in place (T = 1, so (B, 1, H, ·) is (B, H, ·)).
+static void run_step(void *p, int i) {
+    gdn_ctx *c = p;
+    const int s = i % NSETS;
+    pn_cuda_gated_delta_step(c->q[s], c->k[s], c->v[s], c->g[s], c->beta[s], c->h0[s], c->o[s], PN_CUDA_BF16, c->B,
+                             c->H, c->K, c->V, gdn_scale(c), 1);
+}
+
+static void run_fwd(void *p, int i) {
+    gdn_ctx *c = p;
+    const int s = i % NSETS;
+    pn_cuda_gated_delta_fwd(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s], c->g[s],
+                            c->beta[s], c->h0[s], c->o[s], PN_CUDA_BF16, c->ht[s]);
+}
+
+// A training step's share: the forward (o only), then the backward of sum(o · dout)
+// with all six gradients; dht = NULL (the final state feeds no loss in training).
+static void run_fwd_bwd(void *p, int i) {
+    gdn_ctx *c = p;
+    const int s = i % NSETS;
+    run_fwd(p, i);
+    pn_cuda_gated_delta_bwd(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s], c->g[s],
+                            c->beta[s], c->h0[s], c->dout[s], NULL, c->dq, c->dk, c->dv, c->dg, c->dbeta, c->dh0);
+}
+
+// FLOPs of the chunked forward per token-head, chunk C: the K×V state products W S,
+// Q S and the update Kᵀ Vn (2KV each), and within a chunk K Kᵀ, Q Kᵀ, A·K for W (2CK
+// each, counted full although two are triangular) and A·V for U, P·Vn (2CV each).
+static double gdn_fwd_flops(const gdn_ctx *c) {
+    const double tok = (double)c->B * c->T * c->H, K = c->K, V = c->V, C = GDN_CHUNK;
+    return tok * (6 * K * V + 6 * C * K + 4 * C * V);
+}
+
+// Forward bytes: q, k, v read and o written in bf16, g and β read in fp32, h0 read and
+// ht written in fp32 when present.
+static double gdn_fwd_bytes(const gdn_ctx *c) {
+    const double tok = (double)c->B * c->T * c->H, K = c->K, V = c->V, hs = (double)c->B * c->H * K * V * 4;
+    return tok * (2 * K + 2 * K + 2 * V + 2 * V + 4 + 4) + (c->with_h0 ? hs : 0) + (c->with_ht ? hs : 0);
+}
+
+// Backward bytes (the contract of pn_cuda_gated_delta_bwd): q, k, v bf16, g, β, h0, and
+// dout fp32 read; dq, dk, dv, dg, dβ, dh0 fp32 read and written (+=).
+static double gdn_bwd_bytes(const gdn_ctx *c) {
+    const double tok = (double)c->B * c->T * c->H, K = c->K, V = c->V, hs = (double)c->B * c->H * K * V * 4;
+    return tok * (2 * K + 2 * K + 2 * V + 4 + 4 + 4 * V + 8 * K + 8 * K + 8 * V + 8 + 8) + (c->with_h0 ? hs : 0) +
+           2 * hs;
+}
+
+// ---------------------------------------------------------------- JSON
+
+static void kb_json_write(const char *path, json_t *j) {
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    if (!text) pn_die_internal(__FILE__, __LINE__, "json_dumps failed");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = 0;
+        if (dir[0]) pn_mkdir_p(dir);
+    }
+    size_t n = strlen(text);
+    text = pn_realloc(text, n + 2);
+    text[n] = '\n';
+    pn_write_file_atomic(path, text, n + 1);
+    free(text);
+}
+
+static json_t *kb_num(double x) { return x > 0 && isfinite(x) ? json_real(x) : json_null(); }
+
+static json_t *kb_row_json(const kb_row *r) {
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(r->name));
+    json_object_set_new(j, "shape", r->shape[0] ? json_string(r->shape) : json_null());
+    if (r->status) {
+        json_object_set_new(j, "status", json_string(r->status));
+        return j;
+    }
+    // The unit follows the floor's larger term: TFLOP/s for compute-bound rows, TB/s of
+    // minimal bytes for memory-bound ones; both rates are listed when both are counted.
+    const int compute = r->flops > 0 && strstr(r->floor_basis, "FLOP") != NULL;
+    const double tflops = r->flops / (r->ms * 1e-3) / 1e12, tbps = r->bytes / (r->ms * 1e-3) / 1e12;
+    json_object_set_new(j, "status", json_string(r->nonfinite > 0 ? "non-finite output" : "measured"));
+    json_object_set_new(j, "ms", json_real(r->ms));
+    json_object_set_new(j, "min_ms", json_real(r->min_ms));
+    json_object_set_new(j, "warmup", json_integer(r->warm));
+    json_object_set_new(j, "reps", json_integer(r->reps));
+    json_object_set_new(j, "achieved", json_real(compute ? tflops : tbps));
+    json_object_set_new(j, "unit", json_string(compute ? "TFLOP/s" : "TB/s"));
+    json_object_set_new(j, "achieved_tflops", kb_num(tflops));
+    json_object_set_new(j, "achieved_tbps", kb_num(tbps));
+    json_object_set_new(j, "flops", json_integer((json_int_t)llround(r->flops)));
+    json_object_set_new(j, "bytes", json_integer((json_int_t)llround(r->bytes)));
+    json_object_set_new(j, "floor_ms", kb_num(r->floor_ms));
+    json_object_set_new(j, "floor_basis", json_string(r->floor_basis));
+    json_object_set_new(j, "ratio_to_floor", kb_num(r->floor_ms > 0 ? r->ms / r->floor_ms : 0));
+    json_object_set_new(j, "target_ms", kb_num(r->target_ms));
+    char target[128] = "";
+    if (r->target_ms > 0) snprintf(target, sizeof target, "<= %.3f ms", r->target_ms);
+    if (r->target_tflops > 0)
+        snprintf(target, sizeof target, ">= %.1f TFLOP/s (%.0f%% of %.0f)", r->target_tflops,
+                 100 * GEMM_TARGET_FRACTION, GEMM_ANCHOR_TFLOPS);
+    json_object_set_new(j, "target", target[0] ? json_string(target) : json_null());
+    json_object_set_new(j, "anchor", r->anchor ? json_string(r->anchor) : json_null());
+    json_object_set_new(j, "anchor_ms", kb_num(r->anchor_ms));
+    json_t *met = json_null();
+    if (r->target_ms > 0) met = json_boolean(r->nonfinite <= 0 && r->ms <= r->target_ms);
+    if (r->target_tflops > 0) met = json_boolean(r->nonfinite <= 0 && tflops >= r->target_tflops);
+    json_object_set_new(j, "met", met);
+    if (r->nonfinite >= 0) json_object_set_new(j, "nonfinite_outputs", json_integer(r->nonfinite));
+    return j;
+}
+
+// ---------------------------------------------------------------- the benchmark
+
+static void kb_log_row(const kb_row *r) {
+    pn_info("bench kernels: %-28s %10.4f ms (fastest %.4f), floor %.4f ms, measured/floor %.2f", r->name, r->ms,
+            r->min_ms, r->floor_ms, r->ms / r->floor_ms);
+}
+
+int pn_bench_kernels(const char *out_json) {
+    if (!out_json || !out_json[0]) pn_die_input(KB_WHERE, "no output path given");
+    if (pn_cuda_device_count() < 1)
+        pn_die_device(__FILE__, __LINE__, "bench kernels: no CUDA device is visible (driver missing or no GPU)");
+    pn_cuda_device_info info;
+    pn_cuda_device_info_get(0, &info);
+    int drv = 0, rt = 0, mem_khz = 0, bus_bits = 0;
+    KB_CHECK(cudaDriverGetVersion(&drv));
+    KB_CHECK(cudaRuntimeGetVersion(&rt));
+    KB_CHECK(cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, 0));
+    KB_CHECK(cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0));
+    // Double data rate: two transfers per memory clock on each bus bit.
+    const double dram_peak = 2.0 * mem_khz * 1e3 * bus_bits / 8.0;
+    pn_info("bench kernels: %s, sm_%d%d, %d SMs, %.1f GiB, driver %d, runtime %d", info.name, info.sm_major,
+            info.sm_minor, info.multiprocessors, info.total_mem / 1073741824.0, drv, rt);
+
+    enum { R_COPY, R_GEMM, R_STEP, R_FWD, R_FWDBWD, R_LONG, R_ATTN_FWD, R_ATTN_FWDBWD, R_MFU, R_COUNT };
+    kb_row rows[R_COUNT];
+    memset(rows, 0, sizeof rows);
+    for (int i = 0; i < R_COUNT; i++) rows[i].nonfinite = -1;
+
+    // ---- ceiling 1: device copy, 1 GiB, read + written. The sources hold distinct
+    // non-zero byte patterns (a copy's speed does not depend on the values).
+    {
+        kb_row *r = &rows[R_COPY];
+        copy_ctx c = {.bytes = (size_t)1 << 30};
+        for (int s = 0; s < NSETS; s++) {
+            c.src[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, c.bytes);
+            pn_cuda_memset(c.src[s], 0x3C + s, c.bytes);
+        }
+        c.dst = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, c.bytes);
+        r->name = "device copy";
+        snprintf(r->shape, sizeof r->shape, "1 GiB device-to-device (pn_cuda_copy), bytes read + written");
+        r->warm = 3, r->reps = 20;
+        r->ms = kb_time(run_copy, &c, r->warm, r->reps, &r->min_ms);
+        r->bytes = 2.0 * (double)c.bytes;
+        r->floor_ms = dram_peak > 0 ? r->bytes / dram_peak * 1e3 : 0;
+        r->floor_basis = "DRAM peak = 2 x memory clock x bus width (device attributes)";
+        for (int s = 0; s < NSETS; s++) pn_cuda_free(c.src[s]);
+        pn_cuda_free(c.dst);
+        pn_cuda_sync();
+        pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+        kb_log_row(r);
+    }
+    const double bw = rows[R_COPY].bytes / (rows[R_COPY].ms * 1e-3);
+
+    // ---- ceiling 2: bf16 GEMM 8192³, y = x wᵀ (the Linear layout), bf16 out, fp32 accumulate.
+    {
+        kb_row *r = &rows[R_GEMM];
+        gemm_ctx c = {.n = 8192};
+        const size_t nn = (size_t)c.n * c.n;
+        for (int s = 0; s < NSETS; s++) c.x[s] = kb_dev_bf16(nn, 1.0f), c.w[s] = kb_dev_bf16(nn, 1.0f);
+        c.y = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nn * sizeof(pn_bf16));
+        r->name = "bf16 GEMM";
+        snprintf(r->shape, sizeof r->shape,
+                 "M = N = K = 8192, y (bf16) = x w^T, fp32 accumulate (pn_cuda_linear_fwd, cuBLASLt)");
+        r->warm = 3, r->reps = 20;
+        r->ms = kb_time(run_gemm, &c, r->warm, r->reps, &r->min_ms);
+        r->flops = 2.0 * c.n * (double)c.n * c.n;
+        r->bytes = 3.0 * (double)nn * sizeof(pn_bf16);
+        r->floor_ms = r->flops / (GEMM_ANCHOR_TFLOPS * 1e12) * 1e3;
+        r->floor_basis = "FLOPs at the anchor rate (torch/cuBLAS 745 TFLOP/s)";
+        r->target_tflops = GEMM_TARGET_FRACTION * GEMM_ANCHOR_TFLOPS;
+        r->anchor = "torch/cuBLAS 745 TFLOP/s (H100)";
+        r->anchor_ms = r->floor_ms;
+        r->nonfinite = kb_count_nonfinite(c.y, nn, 0);
+        for (int s = 0; s < NSETS; s++) pn_cuda_free(c.x[s]), pn_cuda_free(c.w[s]);
+        pn_cuda_free(c.y);
+        pn_cuda_sync();
+        pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+        kb_log_row(r);
+    }
+    const double mm = rows[R_GEMM].flops / (rows[R_GEMM].ms * 1e-3);
+    pn_info("bench kernels: ceilings: copy %.3f TB/s (DRAM peak %.3f), bf16 GEMM %.1f TFLOP/s", bw / 1e12,
+            dram_peak / 1e12, mm / 1e12);
+
+    // ---- gated delta rule decode step: B256 H12 K96 V256, fp32 state in place.
+    {
+        kb_row *r = &rows[R_STEP];
+        gdn_ctx c = {.B = 256, .T = 1, .H = 12, .K = 96, .V = 256, .with_h0 = 1};
+        gdn_fill(&c, 0);
+        r->name = "gdn decode step";
+        snprintf(r->shape, sizeof r->shape,
+                 "B%d H%d K%d V%d, fp32 state (B,H,K,V) in place, bf16 q/k/v/o, in-op q/k L2 norm "
+                 "(pn_cuda_gated_delta_step)", c.B, c.H, c.K, c.V);
+        r->warm = 3, r->reps = 25;
+        r->ms = kb_time(run_step, &c, r->warm, r->reps, &r->min_ms);
+        const double heads = (double)c.B * c.H, kv = (double)c.K * c.V;
+        // State read + written in fp32; q, k, v read and o written in bf16; g, β read.
+        r->bytes = heads * (8 * kv + 2 * 2.0 * c.K + 2 * 2.0 * c.V + 8);
+        r->flops = heads * 6 * kv;  // decay, Sᵀk, rank-1 update, Sᵀq
+        kb_row_floor(r, bw, mm);
+        r->target_ms = 0.22;
+        r->anchor = "fla 0.254 ms (H100)";
+        r->anchor_ms = 0.254;
+        r->nonfinite = kb_count_nonfinite(c.o[0], (size_t)c.B * c.H * c.V, 0) +
+                       kb_count_nonfinite(c.h0[0], (size_t)c.B * c.H * c.K * c.V, 1);
+        gdn_free(&c);
+        kb_log_row(r);
+    }
+
+    // ---- chunked forward, B8 T4096 H12 K96 V256, h0 given and ht wanted.
+    {
+        kb_row *r = &rows[R_FWD];
+        gdn_ctx c = {.B = 8, .T = 4096, .H = 12, .K = 96, .V = 256, .with_h0 = 1, .with_ht = 1};
+        gdn_fill(&c, 0);
+        r->name = "gdn chunked fwd";
+        snprintf(r->shape, sizeof r->shape,
+                 "B%d T%d H%d K%d V%d, bf16 q/k/v/o, fp32 g/beta, h0 in and ht out (fp32), in-op q/k L2 norm "
+                 "(pn_cuda_gated_delta_fwd)", c.B, c.T, c.H, c.K, c.V);
+        r->warm = 2, r->reps = 20;
+        r->ms = kb_time(run_fwd, &c, r->warm, r->reps, &r->min_ms);
+        r->flops = gdn_fwd_flops(&c);
+        r->bytes = gdn_fwd_bytes(&c);
+        kb_row_floor(r, bw, mm);
+        r->target_ms = 0.40;
+        r->anchor = "fla 1.214 ms (H100)";
+        r->anchor_ms = 1.214;
+        r->nonfinite = kb_count_nonfinite(c.o[0], (size_t)c.B * c.T * c.H * c.V, 0);
+        gdn_free(&c);
+        kb_log_row(r);
+    }
+
+    // ---- chunked forward + backward at the same shape (all six gradients, fp32 +=).
+    {
+        kb_row *r = &rows[R_FWDBWD];
+        gdn_ctx c = {.B = 8, .T = 4096, .H = 12, .K = 96, .V = 256, .with_h0 = 1, .with_ht = 0};
+        gdn_fill(&c, 1);
+        r->name = "gdn chunked fwd+bwd";
+        snprintf(r->shape, sizeof r->shape,
+                 "B%d T%d H%d K%d V%d, fwd (h0 in, o bf16) then bwd of sum(o*dout) (dout fp32, dht none), "
+                 "dq dk dv dg dbeta dh0 fp32 += (pn_cuda_gated_delta_fwd + pn_cuda_gated_delta_bwd)",
+                 c.B, c.T, c.H, c.K, c.V);
+        r->warm = 1, r->reps = 3;
+        r->ms = kb_time(run_fwd_bwd, &c, r->warm, r->reps, &r->min_ms);
+        // The backward of a chain of matrix products costs about twice its forward.
+        r->flops = 3 * gdn_fwd_flops(&c);
+        r->bytes = gdn_fwd_bytes(&c) + gdn_bwd_bytes(&c);
+        kb_row_floor(r, bw, mm);
+        r->target_ms = 1.5;
+        r->anchor = NULL;
+        r->nonfinite = kb_count_nonfinite(c.dq, (size_t)c.B * c.T * c.H * c.K, 1) +
+                       kb_count_nonfinite(c.dv, (size_t)c.B * c.T * c.H * c.V, 1);
+        gdn_free(&c);
+        kb_log_row(r);
+    }
+
+    // ---- long prefill: 1 x 65,536 tokens, 8 heads, K = V = 128; zero initial state, ht out.
+    {
+        kb_row *r = &rows[R_LONG];
+        gdn_ctx c = {.B = 1, .T = 65536, .H = 8, .K = 128, .V = 128, .with_h0 = 0, .with_ht = 1};
+        gdn_fill(&c, 0);
+        r->name = "gdn chunked fwd, long";
+        snprintf(r->shape, sizeof r->shape,
+                 "B%d T%d H%d K%d V%d, bf16 q/k/v/o, fp32 g/beta, zero h0, ht out (fp32), in-op q/k L2 norm "
+                 "(pn_cuda_gated_delta_fwd)", c.B, c.T, c.H, c.K, c.V);
+        r->warm = 2, r->reps = 20;
+        r->ms = kb_time(run_fwd, &c, r->warm, r->reps, &r->min_ms);
+        r->flops = gdn_fwd_flops(&c);
+        r->bytes = gdn_fwd_bytes(&c);
+        kb_row_floor(r, bw, mm);
+        r->target_ms = 0.40;
+        r->anchor = "FlashInfer 0.399 ms (H100; its shape has 2 q/k heads for 8 v heads, GVA)";
+        r->anchor_ms = 0.399;
+        r->nonfinite = kb_count_nonfinite(c.o[0], (size_t)c.B * c.T * c.H * c.V, 0);
+        gdn_free(&c);
+        kb_log_row(r);
+    }
+
+    rows[R_ATTN_FWD].name = "causal GQA attention fwd (cuDNN)";
+    rows[R_ATTN_FWDBWD].name = "causal GQA attention fwd+bwd (cuDNN)";
+    rows[R_MFU].name = "supernet training step MFU";
+    for (int i = R_ATTN_FWD; i <= R_MFU; i++) rows[i].status = "not implemented";
+
+    pn_cuda_gemm_release();
+    pn_cuda_sync();
+
+    char date[64];
+    pn_bench_utc_date(date, sizeof date);
+    json_t *j = json_object();
+    json_object_set_new(j, "benchmark", json_string("kernels"));
+    json_object_set_new(j, "device", json_string("cuda"));
+    json_object_set_new(j, "date", json_string(date));
+    json_t *gpu = json_object();
+    json_object_set_new(gpu, "name", json_string(info.name));
+    char sm[16];
+    snprintf(sm, sizeof sm, "sm_%d%d", info.sm_major, info.sm_minor);
+    json_object_set_new(gpu, "arch", json_string(sm));
+    json_object_set_new(gpu, "multiprocessors", json_integer(info.multiprocessors));
+    json_object_set_new(gpu, "memory_bytes", json_integer((json_int_t)info.total_mem));
+    json_object_set_new(gpu, "l2_bytes", json_integer((json_int_t)info.l2_bytes));
+    json_object_set_new(gpu, "dram_peak_TBps", json_real(dram_peak / 1e12));
+    char ver[32];
+    snprintf(ver, sizeof ver, "%d.%d", drv / 1000, (drv % 1000) / 10);
+    json_object_set_new(gpu, "driver_cuda_version", json_string(ver));
+    snprintf(ver, sizeof ver, "%d.%d", rt / 1000, (rt % 1000) / 10);
+    json_object_set_new(gpu, "runtime_version", json_string(ver));
+    json_object_set_new(j, "gpu", gpu);
+    json_t *ceil = json_object();
+    json_object_set_new(ceil, "copy_TBps", json_real(bw / 1e12));
+    json_object_set_new(ceil, "gemm_bf16_TFLOPs", json_real(mm / 1e12));
+    json_object_set_new(j, "ceilings", ceil);
+    json_object_set_new(j, "method",
+                        json_string("cudaEvents around each call, calls queued back to back; warm-up first; median of "
+                                    "reps (>= 20; 3 for fwd+bwd); inputs rotate among 3 sets; random non-zero inputs; "
+                                    "floor = max(minimal bytes / copy rate, FLOPs / GEMM rate) of this run"));
+    json_t *arr = json_array();
+    for (int i = 0; i < R_COUNT; i++) json_array_append_new(arr, kb_row_json(&rows[i]));
+    json_object_set_new(j, "rows", arr);
+    kb_json_write(out_json, j);
+    json_decref(j);
+    pn_info("bench kernels: wrote %s", out_json);
+    return 0;
+}
+
+#endif  // POSTNAS_HAVE_CUDA
