@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tokens.h"
 #include "core/fileio.h"
+#include "core/h5util.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include <fcntl.h>
@@ -252,16 +253,6 @@ static void check_width(const char *path, const uint32_t *tokens, uint64_t n, in
                              tokens[i], (unsigned long long)i);
 }
 
-static void write_int_attr(hid_t obj, const char *name, int64_t v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    PN_CHECK_H5(sp);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    PN_CHECK_H5(a);
-    PN_CHECK_H5(H5Awrite(a, H5T_NATIVE_INT64, &v));
-    PN_CHECK_H5(H5Aclose(a));
-    PN_CHECK_H5(H5Sclose(sp));
-}
-
 void pn_tokens_write_h5(const char *path, const uint32_t *tokens, uint64_t n, int width, int64_t eos_id,
                         int64_t vocab_size) {
     check_width(path, tokens, n, width);
@@ -284,8 +275,8 @@ void pn_tokens_write_h5(const char *path, const uint32_t *tokens, uint64_t n, in
     hid_t d = H5Dcreate2(f, "tokens", width == 2 ? H5T_STD_U16LE : H5T_STD_U32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     PN_CHECK_H5(d);
     if (n) PN_CHECK_H5(H5Dwrite(d, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens));
-    if (eos_id >= 0) write_int_attr(d, "eos_id", eos_id);
-    if (vocab_size >= 0) write_int_attr(d, "vocab_size", vocab_size);
+    if (eos_id >= 0) pn_h5_attr_i64(d, "eos_id", eos_id);
+    if (vocab_size >= 0) pn_h5_attr_i64(d, "vocab_size", vocab_size);
     PN_CHECK_H5(H5Dclose(d));
     PN_CHECK_H5(H5Pclose(dcpl));
     PN_CHECK_H5(H5Sclose(sp));

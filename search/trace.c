@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trace.h"
 #include "core/fileio.h"
+#include "core/h5util.h"
 #include <fcntl.h>
 #include <hdf5.h>
 #include <jansson.h>
@@ -200,26 +201,6 @@ static void h5_write_i32(hid_t loc, const char *name, int rank, const hsize_t *d
     PN_CHECK_H5(H5Dclose(h5_dataset(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT, rank, dims, data)));
 }
 
-static void h5_attr_i64(hid_t obj, const char *name, int64_t v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    PN_CHECK_H5(sp);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    PN_CHECK_H5(a);
-    PN_CHECK_H5(H5Awrite(a, H5T_NATIVE_INT64, &v));
-    PN_CHECK_H5(H5Aclose(a));
-    PN_CHECK_H5(H5Sclose(sp));
-}
-
-static void h5_attr_f64(hid_t obj, const char *name, double v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    PN_CHECK_H5(sp);
-    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    PN_CHECK_H5(a);
-    PN_CHECK_H5(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
-    PN_CHECK_H5(H5Aclose(a));
-    PN_CHECK_H5(H5Sclose(sp));
-}
-
 static void h5_attr_i32s(hid_t obj, const char *name, const int *v, int n) {
     hsize_t dim = (hsize_t)n;
     hid_t sp = H5Screate_simple(1, &dim, NULL);
@@ -277,13 +258,13 @@ static void h5_search(hid_t loc, const char *gname, const pn_placement_trace *t,
     hid_t g = h5_group(loc, gname);
     h5_attr_str(g, "name", r->name);
     h5_attr_str(g, "kind", r->kind == PN_BEAM_SWA ? "swa" : "full");
-    h5_attr_i64(g, "beam_width", r->width);
-    h5_attr_i64(g, "k_max", r->k_max);
-    h5_attr_i64(g, "k_done", r->k_done);
-    h5_attr_i64(g, "normalised", r->normalised);
-    h5_attr_f64(g, "base_score", r->base_score);
-    h5_attr_i64(g, "score_calls", r->n_calls);
-    h5_attr_i64(g, "score_lookups", r->n_lookups);
+    pn_h5_attr_i64(g, "beam_width", r->width);
+    pn_h5_attr_i64(g, "k_max", r->k_max);
+    pn_h5_attr_i64(g, "k_done", r->k_done);
+    pn_h5_attr_i64(g, "normalised", r->normalised);
+    pn_h5_attr_f64(g, "base_score", r->base_score);
+    pn_h5_attr_i64(g, "score_calls", r->n_calls);
+    pn_h5_attr_i64(g, "score_lookups", r->n_lookups);
     h5_attr_i32s(g, "objective_tasks", r->obj_tasks, r->n_obj_tasks);
     const char **on = pn_malloc((size_t)r->n_obj_tasks * sizeof(char *));
     for (int j = 0; j < r->n_obj_tasks; j++) on[j] = names[r->obj_tasks[j]];
@@ -365,12 +346,12 @@ void pn_placement_trace_write_h5(const pn_placement_trace *t, const char *path) 
     char *store = pn_calloc((size_t)PN_MAX(t->n_tasks, 1), 32);
     const char **names = task_names_all(t, store);
     h5_attr_str(f, "format", "postnas-placement-trace");
-    h5_attr_i64(f, "version", 1);
-    h5_attr_i64(f, "n_layers", t->n_layers);
-    h5_attr_i64(f, "n_tasks", t->n_tasks);
+    pn_h5_attr_i64(f, "version", 1);
+    pn_h5_attr_i64(f, "n_layers", t->n_layers);
+    pn_h5_attr_i64(f, "n_tasks", t->n_tasks);
     h5_attr_strs(f, "task_names", names, t->n_tasks);
-    h5_attr_i64(f, "score_calls", t->n_calls);
-    h5_attr_i64(f, "score_lookups", t->n_lookups);
+    pn_h5_attr_i64(f, "score_calls", t->n_calls);
+    pn_h5_attr_i64(f, "score_lookups", t->n_lookups);
     h5_attr_str(f, "normalisation", k_normalisation);
 
     const pn_importance *imp = t->importance;
@@ -398,7 +379,7 @@ void pn_placement_trace_write_h5(const pn_placement_trace *t, const char *path) 
         hsize_t dk = (hsize_t)ch->size;
         hid_t d = h5_dataset(f, "chosen", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &dk, ch->members);
         h5_attr_str(d, "search", t->searches[t->chosen_search]->name);
-        h5_attr_i64(d, "k", t->chosen_k);
+        pn_h5_attr_i64(d, "k", t->chosen_k);
         PN_CHECK_H5(H5Dclose(d));
     }
     free(names);
