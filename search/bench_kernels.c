@@ -366,6 +366,27 @@ static void kb_log_row(const kb_row *r) {
             r->min_ms, r->floor_ms, r->ms / r->floor_ms);
 }
 
+// One chunked-forward row: time pn_cuda_gated_delta_fwd on c, floors, target 0.40 ms.
+static void kb_fwd_row(kb_row *r, gdn_ctx *c, const char *name, const char *state_desc, const char *anchor,
+                       double anchor_ms, double bw, double mm) {
+    gdn_fill(c, 0);
+    r->name = name;
+    snprintf(r->shape, sizeof r->shape,
+             "B%d T%d H%d K%d V%d, bf16 q/k/v/o, fp32 g/beta, %s, in-op q/k L2 norm (pn_cuda_gated_delta_fwd)", c->B,
+             c->T, c->H, c->K, c->V, state_desc);
+    r->warm = 2, r->reps = 20;
+    r->ms = kb_time(run_fwd, c, r->warm, r->reps, &r->min_ms);
+    r->flops = gdn_fwd_flops(c);
+    r->bytes = gdn_fwd_bytes(c);
+    kb_row_floor(r, bw, mm);
+    r->target_ms = 0.40;
+    r->anchor = anchor;
+    r->anchor_ms = anchor_ms;
+    r->nonfinite = kb_count_nonfinite(c->o[0], (size_t)c->B * c->T * c->H * c->V, 0);
+    gdn_free(c);
+    kb_log_row(r);
+}
+
 int pn_bench_kernels(const char *out_json) {
     if (!out_json || !out_json[0]) pn_die_input(KB_WHERE, "no output path given");
     if (pn_cuda_device_count() < 1)
@@ -469,24 +490,9 @@ int pn_bench_kernels(const char *out_json) {
 
     // ---- chunked forward, B8 T4096 H12 K96 V256, h0 given and ht wanted.
     {
-        kb_row *r = &rows[R_FWD];
         gdn_ctx c = {.B = 8, .T = 4096, .H = 12, .K = 96, .V = 256, .with_h0 = 1, .with_ht = 1};
-        gdn_fill(&c, 0);
-        r->name = "gdn chunked fwd";
-        snprintf(r->shape, sizeof r->shape,
-                 "B%d T%d H%d K%d V%d, bf16 q/k/v/o, fp32 g/beta, h0 in and ht out (fp32), in-op q/k L2 norm "
-                 "(pn_cuda_gated_delta_fwd)", c.B, c.T, c.H, c.K, c.V);
-        r->warm = 2, r->reps = 20;
-        r->ms = kb_time(run_fwd, &c, r->warm, r->reps, &r->min_ms);
-        r->flops = gdn_fwd_flops(&c);
-        r->bytes = gdn_fwd_bytes(&c);
-        kb_row_floor(r, bw, mm);
-        r->target_ms = 0.40;
-        r->anchor = "fla 1.214 ms (H100)";
-        r->anchor_ms = 1.214;
-        r->nonfinite = kb_count_nonfinite(c.o[0], (size_t)c.B * c.T * c.H * c.V, 0);
-        gdn_free(&c);
-        kb_log_row(r);
+        kb_fwd_row(&rows[R_FWD], &c, "gdn chunked fwd", "h0 in and ht out (fp32)", "fla 1.214 ms (H100)", 1.214, bw,
+                   mm);
     }
 
     // ---- chunked forward + backward at the same shape (all six gradients, fp32 +=).
@@ -515,24 +521,9 @@ int pn_bench_kernels(const char *out_json) {
 
     // ---- long prefill: 1 x 65,536 tokens, 8 heads, K = V = 128; zero initial state, ht out.
     {
-        kb_row *r = &rows[R_LONG];
         gdn_ctx c = {.B = 1, .T = 65536, .H = 8, .K = 128, .V = 128, .with_h0 = 0, .with_ht = 1};
-        gdn_fill(&c, 0);
-        r->name = "gdn chunked fwd, long";
-        snprintf(r->shape, sizeof r->shape,
-                 "B%d T%d H%d K%d V%d, bf16 q/k/v/o, fp32 g/beta, zero h0, ht out (fp32), in-op q/k L2 norm "
-                 "(pn_cuda_gated_delta_fwd)", c.B, c.T, c.H, c.K, c.V);
-        r->warm = 2, r->reps = 20;
-        r->ms = kb_time(run_fwd, &c, r->warm, r->reps, &r->min_ms);
-        r->flops = gdn_fwd_flops(&c);
-        r->bytes = gdn_fwd_bytes(&c);
-        kb_row_floor(r, bw, mm);
-        r->target_ms = 0.40;
-        r->anchor = "FlashInfer 0.399 ms (H100; its shape has 2 q/k heads for 8 v heads, GVA)";
-        r->anchor_ms = 0.399;
-        r->nonfinite = kb_count_nonfinite(c.o[0], (size_t)c.B * c.T * c.H * c.V, 0);
-        gdn_free(&c);
-        kb_log_row(r);
+        kb_fwd_row(&rows[R_LONG], &c, "gdn chunked fwd, long", "zero h0, ht out (fp32)",
+                   "FlashInfer 0.399 ms (H100; its shape has 2 q/k heads for 8 v heads, GVA)", 0.399, bw, mm);
     }
 
     rows[R_ATTN_FWD].name = "causal GQA attention fwd (cuDNN)";
