@@ -11,7 +11,7 @@ const char *const pn_job_log_level_names[] = {"debug", "info", "warn", "error", 
 const char *const pn_job_dtype_names[] = {"f32", "bf16", NULL};
 const char *const pn_linear_block_names[] = {"jetblock", "gated_deltanet", "deltanet", "gla",
                                              "retnet",   "mamba2",         "rwkv7",    NULL};
-const char *const pn_sampling_names[] = {"uniform_k", "bernoulli", NULL};
+const char *const pn_sampling_names[] = {"uniform_k", "bernoulli", "fixed", NULL};
 const char *const pn_distill_names[] = {"mse", "kl", "both", NULL};
 const char *const pn_linear_init_names[] = {"block", "copy_attn", NULL};
 const char *const pn_objective_mc_names[] = {"nll", "teacher_forced_acc", NULL};
@@ -79,7 +79,7 @@ static const pn_cfg_field supernet_schema[] = {
     {"k_max", PN_CFG_INT, F(pn_supernet_config, k_max), "2", "most full-attention layers sampled per step",
      PN_CFG_RANGE(0, 1024)},
     {"sampling", PN_CFG_ENUM, F(pn_supernet_config, sampling), "uniform_k",
-     "subnet sampling: k ~ Uniform{0..k_max} layers, or Bernoulli(p_full) per layer",
+     "subnet sampling: k ~ Uniform{0..k_max} layers, Bernoulli(p_full) per layer, or fixed (full_layers/swa_layers)",
      PN_CFG_VALUES(pn_sampling_names)},
     {"p_full", PN_CFG_DOUBLE, F(pn_supernet_config, p_full), "0.25", "Bernoulli P(layer keeps full attention)",
      PN_CFG_RANGE(0, 1)},
@@ -94,6 +94,18 @@ static const pn_cfg_field supernet_schema[] = {
     {"linear_init", PN_CFG_ENUM, F(pn_supernet_config, linear_init), "block",
      "linear-path init: the block's own, or copy q/k/v/o from attention where shapes match",
      PN_CFG_VALUES(pn_linear_init_names)},
+    {"full_layers", PN_CFG_INT_LIST, F(pn_supernet_config, full_layers), "[]",
+     "sampling fixed: layers kept on full attention (0-based)"},
+    {"swa_layers", PN_CFG_INT_LIST, F(pn_supernet_config, swa_layers), "[]",
+     "sampling fixed: layers on sliding-window attention (0-based)"},
+    {"heads", PN_CFG_INT, F(pn_supernet_config, heads), "0", "linear block heads; 0 = the block's default",
+     PN_CFG_RANGE(0, 4096)},
+    {"key_dim", PN_CFG_INT, F(pn_supernet_config, key_dim), "0", "linear block key dim per head; 0 = default",
+     PN_CFG_RANGE(0, 4096)},
+    {"value_dim", PN_CFG_INT, F(pn_supernet_config, value_dim), "0", "linear block value dim per head; 0 = default",
+     PN_CFG_RANGE(0, 4096)},
+    {"conv_size", PN_CFG_INT, F(pn_supernet_config, conv_size), "0", "linear block short-conv taps; 0 = default",
+     PN_CFG_RANGE(0, 64)},
     PN_CFG_END,
 };
 

@@ -21,7 +21,7 @@ typedef enum {
     PN_LINEAR_MAMBA2,
     PN_LINEAR_RWKV7,
 } pn_linear_block;
-typedef enum { PN_SAMPLING_UNIFORM_K, PN_SAMPLING_BERNOULLI } pn_sampling;
+typedef enum { PN_SAMPLING_UNIFORM_K, PN_SAMPLING_BERNOULLI, PN_SAMPLING_FIXED } pn_sampling;
 typedef enum { PN_DISTILL_MSE, PN_DISTILL_KL, PN_DISTILL_BOTH } pn_distill;
 typedef enum { PN_LINEAR_INIT_BLOCK, PN_LINEAR_INIT_COPY_ATTN } pn_linear_init;
 typedef enum { PN_OBJ_MC_NLL, PN_OBJ_MC_TEACHER_FORCED_ACC } pn_objective_mc;
@@ -93,6 +93,16 @@ typedef struct {
     double kl_weight;     // weight of KL on logits
     double temperature;   // KL temperature
     int linear_init;      // pn_linear_init
+    // sampling = fixed: every step trains the one subnet with these layers on
+    // full attention and these on SWA (the rest linear) — ablations and the
+    // hardware search train a chosen placement this way.
+    pn_cfg_ints full_layers;
+    pn_cfg_ints swa_layers;
+    // Linear-block dimensions; 0 = the block's default for the model width.
+    int heads;            // H
+    int key_dim;          // K per head
+    int value_dim;        // V per head
+    int conv_size;        // short-conv taps (blocks that have one)
 } pn_supernet_config;
 
 // The optimisation loop (supernet/trainer.h), shared by both modes.

@@ -34,8 +34,23 @@ static void check_config(const pn_supernet_config *c, int n_layers, const char *
     if (c->block < 0 || c->block > PN_LINEAR_RWKV7) pn_die_input(w, "block index %d is not a known linear block", c->block);
     if (c->k_max < 0 || c->k_max > n_layers)
         pn_die_input(w, "k_max = %d, expected 0..%d (the number of layers of the model %s)", c->k_max, n_layers, model);
-    if (c->sampling != PN_SAMPLING_UNIFORM_K && c->sampling != PN_SAMPLING_BERNOULLI)
-        pn_die_input(w, "sampling index %d is not uniform_k or bernoulli", c->sampling);
+    if (c->sampling < PN_SAMPLING_UNIFORM_K || c->sampling > PN_SAMPLING_FIXED)
+        pn_die_input(w, "sampling index %d is not uniform_k, bernoulli or fixed", c->sampling);
+    // fixed placement: layers in range, each named once across both lists
+    uint8_t seen[PN_SUPERNET_MAX_LAYERS] = {0};
+    const pn_cfg_ints *lists[2] = {&c->full_layers, &c->swa_layers};
+    const char *keys[2] = {"full_layers", "swa_layers"};
+    for (int l = 0; l < 2; l++)
+        for (int j = 0; j < lists[l]->n; j++) {
+            int v = lists[l]->v[j];
+            if (v < 0 || v >= n_layers || v >= PN_SUPERNET_MAX_LAYERS)
+                pn_die_input(w, "%s[%d] = %d, expected a layer index 0..%d (model %s)", keys[l], j, v, n_layers - 1, model);
+            if (seen[v]) pn_die_input(w, "%s[%d] = %d: layer %d is already listed", keys[l], j, v, v);
+            seen[v] = 1;
+        }
+    if (c->sampling != PN_SAMPLING_FIXED && (c->full_layers.n || c->swa_layers.n))
+        pn_die_input(w, "full_layers / swa_layers are given but sampling is %s (expected sampling: fixed)",
+                     pn_sampling_names[c->sampling]);
     if (!(c->p_full >= 0.0 && c->p_full <= 1.0)) pn_die_input(w, "p_full = %g, expected a probability in [0, 1]", c->p_full);
     if (c->swa_window <= 0) pn_die_input(w, "swa_window = %d, expected a positive window", c->swa_window);
     if (c->distill < PN_DISTILL_MSE || c->distill > PN_DISTILL_BOTH)
@@ -114,10 +129,16 @@ pn_supernet *pn_supernet_create_ex(pn_backbone *bb, const pn_supernet_config *cf
             sn->swa[i].params[p] = attn->params[p];  // shared, frozen: grads stay NULL
         }
         pn_block_cfg lc;
-        if (linear)
+        if (linear) {
             lc = *linear;
-        else
+        } else {
+            // dimensions from the config (0 keeps the block's default)
             memset(&lc, 0, sizeof lc);
+            lc.H = cfg->heads;
+            lc.K = cfg->key_dim;
+            lc.V = cfg->value_dim;
+            lc.conv_size = cfg->conv_size;
+        }
         lc.C = bb->C;
         lc.layer_idx = i;
         lc.first_rwkv = 0;
@@ -209,6 +230,11 @@ void pn_subnet_fill(pn_subnet *s, int n_layers, pn_path path) {
 void pn_supernet_sample(const pn_supernet *sn, pn_rng *rng, pn_subnet *out) {
     const int L = sn->n_layers;
     pn_subnet_fill(out, L, PN_PATH_LINEAR);
+    if (sn->cfg.sampling == PN_SAMPLING_FIXED) {
+        for (int j = 0; j < sn->cfg.full_layers.n; j++) out->path[sn->cfg.full_layers.v[j]] = PN_PATH_ATTN;
+        for (int j = 0; j < sn->cfg.swa_layers.n; j++) out->path[sn->cfg.swa_layers.v[j]] = PN_PATH_SWA;
+        return;
+    }
     if (sn->cfg.sampling == PN_SAMPLING_BERNOULLI) {
         for (int i = 0; i < L; i++)
             if ((double)pn_rng_uniform(rng) < sn->cfg.p_full) out->path[i] = PN_PATH_ATTN;

@@ -357,6 +357,60 @@ static void test_sampling(void) {
     CHECK(fabs(phat - 0.25) < 4 * sd, "bernoulli p_full 0.25: observed %.4f", phat);
     printf("  sampling: k counts %d %d %d %d (chi2 %.2f), bernoulli p %.4f\n", count_k[0], count_k[1], count_k[2],
            count_k[3], chi, phat);
+    // Fixed placement: the same subnet every draw, without touching the rng.
+    int full_v[] = {2}, swa_v[] = {0};
+    sn->cfg.sampling = PN_SAMPLING_FIXED;
+    sn->cfg.full_layers = (pn_cfg_ints){full_v, 1};
+    sn->cfg.swa_layers = (pn_cfg_ints){swa_v, 1};
+    pn_rng before = rng;
+    int fixed_ok = 1;
+    for (int d = 0; d < 10; d++) {
+        pn_subnet s;
+        pn_supernet_sample(sn, &rng, &s);
+        fixed_ok &= s.n_layers == 4 && s.path[0] == PN_PATH_SWA && s.path[1] == PN_PATH_LINEAR &&
+                    s.path[2] == PN_PATH_ATTN && s.path[3] == PN_PATH_LINEAR;
+    }
+    CHECK(fixed_ok && rng.counter == before.counter, "sampling fixed: layer 2 attn, layer 0 swa, rest linear");
+    pn_supernet_free(sn);
+    pn_backbone_free(bb);
+}
+
+// Fixed-placement lists and linear dimensions from the config; bad lists exit 2.
+static void die_fixed(int which) {
+    pn_backbone *bb = pn_backbone_load(g_dir);
+    pn_supernet_config cfg = base_cfg(PN_LINEAR_GATED_DELTANET, PN_DISTILL_MSE);
+    static int bad_range[] = {4}, dup_a[] = {1}, dup_b[] = {1};
+    cfg.sampling = PN_SAMPLING_FIXED;
+    if (which == 0) cfg.full_layers = (pn_cfg_ints){bad_range, 1};
+    if (which == 1) {
+        cfg.full_layers = (pn_cfg_ints){dup_a, 1};
+        cfg.swa_layers = (pn_cfg_ints){dup_b, 1};
+    }
+    if (which == 2) {
+        cfg.sampling = PN_SAMPLING_UNIFORM_K;
+        cfg.full_layers = (pn_cfg_ints){dup_a, 1};
+    }
+    pn_supernet_create(bb, &cfg, 1);
+}
+static void die_fixed_cb(void *arg) { die_fixed(*(const int *)arg); }
+
+static void test_fixed_and_dims(void) {
+    static const int cases[3] = {0, 1, 2};
+    CHECK(expect_exit(die_fixed_cb, (void *)&cases[0], 2, "full_layers[0] = 4"), "fixed: layer out of range exits 2");
+    CHECK(expect_exit(die_fixed_cb, (void *)&cases[1], 2, "already listed"), "fixed: a layer in both lists exits 2");
+    CHECK(expect_exit(die_fixed_cb, (void *)&cases[2], 2, "expected sampling: fixed"), "lists without sampling fixed exit 2");
+    pn_backbone *bb = pn_backbone_load(g_dir);
+    pn_supernet_config cfg = base_cfg(PN_LINEAR_GATED_DELTANET, PN_DISTILL_MSE);
+    cfg.heads = 2;
+    cfg.key_dim = 8;
+    cfg.value_dim = 24;
+    cfg.conv_size = 3;
+    pn_supernet *sn = pn_supernet_create(bb, &cfg, 1);
+    const pn_block_cfg *lc = &sn->lin[1].cfg;
+    CHECK(lc->H == 2 && lc->K == 8 && lc->V == 24 && lc->conv_size == 3, "linear dims from the config (H %d K %d V %d W %d)",
+          lc->H, lc->K, lc->V, lc->conv_size);
+    int q = pn_block_param_index(&sn->lin[1], "q_proj.weight");
+    CHECK(q >= 0 && sn->lin[1].spec[q].shape[0] == 16, "q_proj rows = H·K = 16");
     pn_supernet_free(sn);
     pn_backbone_free(bb);
 }
@@ -448,6 +502,7 @@ int main(void) {
     test_swa();
     test_frozen();
     test_sampling();
+    test_fixed_and_dims();
     test_misc();
     CHECK(expect_exit(bad_kmax, NULL, 2, "k_max = 5"), "k_max beyond the layer count exits 2");
     char cmd[700];
