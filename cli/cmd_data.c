@@ -22,7 +22,7 @@ static int data_synth(int argc, char **argv) {
     pn_opt opts[] = {
         {"--out", "DIR", "output directory (created if missing)"},
         {"--seed", "N", "seed of every random draw (same seed = byte-identical files)"},
-        {"--train-tokens", "N", "tokens in train.h5 (default 2000000)"},
+        {"--train-tokens", "N", "tokens in train.h5 (default 4000000)"},
         {"--valid-tokens", "N", "tokens in valid.h5 (default 200000)"},
         {"--examples", "N", "examples per task suite (default 200)"},
         {"--vocab-size", "N", "vocab size written to the files (default 256; the layout needs 234 ids)"},

@@ -58,7 +58,7 @@ static void sb_ids(strbuf *b, const char *key, const uint32_t *ids, size_t n) {
 
 void pn_synth_cfg_default(pn_synth_cfg *c) {
     memset(c, 0, sizeof *c);
-    c->train_tokens = 2000000;
+    c->train_tokens = 4000000;
     c->valid_tokens = 200000;
     c->n_examples = 200;
     c->vocab_size = 256;
@@ -74,6 +74,9 @@ void pn_synth_cfg_default(pn_synth_cfg *c) {
     c->mix_recall = 1.0;
     c->mix_math = 1.0;
     c->mix_facts = 1.0;
+    c->mix_copy = 3.0;
+    c->copy_min = 8;
+    c->copy_max = 24;
 }
 
 pn_synth_layout pn_synth_layout_of(const pn_synth_cfg *c) {
@@ -113,10 +116,13 @@ void pn_synth_cfg_check(const pn_synth_cfg *c) {
     if (c->train_tokens < 1 || c->valid_tokens < 1) pn_die_input(w, "train_tokens and valid_tokens must be >= 1");
     if (c->train_tokens > ((uint64_t)1 << 40) || c->valid_tokens > ((uint64_t)1 << 40))
         pn_die_input(w, "train_tokens / valid_tokens too large (at most 2^40)");
-    if (!(c->mix_recall >= 0 && c->mix_math >= 0 && c->mix_facts >= 0) ||
-        !(c->mix_recall + c->mix_math + c->mix_facts > 0))
-        pn_die_input(w, "mix weights must be >= 0 with a positive sum, got %g, %g, %g", c->mix_recall, c->mix_math,
-                     c->mix_facts);
+    if (!(c->mix_recall >= 0 && c->mix_math >= 0 && c->mix_facts >= 0 && c->mix_copy >= 0) ||
+        !(c->mix_recall + c->mix_math + c->mix_facts + c->mix_copy > 0))
+        pn_die_input(w, "mix weights (recall, math, facts, copy) must be >= 0 with a positive sum, got %g, %g, %g, %g",
+                     c->mix_recall, c->mix_math, c->mix_facts, c->mix_copy);
+    if (c->copy_min < 1 || c->copy_max < c->copy_min || c->copy_max > 60000)
+        pn_die_input(w, "copy document length %d..%d; expected 1 <= copy_min <= copy_max <= 60000", c->copy_min,
+                     c->copy_max);
     pn_synth_layout l = pn_synth_layout_of(c);
     if (l.end > c->vocab_size)
         pn_die_input(w, "the token layout needs %d ids (18 special+digits, %d keys, %d values, %d entities, %d "
@@ -205,10 +211,21 @@ static void doc_fact(const synth *S, pn_rng *r, tokvec *out) {
     tv_push(out, PN_SYN_EOS);
 }
 
+static void doc_copy(const synth *S, pn_rng *r, tokvec *out) {
+    const pn_synth_cfg *c = S->cfg;
+    int n = c->copy_min + (int)pn_rng_below(r, (uint64_t)(c->copy_max - c->copy_min + 1));
+    size_t start = out->n;
+    for (int i = 0; i < n; i++)  // keys and values are adjacent id ranges
+        tv_push(out, (uint32_t)(S->lay.key0 + (int)pn_rng_below(r, (uint64_t)(c->n_keys + c->n_values))));
+    tv_push(out, PN_SYN_SEP);
+    for (int i = 0; i < n; i++) tv_push(out, out->v[start + (size_t)i]);
+    tv_push(out, PN_SYN_EOS);
+}
+
 static void write_stream(const synth *S, const char *path, uint64_t seed, uint64_t stream, uint64_t n_tokens) {
     const pn_synth_cfg *c = S->cfg;
     pn_rng r = pn_rng_make(seed, stream);
-    double total = c->mix_recall + c->mix_math + c->mix_facts;
+    double total = c->mix_recall + c->mix_math + c->mix_facts + c->mix_copy;
     tokvec t = {0};
     while (t.n < n_tokens) {
         double u = (double)pn_rng_uniform(&r) * total;
@@ -216,8 +233,10 @@ static void write_stream(const synth *S, const char *path, uint64_t seed, uint64
             doc_recall(S, &r, &t, NULL);
         else if (u < c->mix_recall + c->mix_math)
             doc_math(S, &r, &t, NULL);
-        else
+        else if (u < c->mix_recall + c->mix_math + c->mix_facts)
             doc_fact(S, &r, &t);
+        else
+            doc_copy(S, &r, &t);
     }
     pn_tokens_write_h5(path, t.v, n_tokens, 2, PN_SYN_EOS, c->vocab_size);
     free(t.v);
@@ -324,8 +343,9 @@ static void write_meta(const synth *S, const char *path, uint64_t seed) {
                               "kv_pairs", c->kv_pairs, "kv_queries", c->kv_queries, "max_digits", c->max_digits,
                               "n_choices", c->n_choices);
     json_object_set_new(root, "sizes", sizes);
-    json_object_set_new(root, "mix", json_pack("{s:f, s:f, s:f}", "recall", c->mix_recall, "math", c->mix_math, "facts",
-                                               c->mix_facts));
+    json_object_set_new(root, "mix", json_pack("{s:f, s:f, s:f, s:f}", "recall", c->mix_recall, "math", c->mix_math,
+                                               "facts", c->mix_facts, "copy", c->mix_copy));
+    json_object_set_new(root, "copy_length", json_pack("[i, i]", c->copy_min, c->copy_max));
     json_object_set_new(root, "files",
                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "train", "train.h5", "valid", "valid.h5", "retrieval",
                                   "retrieval.jsonl", "math", "math.jsonl", "knowledge", "knowledge.jsonl"));

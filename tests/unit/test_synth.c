@@ -8,6 +8,7 @@
 #include "datasets/tokens.h"
 #include "core/fileio.h"
 #include "test_util.h"
+#include <math.h>
 #include <jansson.h>
 #include <time.h>
 
@@ -203,7 +204,7 @@ static void check_stream(const char *path, const meta *m, uint64_t n_want) {
     CHECK(n == n_want && eos == m->eos, "%s: %llu tokens (want %llu), eos_id %lld", path, (unsigned long long)n,
           (unsigned long long)n_want, (long long)eos);
     int64_t *doc = pn_malloc(n * sizeof *doc);
-    int counts[3] = {0}, bad = 0, bad_q = 0;
+    int counts[4] = {0}, bad = 0, bad_q = 0;
     uint64_t start = 0;
     for (uint64_t i = 0; i < n; i++) {
         if (t[i] != (uint32_t)m->eos) continue;
@@ -214,7 +215,14 @@ static void check_stream(const char *path, const meta *m, uint64_t n_want) {
             bad++;
             continue;
         }
-        if (in_range(doc[0], m->key0, m->n_keys)) {
+        if (len % 2 == 1 && doc[len / 2] == PN_SYN_SEP) {
+            // copy: s SEP s, n = len / 2 in 8..24 (the defaults), ids from keys and values
+            int half = len / 2, ok = half >= 8 && half <= 24;
+            for (int k = 0; k < half && ok; k++)
+                ok = doc[half + 1 + k] == doc[k] && in_range(doc[k], m->key0, m->n_keys + m->n_values);
+            counts[3]++;
+            bad += !ok;
+        } else if (in_range(doc[0], m->key0, m->n_keys)) {
             counts[0]++;
             bad += recall_lookup(m, doc, len, &bad_q) != -2;
         } else if (in_range(doc[0], m->digit0, 10)) {
@@ -233,8 +241,11 @@ static void check_stream(const char *path, const meta *m, uint64_t n_want) {
         }
     }
     CHECK(bad == 0 && bad_q == 0, "%s: %d malformed or wrong documents, %d wrong recall answers", path, bad, bad_q);
-    CHECK(counts[0] > 0 && counts[1] > 0 && counts[2] > 0, "%s: document mix %d recall, %d math, %d facts", path,
-          counts[0], counts[1], counts[2]);
+    CHECK(counts[0] > 0 && counts[1] > 0 && counts[2] > 0 && counts[3] > 0,
+          "%s: document mix %d recall, %d math, %d facts, %d copy", path, counts[0], counts[1], counts[2], counts[3]);
+    // default mix 1 : 1 : 1 : 3 — copy documents are half of all documents (±5σ)
+    double nd = counts[0] + counts[1] + counts[2] + counts[3], fc = counts[3] / nd;
+    CHECK(fabs(fc - 0.5) < 5 * sqrt(0.25 / nd), "%s: copy fraction %.3f of %.0f documents, expected 0.5", path, fc, nd);
     free(doc);
     free(t);
 }
@@ -288,7 +299,7 @@ int main(void) {
     CHECK(expect_exit(bad_queries_fn, a, 2, "synth config: kv_queries = 4; expected at most kv_pairs = 3"),
           "queries > pairs");
 
-    // The default sizes (2M train tokens, 200 examples per suite) in a few seconds.
+    // The default sizes (4M train tokens, 200 examples per suite) in a few seconds.
     pn_synth_cfg def;
     pn_synth_cfg_default(&def);
     struct timespec t0, t1;
@@ -296,7 +307,7 @@ int main(void) {
     pn_synth_generate(sub("def", ""), 1, &def);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    printf("default synth (2M train tokens): %.2f s\n", secs);
+    printf("default synth (4M train tokens): %.2f s\n", secs);
     meta md;
     CHECK(read_meta(sub("def", "synth.json"), &md), "default synth.json");
     check_stream(sub("def", "train.h5"), &md, def.train_tokens);
