@@ -13,3 +13,6 @@ int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
+int cmd_search(int argc, char **argv);

@@ -21,6 +21,9 @@ static const command g_commands[] = {
     {"train", cmd_train, "train a backbone (from scratch or pretrained) or the supernet by distillation"},
     {"eval", cmd_eval, "evaluate a model (plain or hybrid) on JSONL task suites"},
     {"export", cmd_export, "write a hybrid (placement + blocks + weights) in the Jet-Nemotron layout"},
+    {"ablate", cmd_ablate, "block ablation: each linear block on one placement; accuracy, params, state, tok/s"},
+    {"search", cmd_search, "PostNAS search steps: hw (hardware-aware heads / key / value search)"},
+    {"run", cmd_run, "the whole PostNAS job of a config: supernet, placement, hw search, export, report"},
     {"demo", cmd_demo, "short demo: load a model, print its summary and a forward loss"},
 };
 

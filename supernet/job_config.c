@@ -153,6 +153,10 @@ static const pn_cfg_field search_schema[] = {
      "task names (files data.tasks_dir/NAME.jsonl)"},
     {"max_new_tokens", PN_CFG_INT, F(pn_search_config, max_new_tokens), "16",
      "greedy decode length for generative tasks", PN_CFG_RANGE(1, 65536)},
+    {"max_examples", PN_CFG_INT64, F(pn_search_config, max_examples), "0",
+     "score only the first N examples of each suite; 0 = all", PN_CFG_MIN(0)},
+    {"swa_max", PN_CFG_INT, F(pn_search_config, swa_max), "2", "most SWA layers the SWA placement may add",
+     PN_CFG_RANGE(0, 1024)},
     PN_CFG_END,
 };
 
@@ -172,6 +176,22 @@ static const pn_cfg_field hw_search_schema[] = {
      "keep candidates within this fraction of the best throughput", PN_CFG_RANGE(0, 1)},
     {"budget_bytes", PN_CFG_INT64, F(pn_hw_search_config, budget_bytes), "0",
      "cache+state bytes per sequence at context; 0 = the base design's", PN_CFG_MIN(0)},
+    {"throughput_context", PN_CFG_INT, F(pn_hw_search_config, throughput_context), "1024",
+     "tokens per sequence prefilled before the timed decode steps: min(context, this)", PN_CFG_RANGE(1, 1073741824)},
+    {"throughput_batch", PN_CFG_INT, F(pn_hw_search_config, throughput_batch), "8",
+     "sequences per decode step in the tokens/s measurement", PN_CFG_RANGE(1, 65536)},
+    {"throughput_steps", PN_CFG_INT, F(pn_hw_search_config, throughput_steps), "32",
+     "timed decode steps (median step time is reported)", PN_CFG_RANGE(1, 1000000)},
+    {"throughput_warmup", PN_CFG_INT, F(pn_hw_search_config, throughput_warmup), "4",
+     "untimed decode steps before the timed ones", PN_CFG_RANGE(0, 1000000)},
+    {"throughput_rounds", PN_CFG_INT, F(pn_hw_search_config, throughput_rounds), "3",
+     "measurement rounds, round-robin over the candidates (median over all timed steps)", PN_CFG_RANGE(1, 1000)},
+    {"train_steps", PN_CFG_INT, F(pn_hw_search_config, train_steps), "0",
+     "distillation steps per candidate; 0 = train.steps", PN_CFG_RANGE(0, INT_MAX_D)},
+    {"max_examples", PN_CFG_INT64, F(pn_hw_search_config, max_examples), "0",
+     "examples per task (the first N); 0 = all", PN_CFG_MIN(0)},
+    {"plot", PN_CFG_BOOL, F(pn_hw_search_config, plot), "true",
+     "write hw_search.png with scripts/plot_hw_search.py (python3 + matplotlib)"},
     PN_CFG_END,
 };
 
@@ -180,6 +200,25 @@ static const pn_cfg_field demo_schema[] = {
      "safetensors file with input_ids; empty = random ids"},
     {"batch", PN_CFG_INT, F(pn_demo_config, batch), "2", "demo batch size B", PN_CFG_RANGE(1, 65536)},
     {"seq_len", PN_CFG_INT, F(pn_demo_config, seq_len), "32", "demo sequence length T", PN_CFG_RANGE(1, 1048576)},
+    PN_CFG_END,
+};
+
+static const pn_cfg_field ablation_schema[] = {
+    {"blocks", PN_CFG_STRING_LIST, F(pn_ablation_config, blocks),
+     "[jetblock, gated_deltanet, deltanet, gla, retnet, mamba2, rwkv7]",
+     "linear blocks to compare, each trained on the fixed supernet placement"},
+    {"context", PN_CFG_INT, F(pn_ablation_config, context), "65536",
+     "context length L for the decode-state bytes per sequence", PN_CFG_RANGE(1, 1073741824)},
+    {"throughput_batch", PN_CFG_INT, F(pn_ablation_config, throughput_batch), "8",
+     "sequences per decode step in the CPU tokens/s measurement", PN_CFG_RANGE(1, 4096)},
+    {"throughput_prompt", PN_CFG_INT, F(pn_ablation_config, throughput_prompt), "256",
+     "tokens per sequence prefilled before the timed decode steps", PN_CFG_RANGE(1, 1048576)},
+    {"throughput_steps", PN_CFG_INT, F(pn_ablation_config, throughput_steps), "32",
+     "timed decode steps (median step time is reported)", PN_CFG_RANGE(1, 1000000)},
+    {"max_examples", PN_CFG_INT64, F(pn_ablation_config, max_examples), "0",
+     "examples per task (the first N); 0 = all", PN_CFG_MIN(0)},
+    {"plot", PN_CFG_BOOL, F(pn_ablation_config, plot), "true",
+     "write ablation.png with scripts/plot_ablation.py (python3 + matplotlib)"},
     PN_CFG_END,
 };
 
@@ -197,6 +236,8 @@ const pn_cfg_field pn_job_config_schema[] = {
     {"hw_search", PN_CFG_SECTION, F(pn_job_config, hw_search), NULL, "hardware-aware search",
      PN_CFG_NESTED(hw_search_schema)},
     {"demo", PN_CFG_SECTION, F(pn_job_config, demo), NULL, "the demo command", PN_CFG_NESTED(demo_schema)},
+    {"ablation", PN_CFG_SECTION, F(pn_job_config, ablation), NULL, "block ablation (postnas ablate)",
+     PN_CFG_NESTED(ablation_schema)},
     PN_CFG_END,
 };
 

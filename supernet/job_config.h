@@ -131,6 +131,8 @@ typedef struct {
     bool swa;                  // also place SWA layers after full attention
     pn_cfg_strings tasks;      // task names (files tasks_dir/NAME.jsonl)
     int max_new_tokens;        // greedy decode length for generative tasks
+    int64_t max_examples;      // > 0: score only the first N examples of each suite; 0 = all
+    int swa_max;               // most SWA layers the SWA placement may add
 } pn_search_config;
 
 typedef struct {
@@ -142,6 +144,15 @@ typedef struct {
     pn_cfg_ints conv_sizes;       // candidate short-conv kernel sizes
     double throughput_tolerance;  // keep candidates within this fraction of the best throughput
     int64_t budget_bytes;         // cache+state bytes per sequence at L; 0 = the base design's
+    // search/hw_search.h: how each candidate is measured and trained.
+    int throughput_context;       // tokens prefilled before the timed decode steps: min(context, this)
+    int throughput_batch;         // sequences per decode step in the tokens/s measurement
+    int throughput_steps;         // timed decode steps (median step time)
+    int throughput_warmup;        // untimed decode steps before them
+    int throughput_rounds;        // round-robin measurement rounds over the candidates
+    int train_steps;              // distillation steps per candidate; 0 = train.steps
+    int64_t max_examples;         // per task, the first N; 0 = every example
+    bool plot;                    // write hw_search.png (scripts/plot_hw_search.py; skipped with a warning)
 } pn_hw_search_config;
 
 typedef struct {
@@ -149,6 +160,20 @@ typedef struct {
     int batch;     // B
     int seq_len;   // T
 } pn_demo_config;
+
+// `postnas ablate` (search/ablation.h): every listed linear block trains the same
+// fixed placement (supernet.sampling fixed) with the same train/data/seed, then
+// is compared with the teacher on accuracy, trainable parameters, state bytes
+// and measured CPU throughput.
+typedef struct {
+    pn_cfg_strings blocks;  // linear block names (pn_linear_block_names); checked by the ablation runner
+    int context;            // context length L for the state bytes per sequence
+    int throughput_batch;   // sequences per decode step in the tokens/s measurement
+    int throughput_prompt;  // tokens per sequence prefilled before the timed decode steps
+    int throughput_steps;   // timed decode steps (median step time reported)
+    int64_t max_examples;   // per task; 0 = every example
+    bool plot;              // write ablation.png (scripts/plot_ablation.py; skipped with a warning if unavailable)
+} pn_ablation_config;
 
 typedef struct {
     pn_run_config run;
@@ -160,6 +185,7 @@ typedef struct {
     pn_search_config search;
     pn_hw_search_config hw_search;
     pn_demo_config demo;
+    pn_ablation_config ablation;
 } pn_job_config;
 
 // The schema table (for generic tools: printing, docs).

@@ -7,6 +7,7 @@
 // pn_backbone_backward (upstream gradient on hidden(L) and/or the logits).
 #include "supernet/supernet.h"
 #include "core/log.h"
+#include "core/safetensors.h"
 
 // ---------------------------------------------------------------- rwkv7 first layer
 
@@ -191,6 +192,21 @@ pn_supernet *pn_supernet_create_ex(pn_backbone *bb, const pn_supernet_config *cf
         pn_info("supernet: copy_attn copied %d q/k/v/o projection(s) of matching shape over %d layers", copied, L);
     pn_debug("supernet: %d layers, linear path %s, %lld trainable parameters", L, lt->name, (long long)total);
     return sn;
+}
+
+void pn_supernet_load_linear(pn_supernet *sn, const char *path) {
+    pn_safetensors *st = pn_st_open(path);
+    const char *block = pn_linear_block_names[sn->cfg.block];
+    const char *meta = pn_st_meta_get(st, "linear_block");
+    if (meta && strcmp(meta, block) != 0) pn_die_input(path, "holds linear block '%s', expected '%s'", meta, block);
+    if (st->n_entries != sn->n_table)
+        pn_die_input(path, "holds %d tensors, expected the %d linear-path parameters of block '%s'", st->n_entries,
+                     sn->n_table, block);
+    for (int i = 0; i < sn->n_table; i++) {
+        const pn_sn_param *e = &sn->table[i];
+        pn_st_read_f32(st, e->name, e->data, e->ndim, e->shape);
+    }
+    pn_st_close(st);
 }
 
 pn_supernet *pn_supernet_create(pn_backbone *bb, const pn_supernet_config *cfg, uint64_t seed) {

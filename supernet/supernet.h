@@ -105,6 +105,11 @@ pn_supernet *pn_supernet_create_ex(pn_backbone *bb, const pn_supernet_config *cf
 void pn_supernet_free(pn_supernet *sn);
 
 int64_t pn_supernet_param_count(const pn_supernet *sn);  // trainable floats (= n_floats)
+// Loads trained linear-path parameters (a supernet.safetensors written by the
+// trainer: every table entry by name and shape, nothing else). A file of another
+// linear block (metadata "linear_block"), a missing tensor, a wrong shape or an
+// extra tensor exits 2 naming the file.
+void pn_supernet_load_linear(pn_supernet *sn, const char *path);
 void pn_supernet_zero_grads(pn_supernet *sn);
 
 // Draws a training subnet from rng (so a checkpoint can save the stream):

@@ -129,7 +129,9 @@ static void test_shipped_configs(void) {
     snprintf(path, sizeof path, "%s/configs/demo.yaml", src ? src : ".");
     pn_job_config_load(&c, path);
     CHECK(!strcmp(c.run.name, "demo") && !strcmp(c.run.out_dir, "results/demo"), "demo.yaml run");
-    CHECK(!strcmp(c.model.path, "../shared/fixtures/qwen2-tiny"), "demo.yaml model.path");
+    CHECK(!strcmp(c.model.path, "datasets/backbones/tiny-synth") && c.train.mode == PN_TRAIN_SUPERNET &&
+              c.search.k_max == 2 && c.search.tasks.n == 3,
+          "demo.yaml: the PostNAS run on the tiny backbone");
     pn_job_config_free(&c);
     // tiny-backbone.yaml: a from-scratch model (empty model.path, an arch) in backbone mode.
     snprintf(path, sizeof path, "%s/configs/tiny-backbone.yaml", src ? src : ".");
