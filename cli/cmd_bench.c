@@ -5,6 +5,7 @@
 #include "args.h"
 #include "commands.h"
 #include "search/bench.h"
+#include "search/engine_cuda.h"
 #include <jansson.h>
 
 static int bench_usage(void) {
@@ -16,6 +17,7 @@ static int bench_usage(void) {
            "             -> results/bench/cpu-blocks.json\n"
            "  decode     prefill and decode tokens/s of a model directory at a context and batch,\n"
            "             with the memory-bandwidth floor of a decode step -> results/bench/cpu-decode.json\n"
+           "             (--device cuda: rows merged into results/bench/cuda-decode.json)\n"
            "  kernels    CUDA kernels at their target shapes (--device cuda only): copy and bf16 GEMM\n"
            "             ceilings, gated delta rule decode / fwd / fwd+bwd, each against its floor\n"
            "             -> results/bench/h100.json\n\n"
@@ -28,17 +30,24 @@ static int bench_decode_cmd(int argc, char **argv) {
     pn_opt opts[] = {
         {"--model", "DIR", "model directory (config.json + safetensors), e.g. from 'postnas init-model'"},
         {"--context", "L", "prompt tokens per sequence prefilled before decoding (required)"},
-        {"--batch", "N|max", "sequences (default 1); max = the most that fit in MemAvailable less max(10%, 256 MiB)"},
-        {"--device", "DEV", "cpu (cuda once the CUDA engine exists)"},
-        {"--prefill-chunk", "N", "prefill tokens per sequence per pass (default 256)"},
+        {"--batch", "N|max", "sequences (default 1); max = the most that fit in MemAvailable (cpu) or free device memory (cuda)"},
+        {"--device", "DEV", "cpu (default) or cuda"},
+        {"--prefill-chunk", "N", "prefill tokens per sequence per pass (default 256 on cpu, 1024 on cuda)"},
         {"--steps", "N", "timed decode steps, median reported (default 20)"},
         {"--warmup", "N", "untimed decode steps before them (default 3)"},
-        {"--out", "FILE", "JSON output path (default results/bench/cpu-decode.json)"},
+        {"--out", "FILE", "JSON output (default results/bench/cpu-decode.json; cuda: rows in results/bench/cuda-decode.json)"},
+        {"--prefill-batch", "N", "cuda: sequences per prefill pass (default 8)"},
+        {"--prefill-seqs", "N", "cuda: sequences prefilled and timed (default 8); the others copy their states"},
+        {"--label", "NAME", "cuda: the row's name in the JSON (default: the model directory's last component)"},
+        {"--delta-prefill", "MODE", "cuda: scan (default: fused recurrent scan) or chunked (pn_cuda_gated_delta_fwd)"},
     };
     const char *pos[1];
     pn_args_parse(cmd, "--model DIR --context L [options]",
                   "Prefill L random tokens per sequence in chunks, then decode; report tokens/s, memory and the\n"
-                  "bandwidth floor of a decode step (bytes moved over the copy bandwidth measured in the same run).",
+                  "bandwidth floor of a decode step (bytes moved over the copy bandwidth measured in the same run).\n"
+                  "--batch max: cpu: MemAvailable less max(10%, 256 MiB); cuda: free device memory less\n"
+                  "max(1/32, 1 GiB), against the engine's exact byte counts. cuda: each run's row replaces the row\n"
+                  "with the same label, context and batch in the --out JSON, or is appended.",
                   opts, (int)PN_ARRAY_LEN(opts), argc, argv, pos, 0);
     pn_bench_decode_args a;
     memset(&a, 0, sizeof a);
@@ -51,27 +60,50 @@ static int bench_decode_cmd(int argc, char **argv) {
     else
         a.batch = (int)pn_opt_int(cmd, &opts[2], 1, 1, 1 << 20);
     a.device = opts[3].present ? opts[3].value : "cpu";
-    if (strcmp(a.device, "cpu") != 0) {
-        fprintf(stderr, "postnas %s: error: --device %s is not available yet (cpu only)\n", cmd, a.device);
+    const int cuda = strcmp(a.device, "cuda") == 0;
+    if (!cuda && strcmp(a.device, "cpu") != 0) {
+        fprintf(stderr, "postnas %s: error: --device %s is not available (cpu or cuda)\n", cmd, a.device);
         return PN_EXIT_INPUT;
     }
-    a.prefill_chunk = (int)pn_opt_int(cmd, &opts[4], 256, 1, 1 << 20);
+    if (!cuda && (opts[8].present || opts[9].present || opts[10].present || opts[11].present)) {
+        fprintf(stderr, "postnas %s: error: --prefill-batch, --prefill-seqs, --label and --delta-prefill are for "
+                "--device cuda\n", cmd);
+        return PN_EXIT_INPUT;
+    }
+    const char *dmode = opts[11].present ? opts[11].value : "scan";
+    if (strcmp(dmode, "scan") != 0 && strcmp(dmode, "chunked") != 0) {
+        fprintf(stderr, "postnas %s: error: --delta-prefill expects scan or chunked, got '%s'\n", cmd, dmode);
+        return PN_EXIT_INPUT;
+    }
+    a.prefill_chunk = (int)pn_opt_int(cmd, &opts[4], cuda ? 1024 : 256, 1, 1 << 20);
     a.steps = (int)pn_opt_int(cmd, &opts[5], 20, 1, 100000);
     a.warmup = (int)pn_opt_int(cmd, &opts[6], 3, 0, 100000);
-    a.out_json = opts[7].present ? opts[7].value : "results/bench/cpu-decode.json";
+    a.out_json = opts[7].present ? opts[7].value : cuda ? "results/bench/cuda-decode.json" : "results/bench/cpu-decode.json";
     a.result = &res;
-    int rc = pn_bench_decode(&a);
+    int rc;
+    if (cuda) {
+        const int pb = (int)pn_opt_int(cmd, &opts[8], 8, 1, 1 << 20);
+        const int ps = (int)pn_opt_int(cmd, &opts[9], 8, 1, 1 << 20);
+        rc = pn_bench_decode_cuda(&a, pb, ps, opts[10].present ? opts[10].value : NULL, strcmp(dmode, "chunked") == 0);
+    } else {
+        rc = pn_bench_decode(&a);
+    }
     if (rc) return rc;
-    printf("postnas bench decode: %s, context %lld, batch %d%s, prefill chunk %d, %d threads\n", a.model_dir,
-           (long long)a.context, res.batch, a.batch ? "" : " (max)", (int)PN_MIN((int64_t)a.prefill_chunk, a.context +
-           a.warmup + a.steps), res.threads);
+    const int chunk = (int)PN_MIN((int64_t)a.prefill_chunk, a.context + a.warmup + a.steps);
+    if (cuda)
+        printf("postnas bench decode: %s, context %lld, batch %d%s, prefill chunk %d, cuda (%d SMs)\n", a.model_dir,
+               (long long)a.context, res.batch, a.batch ? "" : " (max)", chunk, res.threads);
+    else
+        printf("postnas bench decode: %s, context %lld, batch %d%s, prefill chunk %d, %d threads\n", a.model_dir,
+               (long long)a.context, res.batch, a.batch ? "" : " (max)", chunk, res.threads);
     printf("  prefill                      %12.0f tokens/s\n", res.prefill_tokens_per_s);
     printf("  decode (median of %3d steps) %12.0f tokens/s   %9.3f ms/step (fastest %.3f)\n", a.steps,
            res.decode_tokens_per_s, res.decode_step_ms_median, res.decode_step_ms_min);
     printf("  memory  weights %.1f MiB, states %.1f MiB, activations %.1f MiB\n", res.weight_bytes / 1048576.0,
            res.state_bytes / 1048576.0, res.activation_bytes / 1048576.0);
-    printf("  floor   %.1f MiB/step at %.1f GB/s copy bandwidth = %.3f ms/step; measured / floor = %.2f\n",
-           res.step_bytes / 1048576.0, res.bandwidth_GBps, res.floor_step_ms, res.ratio_to_floor);
+    printf("  floor   %.1f MiB/step at %.1f GB/s copy bandwidth = %.3f ms/step (%.0f tokens/s); measured / floor = %.2f\n",
+           res.step_bytes / 1048576.0, res.bandwidth_GBps, res.floor_step_ms,
+           res.batch / (res.floor_step_ms * 1e-3), res.ratio_to_floor);
     printf("  wrote %s\n", a.out_json);
     return 0;
 }

@@ -19,12 +19,22 @@
 //
 // The model comes from pn_hybrid_load: a plain HF directory (all attention) or an
 // exported hybrid (Jet-Nemotron layout) whose layers run their own mixers.
+//
+// --device cuda (pn_bench_decode_cuda, at the end of this file) runs the CUDA engine
+// (search/engine_cuda.h) the same way, with device-side accounting: the max batch
+// from free device memory and the engine's exact byte counts, the copy bandwidth
+// from a device-to-device cudaMemcpy, traffic at device storage sizes (bf16 weights
+// and KV, fp32 recurrent states), per-step times from CUDA events. Prefilling every
+// sequence of a large batch at 64K would take minutes and tells nothing new, so only
+// the first prefill_seqs sequences are prefilled (and timed); the rest of the batch
+// gets copies of their states, which is all decode's memory traffic depends on.
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "search/bench.h"
 #include "search/engine.h"
+#include "search/engine_cuda.h"
 #include "supernet/hybrid.h"
 #include <jansson.h>
 #include <omp.h>
@@ -192,8 +202,9 @@ static void json_write(const char *path, json_t *j) {
 
 int pn_bench_decode(const pn_bench_decode_args *a) {
     if (!a->model_dir) pn_die_input(DECODE_WHERE, "no model directory given");
+    if (a->device && strcmp(a->device, "cuda") == 0) return pn_bench_decode_cuda(a, 8, 8, NULL, 0);
     if (strcmp(a->device ? a->device : "cpu", "cpu") != 0)
-        pn_die_input(DECODE_WHERE, "device '%s' is not available (expected cpu)", a->device);
+        pn_die_input(DECODE_WHERE, "device '%s' is not available (expected cpu or cuda)", a->device);
     if (a->context < 1 || a->prefill_chunk < 1 || a->steps < 1 || a->warmup < 0 || a->batch < 0)
         pn_die_input(DECODE_WHERE,
                      "context, prefill chunk and steps must be >= 1, warm-up and batch >= 0 (got %lld, %d, %d, %d, %d)",
@@ -305,6 +316,7 @@ int pn_bench_decode(const pn_bench_decode_args *a) {
     json_object_set_new(j, "steps", json_integer(a->steps));
     json_object_set_new(j, "prefill_seconds", json_real(t_prefill));
     json_object_set_new(j, "prefill_tokens_per_s", json_real(res.prefill_tokens_per_s));
+
     json_object_set_new(j, "decode_tokens_per_s", json_real(res.decode_tokens_per_s));
     json_object_set_new(j, "decode_step_ms_median", json_real(res.decode_step_ms_median));
     json_object_set_new(j, "decode_step_ms_min", json_real(res.decode_step_ms_min));
@@ -342,3 +354,286 @@ int pn_bench_decode(const pn_bench_decode_args *a) {
     pn_backbone_free(bb);
     return 0;
 }
+
+// ---------------------------------------------------------------- CUDA
+
+size_t pn_cuda_decode_budget(size_t free_bytes) {
+    const size_t margin = PN_MAX(free_bytes / 32, (size_t)1 << 30);
+    return free_bytes > margin ? free_bytes - margin : 0;
+}
+
+#ifndef POSTNAS_HAVE_CUDA
+
+int pn_bench_decode_cuda(const pn_bench_decode_args *a, int prefill_batch, int prefill_seqs, const char *label,
+                         int delta_chunked) {
+    (void)a, (void)prefill_batch, (void)prefill_seqs, (void)label, (void)delta_chunked;
+    pn_die_input(DECODE_WHERE, "--device cuda: postnas was built without CUDA (rebuild with -DPOSTNAS_CUDA=ON)");
+}
+
+#else
+#include "kernels/cuda/pn_cuda.h"
+#include "kernels/cuda/pn_cuda_engine.h"
+#include "kernels/cuda/pn_cuda_ops.h"
+
+#if defined(__has_include)
+#if __has_include("kernels/cuda/pn_cuda_attn.h")
+#define DECODE_PREFILL_ATTN "cudnn"
+#endif
+#endif
+#ifndef DECODE_PREFILL_ATTN
+#define DECODE_PREFILL_ATTN "reference (no cuDNN attention in this build: slow)"
+#endif
+
+// The row's key in the output file: label, context and the requested batch.
+static int row_same(json_t *r, const char *label, int64_t L, json_t *breq) {
+    const char *rl = json_string_value(json_object_get(r, "label"));
+    json_t *rb = json_object_get(r, "batch_requested");
+    return rl && strcmp(rl, label) == 0 && json_integer_value(json_object_get(r, "context")) == L && rb &&
+           json_equal(rb, breq);
+}
+
+// Reads the existing file (if it is one of ours), replaces or appends the row, writes it back.
+static void rows_merge_write(const char *path, json_t *row, const char *label, int64_t L) {
+    json_t *doc = NULL;
+    json_error_t err;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fclose(f);
+        doc = json_load_file(path, 0, &err);
+        if (!doc || !json_is_object(doc) || !json_is_array(json_object_get(doc, "rows"))) {
+            pn_warn("bench decode: %s is not a decode-rows JSON (%s); starting a new file", path,
+                    doc ? "no \"rows\" array" : err.text);
+            json_decref(doc);
+            doc = NULL;
+        }
+    }
+    if (!doc) {
+        doc = json_object();
+        json_object_set_new(doc, "benchmark", json_string("decode"));
+        json_object_set_new(doc, "device", json_string("cuda"));
+        json_object_set_new(doc, "rows", json_array());
+    }
+    json_t *rows = json_object_get(doc, "rows");
+    json_t *breq = json_object_get(row, "batch_requested");
+    size_t i;
+    json_t *r;
+    int replaced = 0;
+    json_array_foreach(rows, i, r) {
+        if (row_same(r, label, L, breq)) {
+            json_array_set(rows, i, row);
+            replaced = 1;
+            break;
+        }
+    }
+    if (!replaced) json_array_append(rows, row);
+    json_write(path, doc);
+    json_decref(doc);
+}
+
+int pn_bench_decode_cuda(const pn_bench_decode_args *a, int prefill_batch, int prefill_seqs, const char *label,
+                         int delta_chunked) {
+    if (!a->model_dir) pn_die_input(DECODE_WHERE, "no model directory given");
+    if (a->context < 1 || a->prefill_chunk < 1 || a->steps < 1 || a->warmup < 0 || a->batch < 0 || prefill_batch < 1 ||
+        prefill_seqs < 1)
+        pn_die_input(DECODE_WHERE,
+                     "context, prefill chunk, steps, prefill batch and prefill sequences must be >= 1, warm-up and "
+                     "batch >= 0 (got %lld, %d, %d, %d, %d, %d, %d)",
+                     (long long)a->context, a->prefill_chunk, a->steps, prefill_batch, prefill_seqs, a->warmup,
+                     a->batch);
+    if (pn_cuda_device_count() < 1) {
+        fprintf(stderr, "postnas: device error: bench decode: no CUDA device is visible\n");
+        exit(PN_EXIT_DEVICE);
+    }
+    char lab[256];
+    if (label) {
+        snprintf(lab, sizeof lab, "%s", label);
+    } else {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", a->model_dir);
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;
+        const char *slash = strrchr(dir, '/');
+        snprintf(lab, sizeof lab, "%s", slash ? slash + 1 : dir);
+    }
+    const int64_t L = a->context, max_ctx = L + a->warmup + a->steps;
+    pn_backbone *bb = pn_hybrid_load(a->model_dir);
+    char why[256];
+    if (!pn_cuda_engine_supports(bb, why, sizeof why)) pn_die_input(a->model_dir, "%s", why);
+
+    pn_cuda_device_info info;
+    pn_cuda_device_info_get(0, &info);
+    size_t free0 = 0, total = 0;
+    pn_cuda_eng_mem_info(&free0, &total);
+    // Bandwidth first, while the engine's memory is still free.
+    const size_t probe = PN_MIN((size_t)1 << 30, PN_MAX(free0 / 8, (size_t)64 << 20));
+    const double bw = pn_cuda_eng_copy_bandwidth(probe);
+    pn_cuda_eng_mem_info(&free0, &total);
+    const size_t budget = pn_cuda_decode_budget(free0);
+
+    int B = a->batch;
+    if (B == 0) {
+        B = pn_cuda_engine_max_batch(bb, max_ctx, a->prefill_chunk, prefill_batch, budget, 1 << 20);
+        if (B == 0)
+            pn_die_input(a->model_dir,
+                         "weights + one sequence at context %lld (%.1f MiB) exceed the device memory budget "
+                         "(%.1f MiB of %.1f MiB free)",
+                         (long long)max_ctx,
+                         pn_cuda_engine_bytes_for(bb, 1, max_ctx, a->prefill_chunk, prefill_batch).total /
+                             (double)MIB,
+                         budget / (double)MIB, free0 / (double)MIB);
+        pn_info("bench decode: --batch max = %d (budget %.1f MiB of %.1f MiB free on %s)", B, budget / (double)MIB,
+                free0 / (double)MIB, info.name);
+    }
+    const pn_cuda_engine_bytes need = pn_cuda_engine_bytes_for(bb, B, max_ctx, a->prefill_chunk, prefill_batch);
+    if (need.total > free0)
+        pn_warn("bench decode: batch %d needs %.1f MiB of device memory, %.1f MiB are free", B,
+                need.total / (double)MIB, free0 / (double)MIB);
+    const int n_pre = PN_MIN(prefill_seqs, B);
+
+    pn_cuda_engine *e = pn_cuda_engine_create(bb, B, max_ctx, a->prefill_chunk, prefill_batch);
+    e->delta_chunked = delta_chunked;
+    // POSTNAS_ENGINE_ACT_SPLIT=0: GEMM inputs rounded once to bf16 (the usual inference
+    // precision) instead of the hi + lo split the gpu tests hold to 1e-2 (see engine_cuda.h)
+    const char *as = getenv("POSTNAS_ENGINE_ACT_SPLIT");
+    if (as && !strcmp(as, "0")) e->act_split = 0;
+    pn_info("bench decode (cuda): GEMM inputs %s", e->act_split ? "as bf16 hi + lo (act_split 1)" : "rounded once to bf16 (act_split 0)");
+    void *prev = pn_cuda_stream_get();
+    pn_cuda_stream_set(pn_cuda_engine_stream(e));
+    pn_rng r = pn_rng_make(4242, 0);
+    int64_t *ids = pn_malloc((size_t)n_pre * (size_t)L * sizeof(int64_t));
+    for (int64_t i = 0; i < (int64_t)n_pre * L; i++) ids[i] = (int64_t)pn_rng_below(&r, (uint64_t)bb->V);
+
+    // Warm-up: one chunk, so module loading, cuBLASLt plans and the ops' scratch stay out.
+    const int wchunk = (int)PN_MIN((int64_t)e->chunk, L);
+    int64_t *wids = pn_malloc((size_t)n_pre * wchunk * sizeof(int64_t));
+    for (int b = 0; b < n_pre; b++) memcpy(wids + (size_t)b * wchunk, ids + (size_t)b * L, wchunk * sizeof(int64_t));
+    pn_cuda_engine_prefill_first(e, n_pre, wids, wchunk);
+    free(wids);
+    pn_cuda_engine_reset(e);
+
+    pn_cuda_engine_sync(e);
+    double t0 = pn_now_seconds();
+    pn_cuda_engine_prefill_first(e, n_pre, ids, (int)L);
+    pn_cuda_engine_sync(e);
+    const double t_prefill = pn_now_seconds() - t0;
+    pn_cuda_engine_replicate(e, n_pre);
+    free(ids);
+
+    int64_t *next = pn_malloc((size_t)B * sizeof(int64_t));
+    double *t_step = pn_malloc((size_t)a->steps * sizeof(double));
+    void *ev0 = pn_cuda_eng_event_create(), *ev1 = pn_cuda_eng_event_create();
+    pn_progress prog;
+    pn_progress_start(&prog, "bench decode", a->warmup + a->steps);
+    for (int s = 0; s < a->warmup + a->steps; s++) {
+        for (int b = 0; b < B; b++) next[b] = (int64_t)pn_rng_below(&r, (uint64_t)bb->V);
+        pn_cuda_eng_event_record(ev0);
+        pn_cuda_engine_decode(e, next);
+        pn_cuda_eng_event_record(ev1);
+        const double ms = pn_cuda_eng_event_ms(ev0, ev1);
+        if (s >= a->warmup) t_step[s - a->warmup] = ms * 1e-3;
+        pn_progress_update(&prog, s + 1, "%.3f ms/step", ms);
+    }
+    pn_progress_finish(&prog);
+    const double t_med = median(t_step, a->steps), t_min = t_step[0];
+    size_t free1 = 0;
+    pn_cuda_eng_mem_info(&free1, NULL);
+    pn_cuda_eng_event_destroy(ev0);
+    pn_cuda_eng_event_destroy(ev1);
+    pn_cuda_stream_set(prev);
+
+    const int64_t ctx_mid = L + a->warmup + a->steps / 2;
+    const pn_cuda_decode_traffic tr = pn_cuda_engine_step_traffic(bb, B, ctx_mid);
+    const double floor_s = tr.total / bw;
+    pn_bench_decode_result res = {
+        .batch = B,
+        .threads = info.multiprocessors,
+        .prefill_tokens_per_s = (double)n_pre * (double)L / t_prefill,
+        .decode_tokens_per_s = (double)B / t_med,
+        .decode_step_ms_median = 1e3 * t_med,
+        .decode_step_ms_min = 1e3 * t_min,
+        .weight_bytes = (double)e->bytes.weights,
+        .state_bytes = (double)e->bytes.states,
+        .activation_bytes = (double)e->bytes.acts,
+        .step_bytes = tr.total,
+        .bandwidth_GBps = bw / 1e9,
+        .floor_step_ms = 1e3 * floor_s,
+        .ratio_to_floor = t_med / floor_s,
+    };
+
+    char date[64];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_t *j = json_object();
+    json_object_set_new(j, "label", json_string(lab));
+    json_object_set_new(j, "device", json_string("cuda"));
+    json_object_set_new(j, "gpu", json_string(info.name));
+    json_object_set_new(j, "multiprocessors", json_integer(info.multiprocessors));
+    json_object_set_new(j, "date", json_string(date));
+    json_object_set_new(j, "model", json_string(a->model_dir));
+    json_t *m = json_object();
+    json_object_set_new(m, "model_type", json_string(bb->cfg.model_type));
+    json_object_set_new(m, "layers", json_integer(bb->n_layers));
+    json_object_set_new(m, "hidden", json_integer(bb->C));
+    json_object_set_new(m, "intermediate", json_integer(bb->I));
+    json_object_set_new(m, "vocab", json_integer(bb->V));
+    json_object_set_new(m, "params", json_integer(pn_backbone_numel(bb)));
+    json_t *mixers = json_array();
+    for (int l = 0; l < bb->n_layers; l++) json_array_append_new(mixers, json_string(bb->layers[l].mixer->type->name));
+    json_object_set_new(m, "mixers", mixers);
+    json_object_set_new(j, "model_config", m);
+    json_object_set_new(j, "context", json_integer(L));
+    json_object_set_new(j, "batch", json_integer(B));
+    json_object_set_new(j, "batch_requested", a->batch ? json_integer(a->batch) : json_string("max"));
+    json_object_set_new(j, "prefill_chunk", json_integer(e->chunk));
+    json_object_set_new(j, "prefill_batch", json_integer(e->prefill_batch));
+    json_object_set_new(j, "prefill_sequences", json_integer(n_pre));
+    json_object_set_new(j, "prefill_attention", json_string(DECODE_PREFILL_ATTN));
+    json_object_set_new(j, "prefill_delta_rule", json_string(delta_chunked ? "chunked (pn_cuda_gated_delta_fwd)" : "fused scan"));
+    json_object_set_new(j, "decode_graph", json_boolean(e->use_graph));
+    json_object_set_new(j, "warmup_steps", json_integer(a->warmup));
+    json_object_set_new(j, "steps", json_integer(a->steps));
+    json_object_set_new(j, "prefill_seconds", json_real(t_prefill));
+    json_object_set_new(j, "prefill_tokens_per_s", json_real(res.prefill_tokens_per_s));
+    json_object_set_new(j, "decode_tokens_per_s", json_real(res.decode_tokens_per_s));
+    json_object_set_new(j, "decode_step_ms_median", json_real(res.decode_step_ms_median));
+    json_object_set_new(j, "decode_step_ms_min", json_real(res.decode_step_ms_min));
+    json_t *mem = json_object();
+    json_object_set_new(mem, "weights", json_integer((json_int_t)e->bytes.weights));
+    json_object_set_new(mem, "states", json_integer((json_int_t)e->bytes.states));
+    json_object_set_new(mem, "activations", json_integer((json_int_t)e->bytes.acts));
+    json_object_set_new(mem, "transient", json_integer((json_int_t)e->bytes.transient));
+    json_object_set_new(mem, "total_accounted", json_integer((json_int_t)e->bytes.total));
+    json_object_set_new(mem, "used_measured", json_integer((json_int_t)(free0 > free1 ? free0 - free1 : 0)));
+    json_object_set_new(mem, "free_before", json_integer((json_int_t)free0));
+    json_object_set_new(mem, "device_total", json_integer((json_int_t)total));
+    json_object_set_new(mem, "budget", json_integer((json_int_t)budget));
+    json_object_set_new(j, "memory_bytes", mem);
+    json_t *tj = json_object();
+    json_object_set_new(tj, "context", json_integer(ctx_mid));
+    json_object_set_new(tj, "weights_read", json_real(tr.weights));
+    json_object_set_new(tj, "state_read", json_real(tr.state_read));
+    json_object_set_new(tj, "state_written", json_real(tr.state_write));
+    json_object_set_new(tj, "logits_written", json_real(tr.logits));
+    json_object_set_new(tj, "total", json_real(tr.total));
+    json_object_set_new(j, "step_bytes", tj);
+    json_object_set_new(j, "bandwidth_probe_bytes", json_integer((json_int_t)probe));
+    json_object_set_new(j, "bandwidth_GBps", json_real(res.bandwidth_GBps));
+    json_object_set_new(j, "floor_step_ms", json_real(res.floor_step_ms));
+    json_object_set_new(j, "floor_tokens_per_s", json_real((double)B / floor_s));
+    json_object_set_new(j, "ratio_to_floor", json_real(res.ratio_to_floor));
+    json_object_set_new(j, "fraction_of_floor", json_real(floor_s / t_med));
+    rows_merge_write(a->out_json, j, lab, L);
+    json_decref(j);
+
+    pn_info("bench decode (cuda): %s, B %d, context %lld: prefill %.0f tok/s, decode %.0f tok/s (%.3f ms/step, "
+            "floor %.3f ms, x%.2f); wrote %s",
+            lab, B, (long long)L, res.prefill_tokens_per_s, res.decode_tokens_per_s, res.decode_step_ms_median,
+            res.floor_step_ms, res.ratio_to_floor, a->out_json);
+    if (a->result) *a->result = res;
+    free(t_step);
+    free(next);
+    pn_cuda_engine_free(e);
+    pn_backbone_free(bb);
+    return 0;
+}
+#endif

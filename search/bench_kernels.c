@@ -19,8 +19,17 @@
 // copy against the DRAM peak from the memory clock and bus width, the GEMM against the
 // anchor torch/cuBLAS rate measured on an H100 of this workplace.
 //
-// Rows the backend does not have yet (cuDNN attention, the supernet step) are listed
-// with "status": "not implemented" and no numbers, so the file shows what is missing.
+// Attention rows (causal GQA, B8 T4096 Hq12 Hkv2 D128, through pn_cuda_attn_fwd / _bwd:
+// cuDNN's fused attention, or the built-in kernel when cuDNN has no plan — the row name
+// says which ran) take their floor at the anchor GEMM rate, FLOPs / 745 TFLOP/s, causal
+// FLOPs being 4·B·Hq·T²·D/2 for the forward and 2.5× that for the backward. Their anchor
+// is torch SDPA on an H100 of this workplace; POSTNAS_BENCH_ANCHORS=FILE replaces the
+// built-in anchor numbers with the JSON scripts/anchor_torch_h100.py wrote on the device
+// (sdpa.fwd_ms, sdpa.fwd_bwd_ms), and every row with a time anchor reports
+// measured / anchor as ratio_to_anchor.
+//
+// Rows the backend does not have yet (the supernet step) are listed with "status":
+// "not implemented" and no numbers, so the file shows what is missing.
 // Library code: progress goes to pn_info; the CLI prints the table from the JSON.
 #include "search/bench.h"
 #include "core/common.h"
@@ -39,6 +48,7 @@ int pn_bench_kernels(const char *out_json) {
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "kernels/cuda/pn_cuda.h"
+#include "kernels/cuda/pn_cuda_attn.h"
 #include "kernels/cuda/pn_cuda_gdn.h"
 #include "kernels/cuda/pn_cuda_ops.h"
 #include "search/bench_util.h"
@@ -52,6 +62,8 @@ int pn_bench_kernels(const char *out_json) {
 #define GDN_CHUNK 64                // the chunk length of pn_cuda_gated_delta_fwd / _bwd
 #define GEMM_ANCHOR_TFLOPS 745.0    // torch/cuBLAS bf16 8192³ on an H100 of this workplace
 #define GEMM_TARGET_FRACTION 0.95
+#define ATTN_ANCHOR_FWD_MS 0.756    // torch SDPA, causal GQA B8 T4096 Hq12 Hkv2 D128 bf16, H100 of this workplace
+#define ATTN_ANCHOR_FWDBWD_MS 3.20
 
 #define KB_CHECK(call)                                                                                     \
     do {                                                                                                   \
@@ -351,6 +363,7 @@ static json_t *kb_row_json(const kb_row *r) {
     json_object_set_new(j, "target", target[0] ? json_string(target) : json_null());
     json_object_set_new(j, "anchor", r->anchor ? json_string(r->anchor) : json_null());
     json_object_set_new(j, "anchor_ms", kb_num(r->anchor_ms));
+    json_object_set_new(j, "ratio_to_anchor", kb_num(r->anchor_ms > 0 ? r->ms / r->anchor_ms : 0));
     json_t *met = json_null();
     if (r->target_ms > 0) met = json_boolean(r->nonfinite <= 0 && r->ms <= r->target_ms);
     if (r->target_tflops > 0) met = json_boolean(r->nonfinite <= 0 && tflops >= r->target_tflops);
@@ -384,6 +397,145 @@ static void kb_fwd_row(kb_row *r, gdn_ctx *c, const char *name, const char *stat
     r->anchor_ms = anchor_ms;
     r->nonfinite = kb_count_nonfinite(c->o[0], (size_t)c->B * c->T * c->H * c->V, 0);
     gdn_free(c);
+    kb_log_row(r);
+}
+
+// ---------------------------------------------------------------- attention
+
+typedef struct {
+    int B, T, Hq, Hkv, D;
+    pn_bf16 *q[NSETS], *k[NSETS], *v[NSETS], *dout[NSETS], *o[NSETS];
+    float *lse[NSETS];
+    pn_bf16 *dq, *dk, *dv;  // backward outputs, shared across sets
+} attn_ctx;
+
+static float attn_scale(const attn_ctx *c) { return 1.0f / sqrtf((float)c->D); }
+
+// q, k, v, dout ~ N(0, 1) on the bf16 grid; o, lse, and the gradients are outputs.
+static void attn_fill(attn_ctx *c, int with_bwd) {
+    const size_t nq = (size_t)c->B * c->T * c->Hq * c->D, nkv = (size_t)c->B * c->T * c->Hkv * c->D;
+    const size_t nl = (size_t)c->B * c->Hq * c->T;
+    for (int s = 0; s < NSETS; s++) {
+        c->q[s] = kb_dev_bf16(nq, 1.0f);
+        c->k[s] = kb_dev_bf16(nkv, 1.0f);
+        c->v[s] = kb_dev_bf16(nkv, 1.0f);
+        c->dout[s] = with_bwd ? kb_dev_bf16(nq, 1.0f) : NULL;
+        c->o[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nq * sizeof(pn_bf16));
+        c->lse[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nl * sizeof(float));
+    }
+    c->dq = with_bwd ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nq * sizeof(pn_bf16)) : NULL;
+    c->dk = with_bwd ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nkv * sizeof(pn_bf16)) : NULL;
+    c->dv = with_bwd ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nkv * sizeof(pn_bf16)) : NULL;
+    pn_cuda_sync();
+}
+
+static void attn_free(attn_ctx *c) {
+    for (int s = 0; s < NSETS; s++) {
+        pn_cuda_free(c->q[s]), pn_cuda_free(c->k[s]), pn_cuda_free(c->v[s]), pn_cuda_free(c->dout[s]);
+        pn_cuda_free(c->o[s]), pn_cuda_free(c->lse[s]);
+    }
+    pn_cuda_free(c->dq), pn_cuda_free(c->dk), pn_cuda_free(c->dv);
+    pn_cuda_sync();
+    pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+}
+
+// The training forward: o and the lse the backward needs.
+static void run_attn_fwd(void *p, int i) {
+    attn_ctx *c = p;
+    const int s = i % NSETS;
+    pn_cuda_attn_fwd(c->B, c->T, c->T, c->Hq, c->Hkv, c->D, 0, attn_scale(c), c->q[s], c->k[s], c->v[s], 0, c->o[s],
+                     c->lse[s]);
+}
+
+static void run_attn_fwd_bwd(void *p, int i) {
+    attn_ctx *c = p;
+    const int s = i % NSETS;
+    run_attn_fwd(p, i);
+    pn_cuda_attn_bwd(c->B, c->T, c->Hq, c->Hkv, c->D, 0, attn_scale(c), c->q[s], c->k[s], c->v[s], c->o[s],
+                     c->dout[s], c->lse[s], c->dq, c->dk, c->dv);
+}
+
+// Causal forward FLOPs: QKᵀ and PV over the lower triangle, 2 · 2 · B·Hq·T²/2·D.
+static double attn_fwd_flops(const attn_ctx *c) {
+    return 4.0 * c->B * c->Hq * (double)c->T * c->T * c->D / 2.0;
+}
+
+// Forward bytes: q, k, v read, o written (bf16), lse written (fp32). Backward: q, k, v,
+// o, dout, lse read; dq, dk, dv written.
+static double attn_fwd_bytes(const attn_ctx *c) {
+    const double nq = (double)c->B * c->T * c->Hq * c->D, nkv = (double)c->B * c->T * c->Hkv * c->D;
+    return 2 * (2 * nq + 2 * nkv) + 4.0 * c->B * c->Hq * c->T;
+}
+static double attn_bwd_bytes(const attn_ctx *c) {
+    const double nq = (double)c->B * c->T * c->Hq * c->D, nkv = (double)c->B * c->T * c->Hkv * c->D;
+    return 2 * (3 * nq + 2 * nkv) + 4.0 * c->B * c->Hq * c->T + 2 * (nq + 2 * nkv);
+}
+
+// Anchor times of the attention rows: the built-in H100 numbers, or those of the JSON
+// scripts/anchor_torch_h100.py wrote, when POSTNAS_BENCH_ANCHORS names it.
+typedef struct {
+    double fwd_ms, fwd_bwd_ms;
+    char fwd_text[256], fwd_bwd_text[256];
+} kb_anchors;
+
+static void kb_anchors_read(kb_anchors *a) {
+    a->fwd_ms = ATTN_ANCHOR_FWD_MS;
+    a->fwd_bwd_ms = ATTN_ANCHOR_FWDBWD_MS;
+    snprintf(a->fwd_text, sizeof a->fwd_text, "torch SDPA %.3f ms (H100)", a->fwd_ms);
+    snprintf(a->fwd_bwd_text, sizeof a->fwd_bwd_text, "torch SDPA %.2f ms (H100)", a->fwd_bwd_ms);
+    const char *path = getenv("POSTNAS_BENCH_ANCHORS");
+    if (!path || !path[0]) return;
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j)
+        pn_die_input(path, "line %d: %s (POSTNAS_BENCH_ANCHORS names the JSON of scripts/anchor_torch_h100.py)",
+                     err.line, err.text);
+    json_t *sdpa = json_object_get(j, "sdpa");
+    const json_t *f = json_object_get(sdpa, "fwd_ms"), *fb = json_object_get(sdpa, "fwd_bwd_ms");
+    if (!json_is_number(f) || !json_is_number(fb) || json_number_value(f) <= 0 || json_number_value(fb) <= 0)
+        pn_die_input(path, "expected numbers sdpa.fwd_ms and sdpa.fwd_bwd_ms > 0 (the output of "
+                           "scripts/anchor_torch_h100.py)");
+    a->fwd_ms = json_number_value(f);
+    a->fwd_bwd_ms = json_number_value(fb);
+    const char *dev = json_string_value(json_object_get(j, "device"));
+    const char *tv = json_string_value(json_object_get(j, "torch_version"));
+    snprintf(a->fwd_text, sizeof a->fwd_text, "torch SDPA %.3f ms (%s, torch %s; %s)", a->fwd_ms, dev ? dev : "?",
+             tv ? tv : "?", path);
+    snprintf(a->fwd_bwd_text, sizeof a->fwd_bwd_text, "torch SDPA %.3f ms (%s, torch %s; %s)", a->fwd_bwd_ms,
+             dev ? dev : "?", tv ? tv : "?", path);
+    json_decref(j);
+    pn_info("bench kernels: attention anchors from %s: fwd %.3f ms, fwd+bwd %.3f ms", path, a->fwd_ms, a->fwd_bwd_ms);
+}
+
+// One attention row: time `run` on c, floor at the anchor GEMM rate, target and anchor.
+static void kb_attn_row(kb_row *r, attn_ctx *c, int with_bwd, double target_ms, const char *anchor,
+                        double anchor_ms) {
+    attn_fill(c, with_bwd);
+    r->warm = 2, r->reps = 20;  // the first call builds the cuDNN plan
+    r->ms = kb_time(with_bwd ? run_attn_fwd_bwd : run_attn_fwd, c, r->warm, r->reps, &r->min_ms);
+    const int cudnn = pn_cuda_attn_last_backend() == PN_CUDA_ATTN_CUDNN;
+    if (with_bwd)
+        r->name = cudnn ? "causal GQA attention fwd+bwd (cuDNN)" : "causal GQA attention fwd+bwd (built-in)";
+    else
+        r->name = cudnn ? "causal GQA attention fwd (cuDNN)" : "causal GQA attention fwd (built-in)";
+    snprintf(r->shape, sizeof r->shape,
+             "B%d T%d Hq%d Hkv%d D%d, causal, bf16 q/k/v/o, fp32 lse, scale D^-1/2; %s (pn_cuda_attn_fwd%s, %s)", c->B,
+             c->T, c->Hq, c->Hkv, c->D,
+             with_bwd ? "fwd then bwd of sum(o*dout), dq dk dv bf16 written" : "training fwd (o and lse)",
+             with_bwd ? " + pn_cuda_attn_bwd" : "", cudnn ? "cuDNN fused attention" : "built-in WMMA kernel");
+    const double ff = attn_fwd_flops(c);
+    r->flops = with_bwd ? 3.5 * ff : ff;
+    r->bytes = with_bwd ? attn_fwd_bytes(c) + attn_bwd_bytes(c) : attn_fwd_bytes(c);
+    r->floor_ms = r->flops / (GEMM_ANCHOR_TFLOPS * 1e12) * 1e3;
+    r->floor_basis = "FLOPs at the anchor bf16 GEMM rate (745 TFLOP/s); causal FLOPs = 4*B*Hq*T^2*D/2 fwd, "
+                     "2.5x that for bwd";
+    r->target_ms = target_ms;
+    r->anchor = anchor;
+    r->anchor_ms = anchor_ms;
+    const size_t nq = (size_t)c->B * c->T * c->Hq * c->D;
+    r->nonfinite = with_bwd ? kb_count_nonfinite(c->dq, nq, 0) + kb_count_nonfinite(c->dk, nq / (c->Hq / c->Hkv), 0)
+                            : kb_count_nonfinite(c->o[0], nq, 0);
+    attn_free(c);
     kb_log_row(r);
 }
 
@@ -526,11 +678,20 @@ int pn_bench_kernels(const char *out_json) {
                    "FlashInfer 0.399 ms (H100; its shape has 2 q/k heads for 8 v heads, GVA)", 0.399, bw, mm);
     }
 
-    rows[R_ATTN_FWD].name = "causal GQA attention fwd (cuDNN)";
-    rows[R_ATTN_FWDBWD].name = "causal GQA attention fwd+bwd (cuDNN)";
-    rows[R_MFU].name = "supernet training step MFU";
-    for (int i = R_ATTN_FWD; i <= R_MFU; i++) rows[i].status = "not implemented";
+    // ---- causal GQA attention, B8 T4096 Hq12 Hkv2 D128: training forward, then fwd+bwd.
+    {
+        kb_anchors an;
+        kb_anchors_read(&an);
+        attn_ctx c = {.B = 8, .T = 4096, .Hq = 12, .Hkv = 2, .D = 128};
+        kb_attn_row(&rows[R_ATTN_FWD], &c, 0, 0.80, an.fwd_text, an.fwd_ms);
+        attn_ctx cb = {.B = 8, .T = 4096, .Hq = 12, .Hkv = 2, .D = 128};
+        kb_attn_row(&rows[R_ATTN_FWDBWD], &cb, 1, 3.4, an.fwd_bwd_text, an.fwd_bwd_ms);
+    }
 
+    rows[R_MFU].name = "supernet training step MFU";
+    rows[R_MFU].status = "not implemented";
+
+    pn_cuda_attn_release();
     pn_cuda_gemm_release();
     pn_cuda_sync();
 
@@ -554,6 +715,9 @@ int pn_bench_kernels(const char *out_json) {
     json_object_set_new(gpu, "driver_cuda_version", json_string(ver));
     snprintf(ver, sizeof ver, "%d.%d", rt / 1000, (rt % 1000) / 10);
     json_object_set_new(gpu, "runtime_version", json_string(ver));
+    const int cudnn = pn_cuda_attn_cudnn_version();
+    snprintf(ver, sizeof ver, "%d.%d.%d", cudnn / 10000, (cudnn % 10000) / 100, cudnn % 100);
+    json_object_set_new(gpu, "cudnn_version", cudnn ? json_string(ver) : json_null());
     json_object_set_new(j, "gpu", gpu);
     json_t *ceil = json_object();
     json_object_set_new(ceil, "copy_TBps", json_real(bw / 1e12));
@@ -561,8 +725,9 @@ int pn_bench_kernels(const char *out_json) {
     json_object_set_new(j, "ceilings", ceil);
     json_object_set_new(j, "method",
                         json_string("cudaEvents around each call, calls queued back to back; warm-up first; median of "
-                                    "reps (>= 20; 3 for fwd+bwd); inputs rotate among 3 sets; random non-zero inputs; "
-                                    "floor = max(minimal bytes / copy rate, FLOPs / GEMM rate) of this run"));
+                                    "reps (>= 20; 3 for the gdn fwd+bwd); inputs rotate among 3 sets; random non-zero inputs; "
+                                    "floor = max(minimal bytes / copy rate, FLOPs / GEMM rate) of this run, for "
+                                    "attention FLOPs at the 745 TFLOP/s anchor GEMM rate"));
     json_t *arr = json_array();
     for (int i = 0; i < R_COUNT; i++) json_array_append_new(arr, kb_row_json(&rows[i]));
     json_object_set_new(j, "rows", arr);
