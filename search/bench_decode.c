@@ -184,6 +184,22 @@ static double copy_bandwidth(size_t bytes) {
 
 // ---------------------------------------------------------------- benchmark
 
+
+// The benchmarked model's shape, for the JSON rows of both devices.
+static json_t *model_config_json(const pn_backbone *bb) {
+    json_t *m = json_object();
+    json_object_set_new(m, "model_type", json_string(bb->cfg.model_type));
+    json_object_set_new(m, "layers", json_integer(bb->n_layers));
+    json_object_set_new(m, "hidden", json_integer(bb->C));
+    json_object_set_new(m, "intermediate", json_integer(bb->I));
+    json_object_set_new(m, "vocab", json_integer(bb->V));
+    json_object_set_new(m, "params", json_integer(pn_backbone_numel(bb)));
+    json_t *mixers = json_array();
+    for (int l = 0; l < bb->n_layers; l++) json_array_append_new(mixers, json_string(bb->layers[l].mixer->type->name));
+    json_object_set_new(m, "mixers", mixers);
+    return m;
+}
+
 static void json_write(const char *path, json_t *j) {
     char *text = json_dumps(j, JSON_INDENT(2));
     char dir[4096];
@@ -297,17 +313,7 @@ int pn_bench_decode(const pn_bench_decode_args *a) {
     json_object_set_new(j, "threads", json_integer(res.threads));
     json_object_set_new(j, "date", json_string(date));
     json_object_set_new(j, "model", json_string(a->model_dir));
-    json_t *m = json_object();
-    json_object_set_new(m, "model_type", json_string(bb->cfg.model_type));
-    json_object_set_new(m, "layers", json_integer(bb->n_layers));
-    json_object_set_new(m, "hidden", json_integer(bb->C));
-    json_object_set_new(m, "intermediate", json_integer(bb->I));
-    json_object_set_new(m, "vocab", json_integer(bb->V));
-    json_object_set_new(m, "params", json_integer(pn_backbone_numel(bb)));
-    json_t *mixers = json_array();
-    for (int l = 0; l < bb->n_layers; l++) json_array_append_new(mixers, json_string(bb->layers[l].mixer->type->name));
-    json_object_set_new(m, "mixers", mixers);
-    json_object_set_new(j, "model_config", m);
+    json_object_set_new(j, "model_config", model_config_json(bb));
     json_object_set_new(j, "context", json_integer(L));
     json_object_set_new(j, "batch", json_integer(B));
     json_object_set_new(j, "batch_requested", a->batch ? json_integer(a->batch) : json_string("max"));
@@ -570,17 +576,7 @@ int pn_bench_decode_cuda(const pn_bench_decode_args *a, int prefill_batch, int p
     json_object_set_new(j, "multiprocessors", json_integer(info.multiprocessors));
     json_object_set_new(j, "date", json_string(date));
     json_object_set_new(j, "model", json_string(a->model_dir));
-    json_t *m = json_object();
-    json_object_set_new(m, "model_type", json_string(bb->cfg.model_type));
-    json_object_set_new(m, "layers", json_integer(bb->n_layers));
-    json_object_set_new(m, "hidden", json_integer(bb->C));
-    json_object_set_new(m, "intermediate", json_integer(bb->I));
-    json_object_set_new(m, "vocab", json_integer(bb->V));
-    json_object_set_new(m, "params", json_integer(pn_backbone_numel(bb)));
-    json_t *mixers = json_array();
-    for (int l = 0; l < bb->n_layers; l++) json_array_append_new(mixers, json_string(bb->layers[l].mixer->type->name));
-    json_object_set_new(m, "mixers", mixers);
-    json_object_set_new(j, "model_config", m);
+    json_object_set_new(j, "model_config", model_config_json(bb));
     json_object_set_new(j, "context", json_integer(L));
     json_object_set_new(j, "batch", json_integer(B));
     json_object_set_new(j, "batch_requested", a->batch ? json_integer(a->batch) : json_string("max"));
