@@ -1,0 +1,256 @@
+// conv.cu — causal depthwise short convolutions on the GPU, static (weights (D, W), the
+// short-conv blocks and Mamba2) and dynamic (per-token kernels (B, T, D, W), JetBlock),
+// with an optional SiLU after the conv. Twins of pn_conv_causal_* / pn_dynconv_causal_*
+// (kernels/cpu/ops_conv.c), followed by pn_silu_* when act = 1.
+//
+// Convention (BLOCKS.md): y_t[d] = Σ_{j<W} w[d, j] · u_{t−W+1+j}[d] (+ bias[d]), u = x
+// extended to the left by the W−1 rows of x_prev (zeros when NULL). W is tiny (4), so
+// every kernel is one thread per output element, coalesced over d, fp32 math:
+//  - forward: the W taps, bias, activation;
+//  - backward: (act = 1) dz = dy · silu'(z) with z recomputed into scratch, then dx as the
+//    transposed conv of dz (x_s feeds y_t through tap j = s − t + W − 1), dkern per token
+//    (no reduction), and dw / dbias reduced over the B·T rows in two passes: per-slice
+//    partial sums (32 channels × 8 row lanes per block) and a final sum over the slices in
+//    slice order, so the result does not depend on scheduling.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pn_cuda_linear.h"
+#include <math.h>
+
+#define CV_WMAX 16        // largest conv width
+#define CV_THREADS 256
+#define CV_ROWS_SLICE 256  // rows per slice of the dw / dbias reduction (at least)
+
+static void cv_die(const char *op, const char *what, int D, int W) {
+    fprintf(stderr, "postnas: internal error: %s: %s: %s (D = %d, W = %d; want D >= 1, 1 <= W <= %d)\n", __FILE__, op,
+            what, D, W, CV_WMAX);
+    exit(1);
+}
+
+// u_t[d] for t in [−(W−1), T): x row t of this sequence, or x_prev row W−1+t before it.
+static __device__ __forceinline__ float cv_u(const __nv_bfloat16 *xb, const float *pb, int t, int d, int D, int W) {
+    if (t >= 0) return to_f32(xb[(int64_t)t * D + d]);
+    return pb ? pb[(int64_t)(W - 1 + t) * D + d] : 0.f;
+}
+
+static __device__ __forceinline__ float cv_sigmoid(float z) {
+    if (z >= 0.f) return 1.f / (1.f + expf(-z));
+    const float e = expf(z);
+    return e / (1.f + e);
+}
+
+// Pre-activation z of element e = (b, t, d) of (B, T, D).
+template <bool DYN>
+static __device__ __forceinline__ float cv_z(int64_t e, const __nv_bfloat16 *x, const float *w,
+                                             const __nv_bfloat16 *kern, const float *bias, const float *x_prev, int T,
+                                             int D, int W) {
+    const int d = (int)(e % D);
+    const int64_t bt = e / D;
+    const int b = (int)(bt / T), t = (int)(bt % T);
+    const __nv_bfloat16 *xb = x + (int64_t)b * T * D;
+    const float *pb = x_prev ? x_prev + (int64_t)b * (W - 1) * D : nullptr;
+    float acc = !DYN && bias ? bias[d] : 0.f;
+    for (int j = 0; j < W; j++) {
+        const float wj = DYN ? to_f32(kern[e * W + j]) : w[(int64_t)d * W + j];  // kern (B, T, D, W): e·W + j
+        acc += wj * cv_u(xb, pb, t - W + 1 + j, d, D, W);
+    }
+    return acc;
+}
+
+template <bool DYN, typename OT>
+static __global__ void cv_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
+                                     const __nv_bfloat16 *__restrict__ kern, const float *__restrict__ bias,
+                                     const float *__restrict__ x_prev, int T, int D, int W, int act, int64_t total) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        const float z = cv_z<DYN>(e, x, w, kern, bias, x_prev, T, D, W);
+        from_f32(y + e, act ? z * cv_sigmoid(z) : z);
+    }
+}
+
+// dz = dy · silu'(z), z recomputed: s (1 + z (1 − s)) as pn_silu_bwd.
+template <bool DYN>
+static __global__ void cv_dz_kernel(float *dz, const float *__restrict__ dy, const __nv_bfloat16 *__restrict__ x,
+                                    const float *__restrict__ w, const __nv_bfloat16 *__restrict__ kern,
+                                    const float *__restrict__ bias, const float *__restrict__ x_prev, int T, int D,
+                                    int W, int64_t total) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        const float z = cv_z<DYN>(e, x, w, kern, bias, x_prev, T, D, W), s = cv_sigmoid(z);
+        dz[e] = dy[e] * s * (1.0f + z * (1.0f - s));
+    }
+}
+
+// dx_s[d] += Σ_j w_t[d, j] · dz_t[d], t = s + W − 1 − j < T (w_t = kern row t when dynamic).
+template <bool DYN>
+static __global__ void cv_dx_kernel(float *dx, const float *__restrict__ dz, const float *__restrict__ w,
+                                    const __nv_bfloat16 *__restrict__ kern, int T, int D, int W, int64_t total) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        const int d = (int)(e % D);
+        const int64_t bs = e / D;
+        const int b = (int)(bs / T), s = (int)(bs % T);
+        float acc = 0.f;
+        for (int j = 0; j < W; j++) {
+            const int t = s + W - 1 - j;
+            if (t >= T) continue;
+            const int64_t et = ((int64_t)b * T + t) * D + d;  // (b, t, d)
+            const float wj = DYN ? to_f32(kern[et * W + j]) : w[(int64_t)d * W + j];
+            acc += wj * dz[et];
+        }
+        dx[e] += acc;
+    }
+}
+
+// dkern[(b, t, d), j] += dz_t[d] · u_{t−W+1+j}[d]: every token owns its kernel.
+static __global__ void cv_dkern_kernel(float *dkern, const float *__restrict__ dz, const __nv_bfloat16 *__restrict__ x,
+                                       const float *__restrict__ x_prev, int T, int D, int W, int64_t total) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        const int d = (int)(e % D);
+        const int64_t bt = e / D;
+        const int b = (int)(bt / T), t = (int)(bt % T);
+        const __nv_bfloat16 *xb = x + (int64_t)b * T * D;
+        const float *pb = x_prev ? x_prev + (int64_t)b * (W - 1) * D : nullptr;
+        const float g = dz[e];
+        for (int j = 0; j < W; j++) dkern[e * W + j] += g * cv_u(xb, pb, t - W + 1 + j, d, D, W);
+    }
+}
+
+// Partial sums of one slice of rows: part[(slice, d), j] = Σ_rows dz[r, d] · u_{t−W+1+j}[d]
+// (j < W) and Σ_rows dz[r, d] (j = W). Block (32, 8): 32 channels × 8 row lanes.
+static __global__ void cv_dw_partial_kernel(float *part, const float *__restrict__ dz,
+                                            const __nv_bfloat16 *__restrict__ x, const float *__restrict__ x_prev,
+                                            int T, int D, int W, int64_t N, int64_t rows_per_slice) {
+    __shared__ float red[8][32][CV_WMAX + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y, d = blockIdx.x * 32 + tx;
+    const int64_t r0 = (int64_t)blockIdx.y * rows_per_slice, r1 = min(N, r0 + rows_per_slice);
+    float aw[CV_WMAX + 1];
+#pragma unroll
+    for (int j = 0; j <= CV_WMAX; j++) aw[j] = 0.f;
+    if (d < D)
+        for (int64_t r = r0 + ty; r < r1; r += 8) {
+            const int b = (int)(r / T), t = (int)(r % T);
+            const __nv_bfloat16 *xb = x + (int64_t)b * T * D;
+            const float *pb = x_prev ? x_prev + (int64_t)b * (W - 1) * D : nullptr;
+            const float g = dz[r * D + d];
+#pragma unroll
+            for (int j = 0; j < CV_WMAX; j++)
+                if (j < W) aw[j] += g * cv_u(xb, pb, t - W + 1 + j, d, D, W);
+            aw[CV_WMAX] += g;
+        }
+#pragma unroll
+    for (int j = 0; j <= CV_WMAX; j++) red[ty][tx][j] = aw[j];
+    __syncthreads();
+    if (ty == 0 && d < D) {
+        float *o = part + ((int64_t)blockIdx.y * D + d) * (W + 1);
+        for (int j = 0; j <= W; j++) {
+            const int jj = j < W ? j : CV_WMAX;
+            float s = 0.f;
+            for (int l = 0; l < 8; l++) s += red[l][tx][jj];
+            o[j] = s;
+        }
+    }
+}
+
+// dw[d, j] += Σ_slices part[.., j] (j < W), dbias[d] += Σ_slices part[.., W], in slice order.
+static __global__ void cv_dw_final_kernel(float *dw, float *dbias, const float *__restrict__ part, int D, int W,
+                                          int nslice) {
+    const int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;  // (d, j) of (D, W+1)
+    if (e >= (int64_t)D * (W + 1)) return;
+    const int d = (int)(e / (W + 1)), j = (int)(e % (W + 1));
+    float s = 0.f;
+    for (int sl = 0; sl < nslice; sl++) s += part[((int64_t)sl * D + d) * (W + 1) + j];
+    if (j < W) {
+        if (dw) dw[(int64_t)d * W + j] += s;
+    } else if (dbias) {
+        dbias[d] += s;
+    }
+}
+
+// ---------------------------------------------------------------- host side
+template <bool DYN>
+static void cv_fwd(const char *op, void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const float *w, const pn_bf16 *kern,
+                   const float *bias, const float *x_prev, int B, int T, int D, int W, int act) {
+    if (D < 1 || W < 1 || W > CV_WMAX) cv_die(op, "unsupported size", D, W);
+    const int64_t total = (int64_t)B * T * D;
+    if (total <= 0) return;
+    const unsigned grid = pn_grid_for(total, CV_THREADS);
+    if (y_dt == PN_CUDA_F32)
+        cv_fwd_kernel<DYN, float><<<grid, CV_THREADS, 0, pn_stream()>>>(
+            (float *)y, as_bf(x), w, as_bf(kern), bias, x_prev, T, D, W, act, total);
+    else
+        cv_fwd_kernel<DYN, __nv_bfloat16><<<grid, CV_THREADS, 0, pn_stream()>>>(
+            (__nv_bfloat16 *)y, as_bf(x), w, as_bf(kern), bias, x_prev, T, D, W, act, total);
+    PN_CHECK_LAUNCH();
+}
+
+// dz = dy ⊙ silu'(z) in scratch when act = 1 (returned; the caller frees it), else dy itself.
+template <bool DYN>
+static const float *cv_dz(float **owned, const float *dy, const pn_bf16 *x, const float *w, const pn_bf16 *kern,
+                          const float *bias, const float *x_prev, int T, int D, int W, int act, int64_t total) {
+    *owned = nullptr;
+    if (!act) return dy;
+    float *dz = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)total * sizeof(float));
+    cv_dz_kernel<DYN><<<pn_grid_for(total, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(
+        dz, dy, as_bf(x), w, as_bf(kern), bias, x_prev, T, D, W, total);
+    PN_CHECK_LAUNCH();
+    *owned = dz;
+    return dz;
+}
+
+extern "C" void pn_cuda_conv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const float *w,
+                                        const float *bias, const float *x_prev, int B, int T, int D, int W, int act) {
+    cv_fwd<false>("conv forward", y, y_dt, x, w, nullptr, bias, x_prev, B, T, D, W, act);
+}
+
+extern "C" void pn_cuda_dynconv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const pn_bf16 *kern,
+                                           const float *x_prev, int B, int T, int D, int W, int act) {
+    cv_fwd<true>("dynamic conv forward", y, y_dt, x, nullptr, kern, nullptr, x_prev, B, T, D, W, act);
+}
+
+extern "C" void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, const float *dy, const pn_bf16 *x,
+                                        const float *w, const float *bias, const float *x_prev, int B, int T, int D,
+                                        int W, int act) {
+    if (D < 1 || W < 1 || W > CV_WMAX) cv_die("conv backward", "unsupported size", D, W);
+    const int64_t N = (int64_t)B * T, total = N * D;
+    if (total <= 0 || (!dx && !dw && !dbias)) return;
+    float *owned;
+    const float *dz = cv_dz<false>(&owned, dy, x, w, nullptr, bias, x_prev, T, D, W, act, total);
+    if (dx) {
+        cv_dx_kernel<false><<<pn_grid_for(total, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(dx, dz, w, nullptr, T, D,
+                                                                                           W, total);
+        PN_CHECK_LAUNCH();
+    }
+    if (dw || dbias) {
+        int64_t nslice = pn_ceil_div(N, CV_ROWS_SLICE);
+        if (nslice > 1024) nslice = 1024;
+        const int64_t rows_per_slice = pn_ceil_div(N, nslice);
+        nslice = pn_ceil_div(N, rows_per_slice);
+        float *part = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D * (W + 1)) * sizeof(float));
+        cv_dw_partial_kernel<<<dim3((unsigned)pn_ceil_div(D, 32), (unsigned)nslice), dim3(32, 8), 0, pn_stream()>>>(
+            part, dz, as_bf(x), x_prev, T, D, W, N, rows_per_slice);
+        PN_CHECK_LAUNCH();
+        const int64_t nf = (int64_t)D * (W + 1);
+        cv_dw_final_kernel<<<(unsigned)pn_ceil_div(nf, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(dw, dbias, part, D,
+                                                                                                 W, (int)nslice);
+        PN_CHECK_LAUNCH();
+        pn_cuda_free(part);
+    }
+    pn_cuda_free(owned);
+}
+
+extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, float *dkern, const float *dy, const pn_bf16 *x,
+                                           const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W,
+                                           int act) {
+    if (D < 1 || W < 1 || W > CV_WMAX) cv_die("dynamic conv backward", "unsupported size", D, W);
+    const int64_t total = (int64_t)B * T * D;
+    if (total <= 0 || (!dx && !dkern)) return;
+    float *owned;
+    const float *dz = cv_dz<true>(&owned, dy, x, nullptr, kern, nullptr, x_prev, T, D, W, act, total);
+    const unsigned grid = pn_grid_for(total, CV_THREADS);
+    if (dkern) {
+        cv_dkern_kernel<<<grid, CV_THREADS, 0, pn_stream()>>>(dkern, dz, as_bf(x), x_prev, T, D, W, total);
+        PN_CHECK_LAUNCH();
+    }
+    if (dx) {
+        cv_dx_kernel<true><<<grid, CV_THREADS, 0, pn_stream()>>>(dx, dz, nullptr, as_bf(kern), T, D, W, total);
+        PN_CHECK_LAUNCH();
+    }
+    pn_cuda_free(owned);
+}
