@@ -1,0 +1,47 @@
+// pn_cuda_gdn_fast.h — extern "C" entry points of the tensor-core chunked gated delta rule
+// forward (kernels/cuda/gdn_fast.cu), a second implementation next to pn_cuda_gated_delta_fwd
+// (kernels/cuda/pn_cuda_gdn.h) with exactly its contract:
+//   per (batch, head) and token, state S (K, V) fp32:
+//   S' = e^{g_t} S;  u_t = β_t (v_t − S'ᵀ k_t);  S = S' + k_t u_tᵀ;  o_t = Sᵀ (scale · q_t).
+// q, k (B, T, H, K) bf16; v, o (B, T, H, V); g, beta (B, T, H) fp32; h0, ht (B, H, K, V) fp32.
+// g NULL = no decay; h0 NULL = zero state; ht NULL = not wanted; h0 == ht allowed; o NULL =
+// state only; o bf16 or fp32 (o_dt); qk_l2norm != 0 normalises q and k in the op
+// (x / sqrt(Σx² + 1e-6)). Device pointers; queued on the backend stream, not synchronised.
+// Fast path: K ∈ {64, 96, 128}, V a multiple of 32, q/k/v/o 16-byte aligned, h0/ht 8-byte
+// aligned; anything else runs pn_cuda_gated_delta_fwd. The chunk matmuls use bf16 tensor-core
+// operands with fp32 accumulation (the fp32 state is rounded to bf16 where it is an operand),
+// so results differ from the fp32 path by ~1e-3 relative (fla does the same).
+// Scratch for the call: B·H·⌈T/64⌉·(16 KiB + 1 KiB), plus for long sequences at small B·H
+// (intra-card context parallelism) B·H·segments·K·(2V + K) floats.
+#pragma once
+#include "kernels/cuda/pn_cuda_ops.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void pn_cuda_gated_delta_fwd_fast(int B, int T, int H, int K, int V, float scale, int qk_l2norm, const pn_bf16 *q,
+                                  const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *beta,
+                                  const float *h0, void *o, pn_cuda_dtype o_dt, float *ht);
+
+// 1 when (K, V) runs on the tensor-core kernels (given aligned pointers), 0 when it falls back.
+int pn_cuda_gated_delta_fwd_fast_supported(int K, int V);
+
+// ---- test hooks (tests/gpu/test_cuda_gdn_fast.c)
+// Segments of the context-parallel state pass: 0 = automatic (default), 1 = never split,
+// n >= 2 = split into (up to) n segments whenever o is wanted. Process-wide setting.
+void pn_cuda_gdn_fast_debug_segments(int nseg);
+// Segments the last fast call used (1 = one sequential pass per V tile; 0 = fell back).
+int pn_cuda_gdn_fast_debug_last_segments(void);
+// The per-chunk stage alone (K ∈ {64, 96, 128}; chunk 64, NT = ⌈T/64⌉), for stage tests:
+// A (B·H, NT, 64, 64) bf16 = (I + L)⁻¹ diag(β), L_ij = β_i k̂_i·k̂_j e^{γ_i−γ_j} (j < i);
+// P (B·H, NT, 64, 64) bf16 = scale q̂_i·k̂_j e^{γ_i−γ_j} (j ≤ i), zero above the diagonal;
+// rows (B·H, NT, 64, 4) fp32 = {scale·rq·e^γ, rk·e^γ, rk·e^{γ_last−γ}, e^{γ_last}} with γ the
+// chunk-local cumsum of g, rq/rk the L2-norm factors (1 without qk_l2norm) and γ_last the
+// chunk's last valid row; rows past T hold β = 0, rq = rk = 0 (A = identity·0 there).
+void pn_cuda_gdn_fast_debug_prep(int B, int T, int H, int K, float scale, int qk_l2norm, const pn_bf16 *q,
+                                 const pn_bf16 *k, const float *g, const float *beta, pn_bf16 *A, pn_bf16 *P,
+                                 float *rows);
+
+#ifdef __cplusplus
+}
+#endif
