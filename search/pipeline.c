@@ -56,6 +56,8 @@ typedef struct {
     pn_supernet *hw_sn;        //   trained linear weights (NULL when not run)
     pn_job_config hw_job;      // the config the search ran with (shallow copy)
     int hw_full[PN_SUPERNET_MAX_LAYERS], hw_swa[PN_SUPERNET_MAX_LAYERS];
+    struct acc_memo *acc;      // accuracies already measured (score_acc)
+    int n_acc, cap_acc;
 } pipeline;
 
 // ---------------------------------------------------------------- small helpers
@@ -93,10 +95,28 @@ static void members_mask(const int *m, int k, int L, uint8_t *mask) {
 static int task_is_mc(const pipeline *p, int t) { return p->suites[t].kind == PN_TASK_MC; }
 
 // The task's headline number for tables: accuracy (MC and generative alike),
-// measured through the same bridge the search uses.
+// measured through the same bridge the search uses, once per (mask, task) —
+// the report and run.json ask for the same rows.
+typedef struct acc_memo {
+    uint8_t mask[PN_SUPERNET_MAX_LAYERS];
+    int task;
+    double acc;
+} acc_memo;
+
 static double score_acc(pipeline *p, const uint8_t *mask, int t) {
+    for (int i = 0; i < p->n_acc; i++)
+        if (p->acc[i].task == t && !memcmp(p->acc[i].mask, mask, (size_t)p->L)) return p->acc[i].acc;
     pn_eval_subnet_score(mask, t, &p->ectx);
-    return p->ectx.last.accuracy;
+    if (p->n_acc == p->cap_acc) {
+        p->cap_acc = p->cap_acc ? 2 * p->cap_acc : 32;
+        p->acc = pn_realloc(p->acc, (size_t)p->cap_acc * sizeof *p->acc);
+    }
+    acc_memo *m = &p->acc[p->n_acc++];
+    memset(m->mask, 0, sizeof m->mask);
+    memcpy(m->mask, mask, (size_t)p->L);
+    m->task = t;
+    m->acc = p->ectx.last.accuracy;
+    return m->acc;
 }
 
 // ---------------------------------------------------------------- stages
@@ -606,5 +626,6 @@ int pn_pipeline_run(const pn_job_config *c, const pn_pipeline_opts *o) {
     if (p.hw_sn) pn_supernet_free(p.hw_sn);
     if (p.hw_bb) pn_backbone_free(p.hw_bb);
     free(p.hw);
+    free(p.acc);
     return 0;
 }
