@@ -13,47 +13,18 @@ Usage: python3 scripts/plot_ablation.py ABLATION.json [OUT.png]   (default: next
 Needs matplotlib (apt install python3-matplotlib, or pip install matplotlib).
 Exit codes: 0 written; 2 bad arguments or input; 3 matplotlib missing.
 """
-import json
 import math
 import os
 import sys
 
-
-def die(msg, code=2):
-    print(f"plot_ablation: error: {msg}", file=sys.stderr)
-    sys.exit(code)
+from plotlib import die, load_result, num, save_atomic
 
 
 def load(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            a = json.load(f)
-    except OSError as e:
-        die(f"{path}: cannot read: {e.strerror}")
-    except json.JSONDecodeError as e:
-        die(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}")
-    if not isinstance(a, dict) or a.get("format") != "postnas-ablation":
-        die(f"{path}: expected a postnas ablation result (\"format\": \"postnas-ablation\")")
+    a = load_result(path, "postnas-ablation", "postnas ablation result")
     if not a.get("rows") or not a.get("tasks"):
         die(f"{path}: no rows or no tasks to plot")
     return a
-
-
-def num(x):
-    # JSON null stands for a number that was not measured (or not finite)
-    return float("nan") if x is None else float(x)
-
-
-def save_atomic(fig, path):
-    # like everything postnas writes: temp file, then rename over the target
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        die(f"{path}: cannot write: {e.strerror}")
 
 
 def fmt_bytes(b):

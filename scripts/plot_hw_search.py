@@ -13,47 +13,18 @@ Usage: python3 scripts/plot_hw_search.py HW_SEARCH.json [OUT.png]
 Exit codes: 0 written; 2 bad input; 3 matplotlib is not installed
 (apt install python3-matplotlib, or pip install matplotlib).
 """
-import json
 import math
 import os
 import sys
 
-
-def die(msg, code=2):
-    print(f"plot_hw_search: error: {msg}", file=sys.stderr)
-    sys.exit(code)
+from plotlib import die, load_result, num, save_atomic
 
 
 def load(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            r = json.load(f)
-    except OSError as e:
-        die(f"{path}: cannot read: {e.strerror}")
-    except json.JSONDecodeError as e:
-        die(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}")
-    if not isinstance(r, dict) or r.get("format") != "postnas-hw-search":
-        die(f"{path}: expected a postnas hardware-search result (\"format\": \"postnas-hw-search\")")
+    r = load_result(path, "postnas-hw-search", "postnas hardware-search result")
     if not isinstance(r.get("candidates"), list):
         die(f"{path}: key \"candidates\": expected a list")
     return r
-
-
-def num(x):
-    # JSON null stands for a number that was not measured or not finite
-    return float("nan") if x is None else float(x)
-
-
-def save_atomic(fig, path):
-    # like everything postnas writes: temp file, then rename over the target
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        die(f"{path}: cannot write: {e.strerror}")
 
 
 def label(c):
