@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/cuda/pn_cuda_ops.h"
 #include <math.h>
 #include <stdarg.h>
 
@@ -53,4 +54,62 @@ static float *rand_host(size_t n, float std) {
 
 static void round_bf16(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = pn_bf16_to_f32(pn_f32_to_bf16(x[i]));
+}
+
+// ---- device buffers (scratch category; a 0-length buffer still gets a pointer) ----
+static inline pn_bf16 *dev_bf16(const float *h, size_t n) {
+    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(pn_bf16));
+    pn_cuda_upload_bf16(d, h, (int64_t)n);
+    return d;
+}
+
+static inline float *dev_f32(const float *h, size_t n) {
+    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(float));
+    pn_cuda_upload(d, h, n * sizeof(float));
+    return d;
+}
+
+// Every byte 0xFF: NaN as fp32 and bf16, so an output the kernel never writes fails.
+static inline void *dev_poisoned(size_t bytes) {
+    void *p = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, bytes ? bytes : 1);
+    pn_cuda_memset(p, 0xFF, bytes);
+    return p;
+}
+
+static inline float *get_bf16(const pn_bf16 *d, size_t n) {
+    float *h = pn_malloc((n ? n : 1) * sizeof(float));
+    pn_cuda_download_bf16(h, d, (int64_t)n);
+    return h;
+}
+
+static inline float *get_f32(const float *d, size_t n) {
+    float *h = pn_malloc((n ? n : 1) * sizeof(float));
+    pn_cuda_download(h, d, n * sizeof(float));
+    return h;
+}
+
+// An output of either dtype, as fp32 on the host.
+static inline float *get_out(const void *dev, size_t n, int f32) {
+    return f32 ? get_f32((const float *)dev, n) : get_bf16((const pn_bf16 *)dev, n);
+}
+
+// ---- gated-delta inputs ----
+// g = logsigmoid(N(0,1)) / normalizer, β = sigmoid(N(0,1)), as fla's tests.
+static inline void make_gates(size_t n, float normalizer, float **g, float **beta) {
+    *g = rand_host(n, 1.0f);
+    *beta = rand_host(n, 1.0f);
+    for (size_t i = 0; i < n; i++) {
+        const double u = (*g)[i];
+        const double ls = u >= 0 ? -log1p(exp(-u)) : u - log1p(exp(u));
+        (*g)[i] = (float)(ls / normalizer);
+        (*beta)[i] = (float)(1.0 / (1.0 + exp(-(double)(*beta)[i])));
+    }
+}
+
+// q, k, v on the bf16 grid; k with norm ≈ 1 unless the op normalises it.
+static inline void make_qkv(size_t nqk, size_t nv, int K, int l2, float **q, float **k, float **v) {
+    *q = rand_host(nqk, 1.0f);
+    *k = rand_host(nqk, l2 ? 1.0f : 1.0f / sqrtf((float)K));
+    *v = rand_host(nv, 1.0f);
+    round_bf16(*q, nqk), round_bf16(*k, nqk), round_bf16(*v, nv);
 }

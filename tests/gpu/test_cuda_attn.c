@@ -47,30 +47,6 @@ static const char *impl_name(pn_cuda_attn_backend b) {
     return b == PN_CUDA_ATTN_CUDNN ? "cudnn" : b == PN_CUDA_ATTN_FALLBACK ? "fallback" : "auto";
 }
 
-static pn_bf16 *dev_bf16(const float *h, size_t n) {
-    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(pn_bf16));
-    pn_cuda_upload_bf16(d, h, (int64_t)n);
-    return d;
-}
-
-static void *dev_poisoned(size_t bytes) {
-    void *p = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, bytes ? bytes : 1);
-    pn_cuda_memset(p, 0xFF, bytes);
-    return p;
-}
-
-static float *get_bf16(const pn_bf16 *d, size_t n) {
-    float *h = pn_malloc((n ? n : 1) * sizeof(float));
-    pn_cuda_download_bf16(h, d, (int64_t)n);
-    return h;
-}
-
-static float *get_f32(const float *d, size_t n) {
-    float *h = pn_malloc((n ? n : 1) * sizeof(float));
-    pn_cuda_download(h, d, n * sizeof(float));
-    return h;
-}
-
 static float *rand_bf16_host(size_t n) {
     float *h = rand_host(n, 1.0f);
     round_bf16(h, n);

@@ -55,53 +55,6 @@
 #define GPU_TEST_SEED 20251124
 #include "gpu_test_util.h"
 
-static pn_bf16 *dev_bf16(const float *h, size_t n) {
-    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(pn_bf16));
-    pn_cuda_upload_bf16(d, h, (int64_t)n);
-    return d;
-}
-
-static float *dev_f32(const float *h, size_t n) {
-    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(float));
-    pn_cuda_upload(d, h, n * sizeof(float));
-    return d;
-}
-
-static void *dev_poisoned(size_t bytes) {
-    void *p = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, bytes ? bytes : 1);
-    pn_cuda_memset(p, 0xFF, bytes);
-    return p;
-}
-
-static float *get_out(const void *dev, size_t n, int f32) {
-    float *h = pn_malloc((n ? n : 1) * sizeof(float));
-    if (f32)
-        pn_cuda_download(h, dev, n * sizeof(float));
-    else
-        pn_cuda_download_bf16(h, dev, (int64_t)n);
-    return h;
-}
-
-// g = logsigmoid(N(0,1)) / normalizer, β = sigmoid(N(0,1)), as fla's tests.
-static void make_gates(size_t n, float normalizer, float **g, float **beta) {
-    *g = rand_host(n, 1.0f);
-    *beta = rand_host(n, 1.0f);
-    for (size_t i = 0; i < n; i++) {
-        const double u = (*g)[i];
-        const double ls = u >= 0 ? -log1p(exp(-u)) : u - log1p(exp(u));
-        (*g)[i] = (float)(ls / normalizer);
-        (*beta)[i] = (float)(1.0 / (1.0 + exp(-(double)(*beta)[i])));
-    }
-}
-
-// q, k, v on the bf16 grid; k with norm ≈ 1 unless the op normalises it.
-static void make_qkv(size_t nqk, size_t nv, int K, int l2, float **q, float **k, float **v) {
-    *q = rand_host(nqk, 1.0f);
-    *k = rand_host(nqk, l2 ? 1.0f : 1.0f / sqrtf((float)K));
-    *v = rand_host(nv, 1.0f);
-    round_bf16(*q, nqk), round_bf16(*k, nqk), round_bf16(*v, nv);
-}
-
 // ---------------------------------------------------------------- 1. the per-chunk stage
 // Chunk n of head (b, h) in double: A' (64, 64), P (64, 64), rows (64, 4); rows past T have
 // k̂ = q̂ = 0, β = 0, g = 0 (so A = I there and A' = 0), exactly the kernel's padding.

@@ -45,33 +45,6 @@
 #define GPU_TEST_SEED 20251124
 #include "gpu_test_util.h"
 
-static pn_bf16 *dev_bf16(const float *h, size_t n) {
-    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(pn_bf16));
-    pn_cuda_upload_bf16(d, h, (int64_t)n);
-    return d;
-}
-
-static float *dev_f32(const float *h, size_t n) {
-    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (n ? n : 1) * sizeof(float));
-    pn_cuda_upload(d, h, n * sizeof(float));
-    return d;
-}
-
-static void *dev_poisoned(size_t bytes) {
-    void *p = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, bytes ? bytes : 1);
-    pn_cuda_memset(p, 0xFF, bytes);
-    return p;
-}
-
-static float *get_out(const void *dev, size_t n, int f32) {
-    float *h = pn_malloc((n ? n : 1) * sizeof(float));
-    if (f32)
-        pn_cuda_download(h, dev, n * sizeof(float));
-    else
-        pn_cuda_download_bf16(h, dev, (int64_t)n);
-    return h;
-}
-
 static float *zeros_host(size_t n) { return pn_calloc(n ? n : 1, sizeof(float)); }
 
 static double logsigmoid(double u) { return u >= 0 ? -log1p(exp(-u)) : u - log1p(exp(u)); }

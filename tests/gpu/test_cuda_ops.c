@@ -38,7 +38,6 @@
 #define GPU_TEST_SEED 20251122
 #include "gpu_test_util.h"
 
-
 // Random host values already on the bf16 grid, and their device bf16 copy.
 static float *rand_bf16(size_t n, float std, pn_bf16 **dev) {
     float *h = rand_host(n, std);
@@ -52,24 +51,6 @@ static float *rand_f32(size_t n, float std, float **dev) {
     float *h = rand_host(n, std);
     *dev = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(float));
     pn_cuda_upload(*dev, h, n * sizeof(float));
-    return h;
-}
-
-static void *dev_poisoned(size_t bytes) {
-    void *p = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, bytes);
-    pn_cuda_memset(p, 0xFF, bytes);
-    return p;
-}
-
-static float *get_bf16(const pn_bf16 *dev, size_t n) {
-    float *h = pn_malloc((n ? n : 1) * sizeof(float));
-    pn_cuda_download_bf16(h, dev, (int64_t)n);
-    return h;
-}
-
-static float *get_f32(const float *dev, size_t n) {
-    float *h = pn_malloc((n ? n : 1) * sizeof(float));
-    pn_cuda_download(h, dev, n * sizeof(float));
     return h;
 }
 
