@@ -1,10 +1,11 @@
-// cmd_bench.c — `postnas bench backbone|blocks|decode|kernels`: parse flags, call
+// cmd_bench.c — `postnas bench backbone|blocks|decode|kernels|train-step`: parse flags, call
 // search/bench_*.c. decode has its own option table (model, context, batch);
 // its library code only logs, so the table it reports is printed here. kernels
 // (CUDA only) has its own table too; its table is printed from the JSON it wrote.
 #include "args.h"
 #include "commands.h"
 #include "search/bench.h"
+#include "search/bench_train_step.h"
 #include "search/engine_cuda.h"
 #include <jansson.h>
 
@@ -19,8 +20,11 @@ static int bench_usage(void) {
            "             with the memory-bandwidth floor of a decode step -> results/bench/cpu-decode.json\n"
            "             (--device cuda: rows merged into results/bench/cuda-decode.json)\n"
            "  kernels    CUDA kernels at their target shapes (--device cuda only): copy and bf16 GEMM\n"
-           "             ceilings, gated delta rule decode / fwd / fwd+bwd, each against its floor\n"
-           "             -> results/bench/h100.json\n\n"
+           "             ceilings, gated delta rule decode / fwd (+ fast) / fwd+bwd, attention, simple GLA,\n"
+           "             GLA, DPLR, causal / dynamic conv, gated RMSNorm, each against its floor\n"
+           "             -> results/bench/h100.json\n"
+           "  train-step full supernet distillation steps on the GPU (--device cuda only): median step time,\n"
+           "             tokens/s, model FLOPs, MFU, memory -> results/bench/h100-train-step.json\n\n"
            "'postnas bench WHAT --help' for options.\n");
     return 0;
 }
@@ -39,7 +43,7 @@ static int bench_decode_cmd(int argc, char **argv) {
         {"--prefill-batch", "N", "cuda: sequences per prefill pass (default 8)"},
         {"--prefill-seqs", "N", "cuda: sequences prefilled and timed (default 8); the others copy their states"},
         {"--label", "NAME", "cuda: the row's name in the JSON (default: the model directory's last component)"},
-        {"--delta-prefill", "MODE", "cuda: scan (default: fused recurrent scan) or chunked (pn_cuda_gated_delta_fwd)"},
+        {"--delta-prefill", "MODE", "cuda: chunked (default: tensor-core chunked delta rule) or scan (fused recurrent scan)"},
     };
     const char *pos[1];
     pn_args_parse(cmd, "--model DIR --context L [options]",
@@ -70,7 +74,7 @@ static int bench_decode_cmd(int argc, char **argv) {
                 "--device cuda\n", cmd);
         return PN_EXIT_INPUT;
     }
-    const char *dmode = opts[11].present ? opts[11].value : "scan";
+    const char *dmode = opts[11].present ? opts[11].value : "chunked";
     if (strcmp(dmode, "scan") != 0 && strcmp(dmode, "chunked") != 0) {
         fprintf(stderr, "postnas %s: error: --delta-prefill expects scan or chunked, got '%s'\n", cmd, dmode);
         return PN_EXIT_INPUT;
@@ -165,6 +169,58 @@ static int bench_kernels_cmd(int argc, char **argv) {
     return 0;
 }
 
+static int bench_train_step_cmd(int argc, char **argv) {
+    const char *cmd = "bench train-step";
+    pn_opt opts[] = {
+        {"--model", "DIR", "model directory (config.json + safetensors), e.g. from 'postnas init-model --like qwen2.5-1.5b'"},
+        {"--block", "NAME", "linear path of every layer (default jetblock)"},
+        {"--batch", "B", "sequences per step (default 8)"},
+        {"--seq", "T", "tokens per sequence (default 4096)"},
+        {"--steps", "N", "timed steps, median reported (default 10)"},
+        {"--warmup", "N", "untimed steps before them (default 2)"},
+        {"--distill", "LOSS", "mse (default), kl or both"},
+        {"--subnet", "MODE", "uniform_k (default: the config's sampling, k ~ U{0..k_max}) or all_linear"},
+        {"--device", "DEV", "cuda (the only device; default cuda)"},
+        {"--out", "FILE", "JSON output (default results/bench/h100-train-step.json; the row of the same label is replaced)"},
+        {"--label", "NAME", "the row's name (default: model directory name, block, B, T, loss, subnet)"},
+    };
+    const char *pos[1];
+    pn_args_parse(cmd, "--model DIR [options]",
+                  "Time full supernet training steps on the GPU: sample a subnet, distillation step on a fresh batch\n"
+                  "of random ids (so the teacher forward runs every step), gradient norm + clip, AdamW, all on the\n"
+                  "device. Reports the median step time, tokens/s, the step's model FLOPs (teacher fwd + student fwd\n"
+                  "+ student bwd; frozen GEMMs 1x fwd in the backward, linear paths and attention scores 2x), MFU\n"
+                  "against 989.4 TFLOP/s (H100 SXM dense bf16) and against the 745 TFLOP/s cuBLAS anchor, and the\n"
+                  "device memory by part. Needs a CUDA build and a GPU.",
+                  opts, (int)PN_ARRAY_LEN(opts), argc, argv, pos, 0);
+    pn_bench_train_step_args a;
+    memset(&a, 0, sizeof a);
+    a.model_dir = pn_opt_require(cmd, &opts[0]);
+    a.block = opts[1].present ? opts[1].value : NULL;
+    a.batch = (int)pn_opt_int(cmd, &opts[2], 8, 1, 1 << 20);
+    a.seq = (int)pn_opt_int(cmd, &opts[3], 4096, 1, 1 << 24);
+    a.steps = (int)pn_opt_int(cmd, &opts[4], 10, 1, 100000);
+    a.warmup = (int)pn_opt_int(cmd, &opts[5], 2, 0, 100000);
+    a.distill = opts[6].present ? opts[6].value : NULL;
+    a.subnet = opts[7].present ? opts[7].value : NULL;
+    a.device = opts[8].present ? opts[8].value : NULL;
+    a.out_json = opts[9].present ? opts[9].value : NULL;
+    a.label = opts[10].present ? opts[10].value : NULL;
+    pn_bench_train_step_result r;
+    int rc = pn_bench_train_step(&a, &r);
+    if (rc) return rc;
+    printf("postnas bench train-step: %s on %s, B %d, T %d\n", a.model_dir, r.gpu, a.batch, a.seq);
+    printf("  step (median of %d)  %10.2f ms   (fastest %.2f)\n", a.steps, r.step_ms_median, r.step_ms_min);
+    printf("  tokens/s              %10.0f\n", r.tokens_per_s);
+    printf("  model FLOPs per step  %10.2f TFLOP (mean)\n", r.flops_per_step / 1e12);
+    printf("  MFU                   %10.3f of %.1f TFLOP/s; %.3f of the %.0f TFLOP/s cuBLAS anchor\n", r.mfu,
+           PN_BENCH_H100_PEAK_BF16_TFLOPS, r.mfu_vs_anchor, PN_BENCH_H100_GEMM_ANCHOR_TFLOPS);
+    printf("  loss                  %10.4f -> %.4f\n", r.loss_first, r.loss_last);
+    printf("  device memory         %10.1f MiB (csupernet)\n", r.mem_total / 1048576.0);
+    printf("  wrote %s\n", a.out_json ? a.out_json : "results/bench/h100-train-step.json");
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         bench_usage();
@@ -173,6 +229,7 @@ int cmd_bench(int argc, char **argv) {
     const char *what = argv[1];
     if (strcmp(what, "decode") == 0) return bench_decode_cmd(argc - 1, argv + 1);
     if (strcmp(what, "kernels") == 0) return bench_kernels_cmd(argc - 1, argv + 1);
+    if (strcmp(what, "train-step") == 0) return bench_train_step_cmd(argc - 1, argv + 1);
     pn_opt opts[] = {
         {"--out", "FILE", "JSON output path (default results/bench/cpu-WHAT.json)"},
         {"--steps", "N", "timed steps (median reported; default 5)"},
@@ -181,7 +238,7 @@ int cmd_bench(int argc, char **argv) {
     char cmd[64];
     snprintf(cmd, sizeof cmd, "bench %s", what);
     if (strcmp(what, "backbone") != 0 && strcmp(what, "blocks") != 0) {
-        fprintf(stderr, "postnas bench: error: unknown benchmark '%s' (expected backbone, blocks, decode or kernels)\n", what);
+        fprintf(stderr, "postnas bench: error: unknown benchmark '%s' (expected backbone, blocks, decode, kernels or train-step)\n", what);
         return PN_EXIT_INPUT;
     }
     const char *pos[1];

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "search/hw_search.h"
 #include <math.h>
+#include <string.h>
 
 static int search_hw(int argc, char **argv) {
     const char *cmd = "search hw";
@@ -15,10 +16,13 @@ static int search_hw(int argc, char **argv) {
                              "hw_search)"},
         {"--out", "DIR", "output directory (default run.out_dir)"},
         {"--steps", "N", "distillation steps per candidate (overrides hw_search.train_steps)"},
+        {"--throughput-only", NULL, "measure decode throughput only (hw_search.accuracy: false)"},
+        {"--throughput-from", "FILE", "take the decode numbers from an earlier hw_search.json (hw_search.throughput_from)"},
+        {"--device", "DEV", "cpu or cuda: overrides run.device (where throughput is measured and candidates train)"},
     };
     const char *pos[1];
     int npos = pn_args_parse(
-        cmd, "[--config] FILE [--out DIR] [--steps N]",
+        cmd, "[--config] FILE [--out DIR] [--steps N] [--throughput-only | --throughput-from FILE] [--device DEV]",
         "Hardware-aware search (PostNAS step 4, Jet-Nemotron Table 2). With the placement fixed\n"
         "(supernet.full_layers / swa_layers), try every (heads, key dim, value dim, conv size) of the\n"
         "hw_search lists whose decode cache + state bytes per sequence at hw_search.context stay within\n"
@@ -27,7 +31,11 @@ static int search_hw(int argc, char **argv) {
         "(OUT/cand_N/) and task accuracy on search.tasks. Chosen: the most accurate candidate within\n"
         "hw_search.throughput_tolerance of the best throughput. Writes OUT/hw_search.md (table),\n"
         "hw_search.csv, hw_search.json and hw_search.png (when python3 + matplotlib are available).\n"
-        "An interrupted search continues from the candidates' checkpoints when run again.",
+        "An interrupted search continues from the candidates' checkpoints when run again.\n"
+        "hw_search.throughput_model (a Jet-Nemotron preset or a jet_nemotron directory) times and budgets\n"
+        "that layout (random weights) and trains / scores each candidate's dims on model.path; the two\n"
+        "halves may run on different machines: --throughput-only on the GPU, then --throughput-from\n"
+        "OUT/hw_search.json where the distillation runs.",
         opts, (int)PN_ARRAY_LEN(opts), argc, argv, pos, 1);
     const char *path = opts[0].present ? opts[0].value : (npos ? pos[0] : NULL);
     if (!path || (opts[0].present && npos)) {
@@ -37,6 +45,25 @@ static int search_hw(int argc, char **argv) {
     pn_job_config c;
     pn_job_config_load(&c, path);
     if (opts[2].present) c.hw_search.train_steps = (int)pn_opt_int(cmd, &opts[2], 0, 1, 2147483647LL);
+    if (opts[3].present && opts[4].present) {
+        fprintf(stderr, "postnas %s: error: --throughput-only and --throughput-from exclude each other\n", cmd);
+        return PN_EXIT_INPUT;
+    }
+    if (opts[5].present) {
+        int dev = -1;
+        for (int d = 0; pn_job_device_names[d]; d++)
+            if (!strcmp(pn_job_device_names[d], opts[5].value)) dev = d;
+        if (dev < 0) {
+            fprintf(stderr, "postnas %s: error: --device %s: expected cpu or cuda\n", cmd, opts[5].value);
+            return PN_EXIT_INPUT;
+        }
+        c.run.device = dev;
+    }
+    if (opts[3].present) c.hw_search.accuracy = false;
+    if (opts[4].present) {
+        free(c.hw_search.throughput_from);
+        c.hw_search.throughput_from = pn_strdup(opts[4].value);
+    }
     const char *out_dir = opts[1].present ? opts[1].value : c.run.out_dir;
     pn_hw_result *r = pn_calloc(1, sizeof *r);
     pn_hw_search_run(&c, path, out_dir, r);
@@ -47,7 +74,8 @@ static int search_hw(int argc, char **argv) {
         const pn_hw_candidate *d = &r->cand[i];
         printf("%4d %6d %5d %5d %5d %14lld", i, d->H, d->K, d->V, d->conv, (long long)d->bytes);
         if (!d->kept) {
-            printf(" %12s %10s  excluded (over the budget of %lld bytes)\n", "-", "-", (long long)r->budget_bytes);
+            printf(" %12s %10s  excluded (%s the budget of %lld bytes)\n", "-", "-",
+                   d->bytes > r->budget_bytes ? "over" : "far under", (long long)r->budget_bytes);
             continue;
         }
         printf(" %12.1f %10.4f  %s\n", d->tokens_per_s, d->accuracy,

@@ -584,7 +584,7 @@ int pn_bench_decode_cuda(const pn_bench_decode_args *a, int prefill_batch, int p
     json_object_set_new(j, "prefill_batch", json_integer(e->prefill_batch));
     json_object_set_new(j, "prefill_sequences", json_integer(n_pre));
     json_object_set_new(j, "prefill_attention", json_string(DECODE_PREFILL_ATTN));
-    json_object_set_new(j, "prefill_delta_rule", json_string(delta_chunked ? "chunked (pn_cuda_gated_delta_fwd)" : "fused scan"));
+    json_object_set_new(j, "prefill_delta_rule", json_string(delta_chunked ? "chunked (pn_cuda_gated_delta_fwd_fast)" : "fused scan"));
     json_object_set_new(j, "decode_graph", json_boolean(e->use_graph));
     json_object_set_new(j, "warmup_steps", json_integer(a->warmup));
     json_object_set_new(j, "steps", json_integer(a->steps));

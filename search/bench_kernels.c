@@ -28,8 +28,11 @@
 // (sdpa.fwd_ms, sdpa.fwd_bwd_ms), and every row with a time anchor reports
 // measured / anchor as ratio_to_anchor.
 //
-// Rows the backend does not have yet (the supernet step) are listed with "status":
-// "not implemented" and no numbers, so the file shows what is missing.
+// The other linear-attention training ops (pn_cuda_gdn_fast.h, pn_cuda_linear.h) follow:
+// the tensor-core gdn forward at both gdn shapes, simple GLA / GLA / DPLR fwd and fwd+bwd,
+// static and dynamic causal conv fwd and bwd, gated RMSNorm fwd and bwd (shapes and byte
+// counts at their section below). The supernet step has its own benchmark (`postnas bench
+// train-step`); its row here only points there.
 // Library code: progress goes to pn_info; the CLI prints the table from the JSON.
 #include "search/bench.h"
 #include "core/common.h"
@@ -50,6 +53,8 @@ int pn_bench_kernels(const char *out_json) {
 #include "kernels/cuda/pn_cuda.h"
 #include "kernels/cuda/pn_cuda_attn.h"
 #include "kernels/cuda/pn_cuda_gdn.h"
+#include "kernels/cuda/pn_cuda_gdn_fast.h"
+#include "kernels/cuda/pn_cuda_linear.h"
 #include "kernels/cuda/pn_cuda_ops.h"
 #include "search/bench_util.h"
 #include <cuda_runtime.h>
@@ -202,6 +207,7 @@ static void run_gemm(void *p, int i) {
 typedef struct {
     int B, T, H, K, V;
     int with_h0, with_ht;        // forward: h0 given / ht wanted
+    int fast;                    // forward through pn_cuda_gated_delta_fwd_fast (tensor cores)
     pn_bf16 *q[NSETS], *k[NSETS], *v[NSETS];
     float *g[NSETS], *beta[NSETS], *h0[NSETS], *ht[NSETS], *dout[NSETS];
     void *o[NSETS];              // bf16
@@ -270,8 +276,12 @@ static void run_step(void *p, int i) {
 static void run_fwd(void *p, int i) {
     gdn_ctx *c = p;
     const int s = i % NSETS;
-    pn_cuda_gated_delta_fwd(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s], c->g[s],
-                            c->beta[s], c->h0[s], c->o[s], PN_CUDA_BF16, c->ht[s]);
+    if (c->fast)
+        pn_cuda_gated_delta_fwd_fast(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s],
+                                     c->g[s], c->beta[s], c->h0[s], c->o[s], PN_CUDA_BF16, c->ht[s]);
+    else
+        pn_cuda_gated_delta_fwd(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s], c->g[s],
+                                c->beta[s], c->h0[s], c->o[s], PN_CUDA_BF16, c->ht[s]);
 }
 
 // A training step's share: the forward (o only), then the backward of sum(o · dout)
@@ -280,8 +290,13 @@ static void run_fwd_bwd(void *p, int i) {
     gdn_ctx *c = p;
     const int s = i % NSETS;
     run_fwd(p, i);
-    pn_cuda_gated_delta_bwd(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s], c->g[s],
-                            c->beta[s], c->h0[s], c->dout[s], NULL, c->dq, c->dk, c->dv, c->dg, c->dbeta, c->dh0);
+    if (c->fast)
+        pn_cuda_gated_delta_bwd_fast(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s],
+                                     c->g[s], c->beta[s], c->h0[s], c->dout[s], NULL, c->dq, c->dk, c->dv, c->dg,
+                                     c->dbeta, c->dh0);
+    else
+        pn_cuda_gated_delta_bwd(c->B, c->T, c->H, c->K, c->V, gdn_scale(c), 1, c->q[s], c->k[s], c->v[s], c->g[s],
+                                c->beta[s], c->h0[s], c->dout[s], NULL, c->dq, c->dk, c->dv, c->dg, c->dbeta, c->dh0);
 }
 
 // FLOPs of the chunked forward per token-head, chunk C: the K×V state products W S,
@@ -379,16 +394,25 @@ static void kb_log_row(const kb_row *r) {
             r->min_ms, r->floor_ms, r->ms / r->floor_ms);
 }
 
-// One chunked-forward row: time pn_cuda_gated_delta_fwd on c, floors, target 0.40 ms.
+// One chunked-forward row: time pn_cuda_gated_delta_fwd (c->fast: _fwd_fast) on c, floors,
+// target 0.40 ms.
 static void kb_fwd_row(kb_row *r, gdn_ctx *c, const char *name, const char *state_desc, const char *anchor,
                        double anchor_ms, double bw, double mm) {
     gdn_fill(c, 0);
     r->name = name;
-    snprintf(r->shape, sizeof r->shape,
-             "B%d T%d H%d K%d V%d, bf16 q/k/v/o, fp32 g/beta, %s, in-op q/k L2 norm (pn_cuda_gated_delta_fwd)", c->B,
-             c->T, c->H, c->K, c->V, state_desc);
     r->warm = 2, r->reps = 20;
     r->ms = kb_time(run_fwd, c, r->warm, r->reps, &r->min_ms);
+    char how[96] = "pn_cuda_gated_delta_fwd";
+    if (c->fast) {
+        const int seg = pn_cuda_gdn_fast_debug_last_segments();
+        if (seg == 0)
+            snprintf(how, sizeof how, "pn_cuda_gated_delta_fwd_fast: FELL BACK to pn_cuda_gated_delta_fwd");
+        else
+            snprintf(how, sizeof how, "pn_cuda_gated_delta_fwd_fast, tensor cores, %d state segment%s", seg,
+                     seg == 1 ? "" : "s");
+    }
+    snprintf(r->shape, sizeof r->shape, "B%d T%d H%d K%d V%d, bf16 q/k/v/o, fp32 g/beta, %s, in-op q/k L2 norm (%s)",
+             c->B, c->T, c->H, c->K, c->V, state_desc, how);
     r->flops = gdn_fwd_flops(c);
     r->bytes = gdn_fwd_bytes(c);
     kb_row_floor(r, bw, mm);
@@ -539,6 +563,359 @@ static void kb_attn_row(kb_row *r, attn_ctx *c, int with_bwd, double target_ms, 
     kb_log_row(r);
 }
 
+// ---------------------------------------------------------------- other linear-attention ops
+//
+// The training ops of pn_cuda_linear.h at one shape each, B8 T4096 H12 K128 V128 for the
+// recurrences (C = 12·128 = 1536, Qwen2.5-1.5B's width, split the way fla's GLA / RWKV7
+// layers split it), zero initial state and no final state (a training forward), bf16 o;
+// inputs as tests/gpu/test_cuda_linear.c makes them: q, k, v ~ N(0, 1), log-decays
+// logsigmoid(N(0,1)) / 10, DPLR a = −κ̂, b = κ̂·sigmoid(N(0,1)) with κ̂ = l2n(N(0,1)) per
+// head (so the transition is a contraction). fwd+bwd rows run the forward, then the
+// backward of sum(o · dout) with every gradient (fp32 +=), like the gdn fwd+bwd row.
+
+typedef enum { LR_SGLA, LR_GLA, LR_DPLR } lr_op;
+
+typedef struct {
+    lr_op op;
+    int B, T, H, K, V;
+    pn_bf16 *q[NSETS], *k[NSETS], *v[NSETS], *a[NSETS], *b[NSETS], *o[NSETS];
+    float *g[NSETS];      // (B, T, H) simple GLA; (B, T, H, K) GLA and DPLR
+    float *dout[NSETS];
+    float *dq, *dk, *dv, *dg, *da, *db;  // backward only; shared across sets
+} lr_ctx;
+
+static const char *const lr_names[] = {"simple GLA", "GLA", "DPLR"};
+static const char *const lr_fns[] = {"pn_cuda_simple_gla_fwd", "pn_cuda_gla_fwd", "pn_cuda_dplr_fwd"};
+
+static float lr_scale(const lr_ctx *c) { return 1.0f / sqrtf((float)c->K); }
+static size_t lr_ng(const lr_ctx *c) {
+    const size_t tok = (size_t)c->B * c->T * c->H;
+    return c->op == LR_SGLA ? tok : tok * c->K;
+}
+
+static float *kb_logdecay(size_t n) {
+    float *g = kb_normal(n, 1.0f);
+    for (size_t i = 0; i < n; i++) {
+        const double u = g[i];
+        g[i] = (float)((u >= 0 ? -log1p(exp(-u)) : u - log1p(exp(u))) / 10.0);
+    }
+    return g;
+}
+
+static pn_bf16 *kb_dev_bf16_host(const float *h, size_t n) {
+    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(pn_bf16));
+    pn_cuda_upload_bf16(d, h, (int64_t)n);
+    return d;
+}
+
+static void lr_fill(lr_ctx *c, int with_bwd) {
+    const size_t tok = (size_t)c->B * c->T * c->H, nqk = tok * c->K, nv = tok * c->V, ng = lr_ng(c);
+    for (int s = 0; s < NSETS; s++) {
+        c->q[s] = kb_dev_bf16(nqk, 1.0f);
+        c->k[s] = kb_dev_bf16(nqk, 1.0f);
+        c->v[s] = kb_dev_bf16(nv, 1.0f);
+        float *g = kb_logdecay(ng);
+        c->g[s] = kb_dev_f32_host(g, ng);
+        free(g);
+        if (c->op == LR_DPLR) {
+            float *kap = kb_normal(nqk, 1.0f), *al = kb_normal(nqk, 1.0f);
+            for (size_t row = 0; row < tok; row++) {
+                double ss = 0;
+                for (int j = 0; j < c->K; j++) ss += (double)kap[row * c->K + j] * kap[row * c->K + j];
+                const double rs = 1.0 / sqrt(ss + 1e-6);
+                for (int j = 0; j < c->K; j++) {
+                    const double kh = kap[row * c->K + j] * rs;
+                    kap[row * c->K + j] = (float)-kh;                                            // a
+                    al[row * c->K + j] = (float)(kh / (1.0 + exp(-(double)al[row * c->K + j])));  // b
+                }
+            }
+            c->a[s] = kb_dev_bf16_host(kap, nqk);
+            c->b[s] = kb_dev_bf16_host(al, nqk);
+            free(kap), free(al);
+        }
+        c->o[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nv * sizeof(pn_bf16));
+        c->dout[s] = with_bwd ? kb_dev_f32(nv, 1.0f) : NULL;
+    }
+    if (with_bwd) {
+        float **grads[6] = {&c->dq, &c->dk, &c->dv, &c->dg, &c->da, &c->db};
+        const size_t sizes[6] = {nqk, nqk, nv, ng, c->op == LR_DPLR ? nqk : 0, c->op == LR_DPLR ? nqk : 0};
+        for (int i = 0; i < 6; i++) {
+            *grads[i] = sizes[i] ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sizes[i] * sizeof(float)) : NULL;
+            if (sizes[i]) pn_cuda_memset(*grads[i], 0, sizes[i] * sizeof(float));
+        }
+    }
+    pn_cuda_sync();
+}
+
+static void lr_free(lr_ctx *c) {
+    for (int s = 0; s < NSETS; s++) {
+        pn_cuda_free(c->q[s]), pn_cuda_free(c->k[s]), pn_cuda_free(c->v[s]), pn_cuda_free(c->a[s]);
+        pn_cuda_free(c->b[s]), pn_cuda_free(c->o[s]), pn_cuda_free(c->g[s]), pn_cuda_free(c->dout[s]);
+    }
+    pn_cuda_free(c->dq), pn_cuda_free(c->dk), pn_cuda_free(c->dv), pn_cuda_free(c->dg);
+    pn_cuda_free(c->da), pn_cuda_free(c->db);
+    pn_cuda_sync();
+    pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+}
+
+static void run_lr_fwd(void *p, int i) {
+    lr_ctx *c = p;
+    const int s = i % NSETS;
+    const float sc = lr_scale(c);
+    if (c->op == LR_SGLA)
+        pn_cuda_simple_gla_fwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->o[s],
+                               PN_CUDA_BF16, NULL);
+    else if (c->op == LR_GLA)
+        pn_cuda_gla_fwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->o[s],
+                        PN_CUDA_BF16, NULL);
+    else
+        pn_cuda_dplr_fwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], c->a[s], c->b[s], NULL,
+                         c->o[s], PN_CUDA_BF16, NULL);
+}
+
+static void run_lr_fwd_bwd(void *p, int i) {
+    lr_ctx *c = p;
+    const int s = i % NSETS;
+    const float sc = lr_scale(c);
+    run_lr_fwd(p, i);
+    if (c->op == LR_SGLA)
+        pn_cuda_simple_gla_bwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->dout[s],
+                               NULL, c->dq, c->dk, c->dv, c->dg, NULL);
+    else if (c->op == LR_GLA)
+        pn_cuda_gla_bwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->dout[s], NULL,
+                        c->dq, c->dk, c->dv, c->dg, NULL);
+    else
+        pn_cuda_dplr_bwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], c->a[s], c->b[s], NULL,
+                         c->dout[s], NULL, c->dq, c->dk, c->dv, c->dg, c->da, c->db, NULL);
+}
+
+// Forward FLOPs per token-head, chunk C = 64, counted as for the gdn rows. (Simple) GLA:
+// the state products Q S and Kᵀ V (2KV each), the chunk's Q Kᵀ (2CK) and P V (2CV); the
+// decay is element-wise. DPLR (fla's chunked form, approximately): four C×C score blocks
+// q·k, q·b, a·k, a·b and the WY solve (≈ 10CK), the state read through q and w and its
+// update through k and b (8KV), the intra-chunk value products (≈ 6CV).
+static double lr_fwd_flops(const lr_ctx *c) {
+    const double tok = (double)c->B * c->T * c->H, K = c->K, V = c->V, C = GDN_CHUNK;
+    if (c->op == LR_DPLR) return tok * (8 * K * V + 10 * C * K + 6 * C * V);
+    return tok * (4 * K * V + 2 * C * K + 2 * C * V);
+}
+
+// Forward bytes: q, k (and a, b) read and v read / o written in bf16; the log-decay read in
+// fp32 (one per token-head, or K for GLA and DPLR). No h0, no ht.
+static double lr_fwd_bytes(const lr_ctx *c) {
+    const double tok = (double)c->B * c->T * c->H, K = c->K, V = c->V;
+    const double g = c->op == LR_SGLA ? 4 : 4 * K, ab = c->op == LR_DPLR ? 4 * K : 0;
+    return tok * (4 * K + 4 * V + g + ab);
+}
+
+// Backward bytes: the forward's inputs again, dout fp32 read, every gradient fp32 read and
+// written (+=): dq, dk, dv, dg (and da, db).
+static double lr_bwd_bytes(const lr_ctx *c) {
+    const double tok = (double)c->B * c->T * c->H, K = c->K, V = c->V;
+    const double g = c->op == LR_SGLA ? 1 : K, ab = c->op == LR_DPLR ? 2 * K : 0;
+    return tok * (4 * K + 2 * V + 4 * g + 2 * ab + 4 * V + 16 * K + 8 * V + 8 * g + 8 * ab);
+}
+
+static void kb_lr_row(kb_row *r, lr_ctx *c, int with_bwd, double bw, double mm) {
+    lr_fill(c, with_bwd);
+    static char names[3][2][64];
+    snprintf(names[c->op][with_bwd], sizeof names[0][0], "%s chunked %s", lr_names[c->op], with_bwd ? "fwd+bwd" : "fwd");
+    r->name = names[c->op][with_bwd];
+    const char *gdesc = c->op == LR_SGLA ? "fp32 g (B,T,H)" : c->op == LR_GLA ? "fp32 gk (B,T,H,K)"
+                                                                             : "fp32 gk (B,T,H,K), bf16 a/b";
+    if (with_bwd)
+        snprintf(r->shape, sizeof r->shape,
+                 "B%d T%d H%d K%d V%d, bf16 q/k/v/o, %s, zero h0; fwd then bwd of sum(o*dout) (dout fp32, dht none), "
+                 "every gradient fp32 += (%s + %.*s_bwd)", c->B, c->T, c->H, c->K, c->V, gdesc, lr_fns[c->op],
+                 (int)strlen(lr_fns[c->op]) - 4, lr_fns[c->op]);
+    else
+        snprintf(r->shape, sizeof r->shape, "B%d T%d H%d K%d V%d, bf16 q/k/v/o, %s, zero h0, no ht (%s)", c->B, c->T,
+                 c->H, c->K, c->V, gdesc, lr_fns[c->op]);
+    r->warm = with_bwd ? 1 : 2, r->reps = with_bwd ? 3 : 20;
+    r->ms = kb_time(with_bwd ? run_lr_fwd_bwd : run_lr_fwd, c, r->warm, r->reps, &r->min_ms);
+    // The backward of a chain of matrix products costs about twice its forward.
+    r->flops = (with_bwd ? 3 : 1) * lr_fwd_flops(c);
+    r->bytes = lr_fwd_bytes(c) + (with_bwd ? lr_bwd_bytes(c) : 0);
+    kb_row_floor(r, bw, mm);
+    const size_t tok = (size_t)c->B * c->T * c->H;
+    r->nonfinite = with_bwd ? kb_count_nonfinite(c->dq, tok * c->K, 1) + kb_count_nonfinite(c->dv, tok * c->V, 1)
+                            : kb_count_nonfinite(c->o[0], tok * c->V, 0);
+    lr_free(c);
+    kb_log_row(r);
+}
+
+// ---- causal depthwise convs (static: the short convs; dynamic: JetBlock's), SiLU after.
+// B8 T4096 D3072 W4: D = JetBlock's value width at 12 heads × 256.
+
+typedef struct {
+    int dyn, B, T, D, W;
+    pn_bf16 *x[NSETS], *kern[NSETS], *y[NSETS];
+    float *dy[NSETS];
+    float *w, *bias;                    // static conv weights (D, W), (D)
+    float *dx, *dw, *dbias, *dkern;     // backward outputs
+} conv_ctx;
+
+static void conv_fill(conv_ctx *c, int with_bwd) {
+    const size_t nx = (size_t)c->B * c->T * c->D, nk = nx * c->W;
+    for (int s = 0; s < NSETS; s++) {
+        c->x[s] = kb_dev_bf16(nx, 1.0f);
+        c->kern[s] = c->dyn ? kb_dev_bf16(nk, 0.5f) : NULL;
+        c->y[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, nx * sizeof(pn_bf16));
+        c->dy[s] = with_bwd ? kb_dev_f32(nx, 1.0f) : NULL;
+    }
+    c->w = c->dyn ? NULL : kb_dev_f32((size_t)c->D * c->W, 0.5f);
+    c->bias = c->dyn ? NULL : kb_dev_f32((size_t)c->D, 0.1f);
+    if (with_bwd) {
+        float **grads[4] = {&c->dx, &c->dw, &c->dbias, &c->dkern};
+        const size_t sizes[4] = {nx, c->dyn ? 0 : (size_t)c->D * c->W, c->dyn ? 0 : (size_t)c->D, c->dyn ? nk : 0};
+        for (int i = 0; i < 4; i++) {
+            *grads[i] = sizes[i] ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sizes[i] * sizeof(float)) : NULL;
+            if (sizes[i]) pn_cuda_memset(*grads[i], 0, sizes[i] * sizeof(float));
+        }
+    }
+    pn_cuda_sync();
+}
+
+static void conv_free(conv_ctx *c) {
+    for (int s = 0; s < NSETS; s++) pn_cuda_free(c->x[s]), pn_cuda_free(c->kern[s]), pn_cuda_free(c->y[s]), pn_cuda_free(c->dy[s]);
+    pn_cuda_free(c->w), pn_cuda_free(c->bias);
+    pn_cuda_free(c->dx), pn_cuda_free(c->dw), pn_cuda_free(c->dbias), pn_cuda_free(c->dkern);
+    pn_cuda_sync();
+    pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+}
+
+static void run_conv_fwd(void *p, int i) {
+    conv_ctx *c = p;
+    const int s = i % NSETS;
+    if (c->dyn)
+        pn_cuda_dynconv_causal_fwd(c->y[s], PN_CUDA_BF16, c->x[s], c->kern[s], NULL, c->B, c->T, c->D, c->W, 1);
+    else
+        pn_cuda_conv_causal_fwd(c->y[s], PN_CUDA_BF16, c->x[s], c->w, c->bias, NULL, c->B, c->T, c->D, c->W, 1);
+}
+
+static void run_conv_bwd(void *p, int i) {
+    conv_ctx *c = p;
+    const int s = i % NSETS;
+    if (c->dyn)
+        pn_cuda_dynconv_causal_bwd(c->dx, c->dkern, c->dy[s], c->x[s], c->kern[s], NULL, c->B, c->T, c->D, c->W, 1);
+    else
+        pn_cuda_conv_causal_bwd(c->dx, c->dw, c->dbias, c->dy[s], c->x[s], c->w, c->bias, NULL, c->B, c->T, c->D, c->W,
+                                1);
+}
+
+// FLOPs: 2·W per output element forward; the backward's dx and dw (dkern) 2·W each.
+// Bytes, per (token, channel): forward x read, y written (bf16), a dynamic kernel's W
+// taps read (bf16); backward dy read (fp32), x (and the kernel) read again, dx (and
+// dkern) fp32 read and written (+=); the static weights are D·W, negligible but counted.
+static void kb_conv_row(kb_row *r, conv_ctx *c, int bwd, double bw, double mm) {
+    conv_fill(c, bwd);
+    r->name = c->dyn ? (bwd ? "dynamic causal conv bwd" : "dynamic causal conv fwd")
+                     : (bwd ? "causal conv bwd" : "causal conv fwd");
+    if (c->dyn)
+        snprintf(r->shape, sizeof r->shape,
+                 "B%d T%d D%d W%d, SiLU after, bf16 x and per-token kernels (B,T,D,W), %s (pn_cuda_dynconv_causal_%s)",
+                 c->B, c->T, c->D, c->W, bwd ? "dy fp32, dx dkern fp32 +=" : "y bf16", bwd ? "bwd" : "fwd");
+    else
+        snprintf(r->shape, sizeof r->shape,
+                 "B%d T%d D%d W%d, SiLU after, bf16 x, fp32 w/bias, %s (pn_cuda_conv_causal_%s)", c->B, c->T, c->D,
+                 c->W, bwd ? "dy fp32, dx dw dbias fp32 += (pre-activation recomputed)" : "y bf16",
+                 bwd ? "bwd" : "fwd");
+    r->warm = 3, r->reps = 20;
+    r->ms = kb_time(bwd ? run_conv_bwd : run_conv_fwd, c, r->warm, r->reps, &r->min_ms);
+    const double nx = (double)c->B * c->T * c->D, W = c->W, nw = (double)c->D * (W + 1);
+    r->flops = (bwd ? 4 : 2) * nx * W;
+    if (c->dyn)
+        r->bytes = bwd ? nx * (4 + 2 + 2 * W + 8 + 8 * W) : nx * (2 + 2 * W + 2);
+    else
+        r->bytes = bwd ? nx * (4 + 2 + 8) + nw * (4 + 8) : nx * (2 + 2) + nw * 4;
+    kb_row_floor(r, bw, mm);
+    r->nonfinite = bwd ? kb_count_nonfinite(c->dx, (size_t)nx, 1) +
+                             (c->dyn ? kb_count_nonfinite(c->dkern, (size_t)(nx * W), 1)
+                                     : kb_count_nonfinite(c->dw, (size_t)(c->D * c->W), 1))
+                       : kb_count_nonfinite(c->y[0], (size_t)nx, 0);
+    conv_free(c);
+    kb_log_row(r);
+}
+
+// ---- gated RMSNorm (the linear blocks' output norm), N = B8·T4096·H12 rows of D = 256.
+
+typedef struct {
+    int64_t N;
+    int D;
+    pn_bf16 *x[NSETS], *gate[NSETS], *y[NSETS];
+    float *rstd[NSETS], *dy[NSETS];
+    float *w, *dx, *dw, *dgate;
+} norm_ctx;
+
+static void norm_fill(norm_ctx *c, int with_bwd) {
+    const size_t n = (size_t)c->N * c->D;
+    for (int s = 0; s < NSETS; s++) {
+        c->x[s] = kb_dev_bf16(n, 1.0f);
+        c->gate[s] = kb_dev_bf16(n, 1.0f);
+        c->y[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(pn_bf16));
+        c->rstd[s] = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)c->N * sizeof(float));
+        c->dy[s] = with_bwd ? kb_dev_f32(n, 1.0f) : NULL;
+    }
+    float *w = kb_normal((size_t)c->D, 0.1f);
+    for (int i = 0; i < c->D; i++) w[i] += 1.0f;
+    c->w = kb_dev_f32_host(w, (size_t)c->D);
+    free(w);
+    if (with_bwd) {
+        c->dx = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(float));
+        c->dgate = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, n * sizeof(float));
+        c->dw = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)c->D * sizeof(float));
+        pn_cuda_memset(c->dx, 0, n * sizeof(float));
+        pn_cuda_memset(c->dgate, 0, n * sizeof(float));
+        pn_cuda_memset(c->dw, 0, (size_t)c->D * sizeof(float));
+    }
+    pn_cuda_sync();
+}
+
+static void norm_free(norm_ctx *c) {
+    for (int s = 0; s < NSETS; s++) {
+        pn_cuda_free(c->x[s]), pn_cuda_free(c->gate[s]), pn_cuda_free(c->y[s]), pn_cuda_free(c->rstd[s]);
+        pn_cuda_free(c->dy[s]);
+    }
+    pn_cuda_free(c->w), pn_cuda_free(c->dx), pn_cuda_free(c->dw), pn_cuda_free(c->dgate);
+    pn_cuda_sync();
+    pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+}
+
+static void run_norm_fwd(void *p, int i) {
+    norm_ctx *c = p;
+    const int s = i % NSETS;
+    pn_cuda_rmsnorm_gated_fwd(c->y[s], PN_CUDA_BF16, c->rstd[s], c->x[s], c->w, c->gate[s], c->N, c->D, 1e-5f);
+}
+
+static void run_norm_bwd(void *p, int i) {
+    norm_ctx *c = p;
+    const int s = i % NSETS;
+    pn_cuda_rmsnorm_gated_bwd(c->dx, c->dw, c->dgate, c->dy[s], c->x[s], c->w, c->gate[s], c->rstd[s], c->N, c->D);
+}
+
+// Element-wise work only (FLOPs not counted: memory-bound). Bytes per element: forward x,
+// gate read and y written (bf16), per row rstd written; backward dy read (fp32), x, gate
+// read (bf16), dx and dgate fp32 read and written (+=), per row rstd read; w (and dw) D floats.
+static void kb_norm_row(kb_row *r, norm_ctx *c, int bwd, double bw, double mm) {
+    norm_fill(c, bwd);
+    r->name = bwd ? "gated RMSNorm bwd" : "gated RMSNorm fwd";
+    snprintf(r->shape, sizeof r->shape,
+             "N%lld (B8 T4096 H12 rows) D%d, bf16 x/gate, fp32 w, %s (pn_cuda_rmsnorm_gated_%s)", (long long)c->N,
+             c->D, bwd ? "dy fp32, dx dw dgate fp32 +=" : "y bf16, rstd fp32", bwd ? "bwd" : "fwd");
+    for (int s = 0; s < NSETS; s++) run_norm_fwd(c, s);  // the rstd the backward reads
+    pn_cuda_sync();
+    r->warm = 3, r->reps = 20;
+    r->ms = kb_time(bwd ? run_norm_bwd : run_norm_fwd, c, r->warm, r->reps, &r->min_ms);
+    const double n = (double)c->N * c->D, rows = (double)c->N;
+    r->flops = 0;
+    r->bytes = bwd ? n * (4 + 2 + 2 + 8 + 8) + rows * 4 + c->D * 12.0 : n * (2 + 2 + 2) + rows * 4 + c->D * 4.0;
+    kb_row_floor(r, bw, mm);
+    r->nonfinite = bwd ? kb_count_nonfinite(c->dx, (size_t)n, 1) + kb_count_nonfinite(c->dgate, (size_t)n, 1)
+                       : kb_count_nonfinite(c->y[0], (size_t)n, 0);
+    norm_free(c);
+    kb_log_row(r);
+}
+
 int pn_bench_kernels(const char *out_json) {
     if (!out_json || !out_json[0]) pn_die_input(KB_WHERE, "no output path given");
     if (pn_cuda_device_count() < 1)
@@ -555,7 +932,11 @@ int pn_bench_kernels(const char *out_json) {
     pn_info("bench kernels: %s, sm_%d%d, %d SMs, %.1f GiB, driver %d, runtime %d", info.name, info.sm_major,
             info.sm_minor, info.multiprocessors, info.total_mem / 1073741824.0, drv, rt);
 
-    enum { R_COPY, R_GEMM, R_STEP, R_FWD, R_FWDBWD, R_LONG, R_ATTN_FWD, R_ATTN_FWDBWD, R_MFU, R_COUNT };
+    enum {
+        R_COPY, R_GEMM, R_STEP, R_FWD, R_FWDBWD, R_LONG, R_FAST, R_FAST_FWDBWD, R_FAST_LONG, R_ATTN_FWD, R_ATTN_FWDBWD,
+        R_SGLA, R_SGLA_BWD, R_GLA, R_GLA_BWD, R_DPLR, R_DPLR_BWD, R_CONV, R_CONV_BWD, R_DCONV, R_DCONV_BWD,
+        R_NORM, R_NORM_BWD, R_MFU, R_COUNT
+    };
     kb_row rows[R_COUNT];
     memset(rows, 0, sizeof rows);
     for (int i = 0; i < R_COUNT; i++) rows[i].nonfinite = -1;
@@ -647,16 +1028,19 @@ int pn_bench_kernels(const char *out_json) {
                    mm);
     }
 
-    // ---- chunked forward + backward at the same shape (all six gradients, fp32 +=).
-    {
-        kb_row *r = &rows[R_FWDBWD];
-        gdn_ctx c = {.B = 8, .T = 4096, .H = 12, .K = 96, .V = 256, .with_h0 = 1, .with_ht = 0};
+    // ---- chunked forward + backward at the same shape (all six gradients, fp32 +=); the
+    // fp32 kernels, then the tensor-core pair (pn_cuda_gated_delta_fwd_fast + _bwd_fast).
+    for (int fast = 0; fast <= 1; fast++) {
+        kb_row *r = &rows[fast ? R_FAST_FWDBWD : R_FWDBWD];
+        gdn_ctx c = {.B = 8, .T = 4096, .H = 12, .K = 96, .V = 256, .with_h0 = 1, .with_ht = 0, .fast = fast};
         gdn_fill(&c, 1);
-        r->name = "gdn chunked fwd+bwd";
+        r->name = fast ? "gdn chunked fwd+bwd (fast)" : "gdn chunked fwd+bwd";
         snprintf(r->shape, sizeof r->shape,
                  "B%d T%d H%d K%d V%d, fwd (h0 in, o bf16) then bwd of sum(o*dout) (dout fp32, dht none), "
-                 "dq dk dv dg dbeta dh0 fp32 += (pn_cuda_gated_delta_fwd + pn_cuda_gated_delta_bwd)",
-                 c.B, c.T, c.H, c.K, c.V);
+                 "dq dk dv dg dbeta dh0 fp32 += (%s)",
+                 c.B, c.T, c.H, c.K, c.V,
+                 fast ? "pn_cuda_gated_delta_fwd_fast + pn_cuda_gated_delta_bwd_fast, tensor cores"
+                      : "pn_cuda_gated_delta_fwd + pn_cuda_gated_delta_bwd");
         r->warm = 1, r->reps = 3;
         r->ms = kb_time(run_fwd_bwd, &c, r->warm, r->reps, &r->min_ms);
         // The backward of a chain of matrix products costs about twice its forward.
@@ -678,6 +1062,16 @@ int pn_bench_kernels(const char *out_json) {
                    "FlashInfer 0.399 ms (H100; its shape has 2 q/k heads for 8 v heads, GVA)", 0.399, bw, mm);
     }
 
+    // ---- the tensor-core chunked forward at the same two shapes.
+    {
+        gdn_ctx c = {.B = 8, .T = 4096, .H = 12, .K = 96, .V = 256, .with_h0 = 1, .with_ht = 1, .fast = 1};
+        kb_fwd_row(&rows[R_FAST], &c, "gdn chunked fwd (fast)", "h0 in and ht out (fp32)", "fla 1.214 ms (H100)", 1.214,
+                   bw, mm);
+        gdn_ctx cl = {.B = 1, .T = 65536, .H = 8, .K = 128, .V = 128, .with_h0 = 0, .with_ht = 1, .fast = 1};
+        kb_fwd_row(&rows[R_FAST_LONG], &cl, "gdn chunked fwd, long (fast)", "zero h0, ht out (fp32)",
+                   "FlashInfer 0.399 ms (H100; its shape has 2 q/k heads for 8 v heads, GVA)", 0.399, bw, mm);
+    }
+
     // ---- causal GQA attention, B8 T4096 Hq12 Hkv2 D128: training forward, then fwd+bwd.
     {
         kb_anchors an;
@@ -688,8 +1082,28 @@ int pn_bench_kernels(const char *out_json) {
         kb_attn_row(&rows[R_ATTN_FWDBWD], &cb, 1, 3.4, an.fwd_bwd_text, an.fwd_bwd_ms);
     }
 
+    // ---- simple GLA, GLA, DPLR: B8 T4096 H12 K128 V128, fwd and fwd+bwd.
+    for (int op = LR_SGLA; op <= LR_DPLR; op++) {
+        for (int bwd = 0; bwd <= 1; bwd++) {
+            lr_ctx c = {.op = (lr_op)op, .B = 8, .T = 4096, .H = 12, .K = 128, .V = 128};
+            kb_lr_row(&rows[R_SGLA + 2 * op + bwd], &c, bwd, bw, mm);
+        }
+    }
+
+    // ---- causal convs (static, dynamic) and the gated RMSNorm: fwd, bwd.
+    for (int dyn = 0; dyn <= 1; dyn++) {
+        for (int bwd = 0; bwd <= 1; bwd++) {
+            conv_ctx c = {.dyn = dyn, .B = 8, .T = 4096, .D = 3072, .W = 4};
+            kb_conv_row(&rows[R_CONV + 2 * dyn + bwd], &c, bwd, bw, mm);
+        }
+    }
+    for (int bwd = 0; bwd <= 1; bwd++) {
+        norm_ctx c = {.N = 8LL * 4096 * 12, .D = 256};
+        kb_norm_row(&rows[R_NORM + bwd], &c, bwd, bw, mm);
+    }
+
     rows[R_MFU].name = "supernet training step MFU";
-    rows[R_MFU].status = "not implemented";
+    rows[R_MFU].status = "see postnas bench train-step (results/bench/h100-train-step.json)";
 
     pn_cuda_attn_release();
     pn_cuda_gemm_release();
@@ -725,7 +1139,7 @@ int pn_bench_kernels(const char *out_json) {
     json_object_set_new(j, "ceilings", ceil);
     json_object_set_new(j, "method",
                         json_string("cudaEvents around each call, calls queued back to back; warm-up first; median of "
-                                    "reps (>= 20; 3 for the gdn fwd+bwd); inputs rotate among 3 sets; random non-zero inputs; "
+                                    "reps (>= 20; 3 for the recurrences' fwd+bwd); inputs rotate among 3 sets; random non-zero inputs; "
                                     "floor = max(minimal bytes / copy rate, FLOPs / GEMM rate) of this run, for "
                                     "attention FLOPs at the 745 TFLOP/s anchor GEMM rate"));
     json_t *arr = json_array();

@@ -35,9 +35,10 @@
 // [q | k | v | g | a | b | w1] (fp32 out); JetBlock's kernel generator second stage
 // as a GEMM; then the fused recurrent scan kernel (short convs, silu, L2 norms,
 // gates and the delta rule; one token in decode, the chunk in prefill), or in
-// prefill with delta_chunked: conv / activation row kernels, the gates, and
-// pn_cuda_gated_delta_fwd with the state as h0 and ht; then the gated output RMSNorm
-// and o_proj.
+// prefill with delta_chunked (the default): conv / activation row kernels, the gates,
+// and the tensor-core chunked pn_cuda_gated_delta_fwd_fast with the state as h0 and ht
+// (head sizes it does not take run its plain twin); then the gated output RMSNorm and
+// o_proj.
 //
 // The decode step (every kernel above for N = B, plus argmax and the position
 // advance) is captured into a CUDA graph on the first decode and replayed after that;
@@ -51,6 +52,7 @@
 #include "kernels/cuda/pn_cuda.h"
 #include "kernels/cuda/pn_cuda_engine.h"
 #include "kernels/cuda/pn_cuda_gdn.h"
+#include "kernels/cuda/pn_cuda_gdn_fast.h"
 #include "kernels/cuda/pn_cuda_ops.h"
 #include <math.h>
 
@@ -499,11 +501,27 @@ static void layout_acts(const ce_plan *pl, struct ce_priv *pv, float **logits_ou
     if (logits_out) *logits_out = logits;
 }
 
-// Bytes pn_cuda_gated_delta_fwd allocates for one call of nb·T rows (W, U, γ).
-static size_t gdn_fwd_scratch(const ce_layer *L, int64_t rows) {
-    rows *= L->dH;
-    return pn_cuda_eng_alloc_rounded(sz_f(rows * L->dK)) + pn_cuda_eng_alloc_rounded(sz_f(rows * L->dV)) +
-           pn_cuda_eng_alloc_rounded(sz_f(rows));
+// Bytes the chunked delta rule allocates for one call over nb sequences of T tokens:
+// the plain kernels' W, U, γ (nb·T·H·(K + V + 1) floats) or, when the tensor-core
+// kernels take the head size, their per-chunk A, P (64² bf16 each) and rows (64
+// float4) plus, for the context-parallel state pass, at most one segment per
+// multiprocessor of end states [D | M] (K·(V + K) floats) and start states (K·V
+// floats) — pn_cuda_gdn_fast.h. The larger of the two: a misaligned call would
+// fall back to the plain kernels.
+static size_t gdn_fwd_scratch(const ce_layer *L, int64_t nb, int64_t T) {
+    const int64_t hr = nb * T * L->dH;
+    size_t plain = pn_cuda_eng_alloc_rounded(sz_f(hr * L->dK)) + pn_cuda_eng_alloc_rounded(sz_f(hr * L->dV)) +
+                   pn_cuda_eng_alloc_rounded(sz_f(hr));
+    if (!pn_cuda_gated_delta_fwd_fast_supported(L->dK, L->dV)) return plain;
+    const int64_t nchunks = nb * L->dH * ((T + 63) / 64);
+    pn_cuda_device_info info;
+    pn_cuda_device_info_get(0, &info);
+    const int64_t segs = info.multiprocessors;
+    size_t fast = 2 * pn_cuda_eng_alloc_rounded((size_t)nchunks * 64 * 64 * 2) +
+                  pn_cuda_eng_alloc_rounded((size_t)nchunks * 64 * 16) +
+                  pn_cuda_eng_alloc_rounded(sz_f(segs * L->dK * (L->dV + L->dK))) +
+                  pn_cuda_eng_alloc_rounded(sz_f(segs * L->dK * L->dV));
+    return PN_MAX(plain, fast);
 }
 
 static pn_cuda_engine_bytes plan_bytes(ce_plan *pl) {
@@ -519,7 +537,7 @@ static pn_cuda_engine_bytes plan_bytes(ce_plan *pl) {
     size_t gdn = 0;
     int has_attn = 0;
     for (int l = 0; l < pl->bb->n_layers; l++) {
-        if (pl->L[l].kind == CE_DELTA) gdn = PN_MAX(gdn, gdn_fwd_scratch(&pl->L[l], (int64_t)pl->P * pl->chunk));
+        if (pl->L[l].kind == CE_DELTA) gdn = PN_MAX(gdn, gdn_fwd_scratch(&pl->L[l], pl->P, pl->chunk));
         has_attn |= is_attn(&pl->L[l]);
     }
     r.transient = gdn + CE_GEMM_WORKSPACE + (has_attn ? CE_ATTN_ALLOWANCE : 0);
@@ -745,7 +763,7 @@ pn_cuda_engine *pn_cuda_engine_create(const pn_backbone *bb, int batch, int64_t 
     e->n_layers = bb->n_layers;
     e->C = bb->C, e->I = bb->I, e->V = bb->V;
     e->use_graph = pn_cuda_eng_graphs_supported();
-    e->delta_chunked = 0;
+    e->delta_chunked = 1;
     e->act_split = 1;
     ce_plan pl;
     plan_make(&pl, bb, batch, max_context, chunk, prefill_batch);
@@ -928,8 +946,8 @@ static void mixer_delta(pn_cuda_engine *e, const ce_layer *L, int b0, int nb, in
                                   pv->pos, nb, T, L->HV, (int)W, 1);
         }
         pn_cuda_eng_delta_gates(m.beta, m.g, m.proj, Np, L->b_off, L->a_off, L->A_log, L->dt_bias, N, L->dH);
-        pn_cuda_gated_delta_fwd(nb, T, L->dH, L->dK, L->dV, L->scale, 1, m.dq, m.dk, m.dv, m.g, m.beta,
-                                e->pos == 0 ? NULL : S, m.od, PN_CUDA_F32, S);
+        pn_cuda_gated_delta_fwd_fast(nb, T, L->dH, L->dK, L->dV, L->scale, 1, m.dq, m.dk, m.dv, m.g, m.beta,
+                                     e->pos == 0 ? NULL : S, m.od, PN_CUDA_F32, S);
     }
     if (!decode) {  // after every reader of the old rows
         if (qr) pn_cuda_eng_ring_update(qr, m.proj + L->q_off, Np, pv->pos, nb, T, L->HK, (int)W);

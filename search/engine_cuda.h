@@ -19,7 +19,7 @@
 // of `prefill_batch` sequences (attention against the cache through cuDNN's fused
 // attention when the build has kernels/cuda/pn_cuda_attn.h, else a reference
 // kernel; JetBlock / Gated DeltaNet / DeltaNet through the fused recurrent scan
-// kernel over the chunk, or pn_cuda_gated_delta_fwd with delta_chunked).
+// kernel over the chunk, or by default the chunked pn_cuda_gated_delta_fwd_fast).
 // Supported mixers: attn, swa, jetblock, gated_deltanet, deltanet (others exit 2 at
 // creation, naming the layer). Only built with CUDA (POSTNAS_HAVE_CUDA).
 #pragma once
@@ -48,7 +48,8 @@ typedef struct {
     int n_layers, C, I, V;
     int use_graph;        // decode through a captured CUDA graph (default: when the build allows)
     int delta_chunked;    // prefill of jetblock / gated_deltanet / deltanet through the chunked
-                          // pn_cuda_gated_delta_fwd (1) or the fused recurrent scan (0, default)
+                          // tensor-core pn_cuda_gated_delta_fwd_fast (1, default) or the fused
+                          // recurrent scan (0)
     int act_split;        // 1 (default): the activations that feed the layers' GEMMs (normed residual,
                           // SwiGLU output, the linear blocks' normed outputs) go in as bf16x2 splits
                           // hi + lo, one GEMM per plane accumulated in fp32, so they reach the
@@ -124,7 +125,7 @@ pn_cuda_decode_traffic pn_cuda_engine_step_traffic(const pn_backbone *bb, int ba
 // label, context and requested batch, or is appended. label NULL = the model
 // directory's last component. Exit 2 when the build has no CUDA.
 #include "search/bench.h"
-// delta_chunked: prefill the delta-rule blocks through pn_cuda_gated_delta_fwd (1) or the
+// delta_chunked: prefill the delta-rule blocks through pn_cuda_gated_delta_fwd_fast (1) or the
 // fused scan (0); see pn_cuda_engine.delta_chunked.
 int pn_bench_decode_cuda(const pn_bench_decode_args *a, int prefill_batch, int prefill_seqs, const char *label,
                          int delta_chunked);

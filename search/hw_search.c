@@ -26,10 +26,12 @@
 #include "search/export.h"
 #include "supernet/checkpoint.h"
 #include "supernet/hybrid.h"
+#include "supernet/model_init.h"
 #include "supernet/trainer.h"
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef POSTNAS_HAVE_CUDA
@@ -42,6 +44,8 @@
 #define HW_REC_BYTES 4   // linear recurrent state (fp32)
 #define HW_CONV_BYTES 2  // short-conv / token-shift rows (bf16, the activations' dtype)
 #define HW_PREFILL_CHUNK 256
+#define HW_PREFILL_CHUNK_CUDA 1024
+#define HW_PREFILL_SEQS_CUDA 8  // sequences prefilled on the GPU; the rest of the batch copies their states
 
 static const char *const k_bytes_convention =
     "decode cache + state bytes per sequence at context L for the whole hybrid: attention and SWA K/V at 2 bytes "
@@ -147,6 +151,73 @@ static void placement_layout(const pn_job_config *c, const char *where, const pn
     snprintf(desc, desc_n, "%.150s | %.150s | %.200s", a, s, lin);
 }
 
+// Describes which layers of lay are attn, swa and the linear type lt.
+static void layout_describe(const pn_hybrid_layout *lay, const pn_block_type *lt, char *desc, size_t n) {
+    char part[3][200];
+    const char *names[3] = {"attn", "swa", "linear"};
+    for (int k = 0; k < 3; k++) {
+        size_t m = (size_t)snprintf(part[k], sizeof part[k], "%s: ", names[k]);
+        int any = 0;
+        for (int l = 0; l < lay->n_layers && m < sizeof part[k]; l++) {
+            const pn_block_type *t = lay->type[l];
+            int is = k == 2 ? t == lt : !strcmp(t->name, names[k]);
+            if (!is) continue;
+            m += (size_t)snprintf(part[k] + m, sizeof part[k] - m, "%s%d", any ? ", " : "", l);
+            any = 1;
+        }
+        if (!any) snprintf(part[k] + m, sizeof part[k] - m, "-");
+    }
+    snprintf(desc, n, "%.150s | %.150s | %.200s", part[0], part[1], part[2]);
+}
+
+// The layout whose bytes and throughput are measured: model.path with the supernet
+// placement, or hw_search.throughput_model (a Jet-Nemotron preset name or a
+// jet_nemotron directory). Its linear layers must be of type lt and every other layer
+// attn or swa. raw (may be NULL) gets the model's own dims of lt (H, K, V, conv).
+static void tp_layout(const pn_job_config *c, const char *where, const pn_hf_config *base, const pn_block_type *lt,
+                      pn_hf_config *tpb, pn_hybrid_layout *lay, char *desc, size_t desc_n, int raw[4]) {
+    const char *tm = c->hw_search.throughput_model;
+    if (!tm || !tm[0]) {
+        *tpb = *base;
+        placement_layout(c, where, base, lt, lay, desc, desc_n);
+        if (raw) {
+            raw[0] = c->supernet.heads, raw[1] = c->supernet.key_dim;
+            raw[2] = c->supernet.value_dim, raw[3] = c->supernet.conv_size;
+        }
+        return;
+    }
+    if (pn_model_jet_preset(tm, tpb, lay) != 0) {
+        struct stat st;
+        if (stat(tm, &st) != 0 || !S_ISDIR(st.st_mode))
+            pn_die_input(where, "hw_search.throughput_model = '%s': expected a Jet-Nemotron preset (jet-nemotron-2b, "
+                                "jet-nemotron-4b) or a jet_nemotron HF directory",
+                         tm);
+        if (!pn_hybrid_config_load(tm, tpb, lay))
+            pn_die_input(tm, "config.json is a plain %s model; hw_search.throughput_model needs a hybrid layout "
+                             "(model_type jet_nemotron, e.g. from postnas init-model --like jet-nemotron-2b)",
+                         tpb->model_type);
+    }
+    int n_lin = 0;
+    for (int l = 0; l < lay->n_layers; l++) {
+        const pn_block_type *t = lay->type[l];
+        if (t == lt) {
+            n_lin++;
+        } else if (strcmp(t->name, "attn") && strcmp(t->name, "swa")) {
+            pn_die_input(where, "hw_search.throughput_model '%s': layer %d is %s; the search varies one linear block "
+                                "(supernet.block = %s), every other layer must be attn or swa",
+                         tm, l, t->name, lt->name);
+        }
+    }
+    if (n_lin == 0)
+        pn_die_input(where, "hw_search.throughput_model '%s' has no %s layer (supernet.block): nothing to search", tm,
+                     lt->name);
+    layout_describe(lay, lt, desc, desc_n);
+    if (raw) {
+        const pn_block_cfg *d = &lay->dims[pn_hybrid_type_index(lt)];
+        raw[0] = d->H, raw[1] = d->K, raw[2] = d->V, raw[3] = d->conv_size;
+    }
+}
+
 // Resolves the dims (H, K, V, W raw; 0 = default) of a design on lay and fills
 // its bytes and params.
 static void design_eval(const pn_hf_config *base, pn_hybrid_layout *lay, const pn_block_type *lt, int H, int K, int V,
@@ -212,19 +283,35 @@ void pn_hw_search_plan(const pn_job_config *c, const char *where, const pn_hf_co
     const pn_block_type *lt = pn_block_type_find(tname);
     if (!lt) pn_die_internal(__FILE__, __LINE__, "block type '%s' is not linked into this build", tname);
     snprintf(out->block, sizeof out->block, "%s", tname);
-    out->C = base->hidden_size;
-    out->n_layers = base->num_hidden_layers;
     out->context = hs->context;
+    pn_hf_config tpb;
     pn_hybrid_layout *lay = pn_malloc(sizeof *lay);
-    placement_layout(c, where, base, lt, lay, out->placement, sizeof out->placement);
+    int raw_base[4];
+    tp_layout(c, where, base, lt, &tpb, lay, out->placement, sizeof out->placement, raw_base);
+    const int two = hs->throughput_model && hs->throughput_model[0];
+    out->C = tpb.hidden_size;
+    out->n_layers = tpb.num_hidden_layers;
+    snprintf(out->throughput_model, sizeof out->throughput_model, "%s", two ? hs->throughput_model : "");
+    out->acc_C = base->hidden_size;
+    out->acc_layers = base->num_hidden_layers;
+    out->accuracy_measured = hs->accuracy;
+    snprintf(out->acc_placement, sizeof out->acc_placement, "%s", out->placement);
+    if (two && hs->accuracy) {  // the accuracy model's placement, checked now
+        pn_hybrid_layout *al = pn_malloc(sizeof *al);
+        placement_layout(c, where, base, lt, al, out->acc_placement, sizeof out->acc_placement);
+        free(al);
+    }
 
     // the base design
-    check_dims(where, "the base design (supernet.heads / key_dim / value_dim / conv_size)", tname, out->C, sc->heads,
-               sc->key_dim, sc->value_dim, sc->conv_size);
-    design_eval(base, lay, lt, sc->heads, sc->key_dim, sc->value_dim, sc->conv_size, hs->context, &out->base);
+    check_dims(where,
+               two ? "the base design (the throughput model's own linear-block dims)"
+                   : "the base design (supernet.heads / key_dim / value_dim / conv_size)",
+               tname, out->C, raw_base[0], raw_base[1], raw_base[2], raw_base[3]);
+    design_eval(&tpb, lay, lt, raw_base[0], raw_base[1], raw_base[2], raw_base[3], hs->context, &out->base);
     out->base.index = -1;
     out->budget_from_base = hs->budget_bytes == 0;
     out->budget_bytes = hs->budget_bytes ? hs->budget_bytes : out->base.bytes;
+    out->budget_min_fraction = hs->budget_min_fraction;
 
     // the grid: an empty list stands for the base design's raw setting
     if (hs->conv_sizes.n && !block_has_conv(tname))
@@ -233,7 +320,6 @@ void pn_hw_search_plan(const pn_job_config *c, const char *where, const pn_hf_co
         pn_die_input(where, "hw_search.value_dims is given but block mamba2 has no separate value dim (its head dim "
                             "is key_dim; expected [])");
     const pn_cfg_ints *lists[4] = {&hs->heads, &hs->key_dims, &hs->value_dims, &hs->conv_sizes};
-    const int raw_base[4] = {sc->heads, sc->key_dim, sc->value_dim, sc->conv_size};
     int len[4];
     int64_t total = 1;
     for (int k = 0; k < 4; k++) {
@@ -257,7 +343,13 @@ void pn_hw_search_plan(const pn_job_config *c, const char *where, const pn_hf_co
                                     "default)", raw[0], raw[1], raw[2], raw[3]);
         check_dims(where, what, tname, out->C, raw[0], raw[1], raw[2], raw[3]);
         pn_hw_candidate d;
-        design_eval(base, lay, lt, raw[0], raw[1], raw[2], raw[3], hs->context, &d);
+        design_eval(&tpb, lay, lt, raw[0], raw[1], raw[2], raw[3], hs->context, &d);
+        if (two && hs->accuracy) {  // the resolved dims must also fit the accuracy model
+            char what2[256];
+            snprintf(what2, sizeof what2, "%s, resolved to (H %d, K %d, V %d, conv %d) on model.path (hidden %d)", what,
+                     d.H, d.K, d.V, d.conv, base->hidden_size);
+            check_dims(where, what2, tname, base->hidden_size, d.H, d.K, d.V, d.conv);
+        }
         int dup = -1;
         for (int j = 0; j < out->n && dup < 0; j++) {
             const pn_hw_candidate *e = &out->cand[j];
@@ -269,7 +361,7 @@ void pn_hw_search_plan(const pn_job_config *c, const char *where, const pn_hf_co
             continue;
         }
         d.index = out->n;
-        d.kept = d.bytes <= out->budget_bytes;
+        d.kept = d.bytes <= out->budget_bytes && (double)d.bytes >= hs->budget_min_fraction * (double)out->budget_bytes;
         out->cand[out->n++] = d;
     }
     set_raw(lay, lt, 0, 0, 0, 0);
@@ -279,11 +371,16 @@ void pn_hw_search_plan(const pn_job_config *c, const char *where, const pn_hf_co
         const pn_hw_candidate *d = &out->cand[i];
         if (d->kept)
             out->n_kept++;
-        else
+        else if (d->bytes > out->budget_bytes)
             pn_info("hw_search: excluded candidate %d (H %d, K %d, V %d, conv %d): %lld cache+state bytes at L = %lld "
                     "exceed the budget %lld by %lld",
                     i, d->H, d->K, d->V, d->conv, (long long)d->bytes, (long long)out->context,
                     (long long)out->budget_bytes, (long long)(d->bytes - out->budget_bytes));
+        else
+            pn_debug("hw_search: excluded candidate %d (H %d, K %d, V %d, conv %d): %lld cache+state bytes at L = %lld "
+                     "are below %.3g x the budget %lld",
+                     i, d->H, d->K, d->V, d->conv, (long long)d->bytes, (long long)out->context,
+                     c->hw_search.budget_min_fraction, (long long)out->budget_bytes);
     }
     if (out->n_kept == 0) {
         int64_t smallest = INT64_MAX;
@@ -381,14 +478,20 @@ static void measure_decode_cuda(const pn_backbone *bb, const pn_hw_bench_opts *o
     if (!pn_cuda_engine_supports(bb, why, sizeof why)) pn_die_input("hw_search throughput (run.device cuda)", "%s", why);
     const int B = o->batch;
     const int64_t P = o->context, max_ctx = P + o->warmup + o->steps;
-    pn_cuda_engine *e = pn_cuda_engine_create(bb, B, max_ctx, HW_PREFILL_CHUNK, B);
+    // As `bench decode --device cuda`: a few sequences are prefilled and the rest of the
+    // batch copies their states (decode time does not depend on the cache contents);
+    // GEMM inputs rounded once to bf16, the usual inference precision.
+    const int n_pre = PN_MIN(B, HW_PREFILL_SEQS_CUDA);
+    pn_cuda_engine *e = pn_cuda_engine_create(bb, B, max_ctx, HW_PREFILL_CHUNK_CUDA, n_pre);
+    e->act_split = 0;
     void *prev = pn_cuda_stream_get();
     pn_cuda_stream_set(pn_cuda_engine_stream(e));
-    int64_t *ids = pn_malloc((size_t)B * (size_t)P * sizeof(int64_t));
+    int64_t *ids = pn_malloc((size_t)n_pre * (size_t)P * sizeof(int64_t));
     int64_t *next = pn_malloc((size_t)B * sizeof(int64_t));
     pn_rng rng = pn_rng_make(4242, 0);
-    for (int64_t i = 0; i < (int64_t)B * P; i++) ids[i] = (int64_t)pn_rng_below(&rng, (uint64_t)bb->V);
-    pn_cuda_engine_prefill(e, ids, (int)P);
+    for (int64_t i = 0; i < (int64_t)n_pre * P; i++) ids[i] = (int64_t)pn_rng_below(&rng, (uint64_t)bb->V);
+    pn_cuda_engine_prefill_first(e, n_pre, ids, (int)P);
+    pn_cuda_engine_replicate(e, n_pre);
     pn_cuda_engine_sync(e);
     void *ev0 = pn_cuda_eng_event_create(), *ev1 = pn_cuda_eng_event_create();
     for (int s = 0; s < o->warmup + o->steps; s++) {
@@ -548,6 +651,93 @@ static double task_accuracy(const pn_eval_result *r) {
     return r->accuracy;
 }
 
+// ---------------------------------------------------------------- throughput from an earlier run
+
+static json_t *jget(json_t *o, const char *key, json_type type, const char *path, const char *what) {
+    json_t *v = o ? json_object_get(o, key) : NULL;
+    int ok = v && (type == JSON_REAL ? json_is_number(v) : json_typeof(v) == type);
+    if (!ok) pn_die_input(path, "%s: key '%s' is missing or has the wrong type", what, key);
+    return v;
+}
+
+// Fills the kept candidates' decode numbers and the measurement setup from an
+// earlier hw_search.json (hw_search.throughput_from). The file must describe the
+// same search: same block, throughput model and context, and every kept candidate
+// present with the same resolved dims and bytes.
+static void throughput_load(pn_hw_result *out, const char *path) {
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j && err.line < 1) pn_die_input(path, "%s (expected an hw_search.json)", err.text);
+    if (!j) pn_die_input(path, "line %d, column %d: %s (expected an hw_search.json)", err.line, err.column, err.text);
+    json_t *fmt = json_object_get(j, "format");
+    if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "postnas-hw-search") != 0)
+        pn_die_input(path, "is not an hw_search.json (expected \"format\": \"postnas-hw-search\")");
+    const char *blk = json_string_value(jget(j, "block", JSON_STRING, path, "top level"));
+    if (strcmp(blk, out->block) != 0)
+        pn_die_input(path, "searched block %s, this search is over %s", blk, out->block);
+    json_t *tm = json_object_get(j, "throughput_model");
+    const char *tms = json_is_string(tm) ? json_string_value(tm) : "";
+    if (strcmp(tms, out->throughput_model) != 0)
+        pn_die_input(path, "measured throughput model '%s', this search's hw_search.throughput_model is '%s'", tms,
+                     out->throughput_model);
+    const json_int_t ctx = json_integer_value(jget(j, "context", JSON_INTEGER, path, "top level"));
+    if (ctx != out->context)
+        pn_die_input(path, "context %lld, this search's hw_search.context is %lld", (long long)ctx,
+                     (long long)out->context);
+    json_t *dev = jget(j, "device", JSON_OBJECT, path, "top level");
+    snprintf(out->device, sizeof out->device, "%s", json_string_value(jget(dev, "kind", JSON_STRING, path, "device")));
+    snprintf(out->device_name, sizeof out->device_name, "%s",
+             json_string_value(jget(dev, "name", JSON_STRING, path, "device")));
+    json_t *th = json_object_get(dev, "multiprocessors");
+    if (!th) th = json_object_get(dev, "threads");
+    out->threads = json_is_integer(th) ? (int)json_integer_value(th) : 0;
+    snprintf(out->date, sizeof out->date, "%s", json_string_value(jget(j, "date", JSON_STRING, path, "top level")));
+    json_t *b = jget(j, "throughput", JSON_OBJECT, path, "top level");
+    out->bench_context = json_integer_value(jget(b, "prefill_tokens", JSON_INTEGER, path, "throughput"));
+    out->bench_batch = (int)json_integer_value(jget(b, "batch", JSON_INTEGER, path, "throughput"));
+    out->bench_steps = (int)json_integer_value(jget(b, "timed_steps", JSON_INTEGER, path, "throughput"));
+    out->bench_warmup = (int)json_integer_value(jget(b, "warmup_steps", JSON_INTEGER, path, "throughput"));
+    out->bench_rounds = (int)json_integer_value(jget(b, "rounds", JSON_INTEGER, path, "throughput"));
+    json_t *cands = jget(j, "candidates", JSON_ARRAY, path, "top level");
+    for (int i = 0; i < out->n; i++) {
+        pn_hw_candidate *d = &out->cand[i];
+        if (!d->kept) continue;
+        json_t *hit = NULL;
+        size_t k;
+        json_t *e;
+        json_array_foreach(cands, k, e) {
+            char what[64];
+            snprintf(what, sizeof what, "candidates[%zu]", k);
+            if (json_integer_value(jget(e, "heads", JSON_INTEGER, path, what)) == d->H &&
+                json_integer_value(jget(e, "key_dim", JSON_INTEGER, path, what)) == d->K &&
+                json_integer_value(jget(e, "value_dim", JSON_INTEGER, path, what)) == d->V &&
+                json_integer_value(jget(e, "conv_size", JSON_INTEGER, path, what)) == d->conv) {
+                hit = e;
+                break;
+            }
+        }
+        if (!hit || !json_is_true(json_object_get(hit, "kept")))
+            pn_die_input(path, "has no measured candidate (H %d, K %d, V %d, conv %d), which this search keeps", d->H,
+                         d->K, d->V, d->conv);
+        char what[64];
+        snprintf(what, sizeof what, "candidates[%zu]", k);
+        const json_int_t bytes = json_integer_value(jget(hit, "state_bytes", JSON_INTEGER, path, what));
+        if (bytes != d->bytes)
+            pn_die_input(path, "%s (H %d, K %d, V %d, conv %d) has %lld state bytes, this search computes %lld: not "
+                               "the same model or context",
+                         what, d->H, d->K, d->V, d->conv, (long long)bytes, (long long)d->bytes);
+        json_t *tps = json_object_get(hit, "decode_tokens_per_s"), *ms = json_object_get(hit, "decode_step_ms");
+        d->tokens_per_s = json_is_number(tps) ? json_number_value(tps) : NAN;
+        d->step_ms = json_is_number(ms) ? json_number_value(ms) : NAN;
+        json_t *tp = json_object_get(hit, "total_params");
+        if (json_is_integer(tp)) d->total_params = json_integer_value(tp);
+    }
+    snprintf(out->throughput_from, sizeof out->throughput_from, "%s", path);
+    json_decref(j);
+    pn_info("hw_search: decode throughput of %d candidates taken from %s (%s, %s)", out->n_kept, path, out->device,
+            out->device_name);
+}
+
 // ---------------------------------------------------------------- run
 
 int pn_hw_search_run(const pn_job_config *c, const char *where, const char *out_dir, pn_hw_result *out) {
@@ -555,7 +745,8 @@ int pn_hw_search_run(const pn_job_config *c, const char *where, const char *out_
     const pn_hw_search_config *hs = &c->hw_search;
     pn_log_set_default_level((pn_log_level)c->run.log_level);
     if (c->run.threads > 0) omp_set_num_threads(c->run.threads);
-    device_check(c->run.device, where);
+    const int from_file = hs->throughput_from && hs->throughput_from[0];
+    if (!from_file) device_check(c->run.device, where);
     if (!out_dir || !out_dir[0]) pn_die_input(where, "no output directory given for the hardware search");
     if (!c->model.path[0])
         pn_die_input(where, "model.path is \"\": the hardware search distils each candidate from a pretrained model "
@@ -564,8 +755,10 @@ int pn_hw_search_run(const pn_job_config *c, const char *where, const char *out_
         pn_die_input(where, "an arch section is given (arch.num_layers = %d): the hardware search starts from "
                             "model.path, remove the arch section",
                      c->arch.num_layers);
-    if (!c->data.train[0]) pn_die_input(where, "data.train is \"\": the candidates' distillation needs training tokens");
-    if (!c->data.tasks_dir[0] || c->search.tasks.n == 0)
+    if (hs->accuracy && !c->data.train[0])
+        pn_die_input(where, "data.train is \"\": the candidates' distillation needs training tokens (or set "
+                            "hw_search.accuracy: false to measure throughput only)");
+    if (hs->accuracy && (!c->data.tasks_dir[0] || c->search.tasks.n == 0))
         pn_die_input(where, "the hardware search scores candidates on task suites: set data.tasks_dir and search.tasks "
                             "(files data.tasks_dir/NAME.jsonl)");
     if (c->search.tasks.n > PN_HW_MAX_TASKS)
@@ -588,77 +781,91 @@ int pn_hw_search_run(const pn_job_config *c, const char *where, const char *out_
     out->train_steps = steps;
 
     // every suite before any model time is spent
-    const int nt = c->search.tasks.n;
-    pn_task_suite *suites = pn_calloc((size_t)nt, sizeof *suites);
-    pn_eval_load_suites(c->data.tasks_dir, (const char *const *)c->search.tasks.v, nt, base.vocab_size, suites);
+    const int nt = hs->accuracy ? c->search.tasks.n : 0;
+    pn_task_suite *suites = pn_calloc((size_t)PN_MAX(nt, 1), sizeof *suites);
+    if (nt) pn_eval_load_suites(c->data.tasks_dir, (const char *const *)c->search.tasks.v, nt, base.vocab_size, suites);
     out->n_tasks = nt;
     for (int t = 0; t < nt; t++) {
         snprintf(out->task_names[t], sizeof out->task_names[t], "%s", c->search.tasks.v[t]);
         snprintf(out->task_kind[t], sizeof out->task_kind[t], "%s", suites[t].kind == PN_TASK_MC ? "mc" : "gen");
     }
     int *resume = pn_calloc((size_t)out->n, sizeof(int));
-    for (int i = 0; i < out->n; i++)
+    for (int i = 0; i < out->n && hs->accuracy; i++)
         if (out->cand[i].kept) resume[i] = candidate_resume(c, out_dir, &out->cand[i], steps);
     pn_mkdir_p(out_dir);
     pn_job_config_write_resolved(c, out_dir);
 
-    // 1. throughput of every kept candidate, back to back
-    snprintf(out->device, sizeof out->device, "%s", pn_job_device_names[c->run.device]);
-    pn_bench_cpu_name(out->device_name, sizeof out->device_name);
-    out->threads = omp_get_max_threads();
+    // 1. throughput of every kept candidate, back to back (or an earlier run's numbers)
+    const pn_block_type *lt = pn_block_type_find(out->block);
+    pn_hf_config tpb;
+    pn_hybrid_layout *tpl = pn_malloc(sizeof *tpl);
+    char tdesc[512];
+    tp_layout(c, where, &base, lt, &tpb, tpl, tdesc, sizeof tdesc, NULL);
+    if (from_file) {
+        throughput_load(out, hs->throughput_from);
+    } else {
+        snprintf(out->device, sizeof out->device, "%s", pn_job_device_names[c->run.device]);
+        pn_bench_cpu_name(out->device_name, sizeof out->device_name);
+        out->threads = omp_get_max_threads();
 #ifdef POSTNAS_HAVE_CUDA
-    if (c->run.device == PN_DEVICE_CUDA) {
-        pn_cuda_device_info info;
-        pn_cuda_device_info_get(0, &info);
-        snprintf(out->device_name, sizeof out->device_name, "%s", info.name);
-        out->threads = info.multiprocessors;  // the GPU's SMs (the JSON says so)
-    }
+        if (c->run.device == PN_DEVICE_CUDA) {
+            pn_cuda_device_info info;
+            pn_cuda_device_info_get(0, &info);
+            snprintf(out->device_name, sizeof out->device_name, "%s", info.name);
+            out->threads = info.multiprocessors;  // the GPU's SMs (the JSON says so)
+        }
 #endif
-    pn_bench_utc_date(out->date, sizeof out->date);
-    pn_hw_bench_opts bo = {.device = c->run.device,
-                           .context = PN_MIN((int64_t)hs->context, (int64_t)hs->throughput_context),
-                           .batch = hs->throughput_batch,
-                           .steps = hs->throughput_steps,
-                           .warmup = hs->throughput_warmup};
-    out->bench_context = bo.context;
-    out->bench_batch = bo.batch;
-    out->bench_steps = bo.steps;
-    out->bench_warmup = bo.warmup;
-    out->bench_rounds = hs->throughput_rounds;
-    const int R = hs->throughput_rounds, S = bo.steps;
-    double *times = pn_malloc((size_t)out->n * (size_t)R * (size_t)S * sizeof(double));  // (n, R, S)
-    for (int round = 0; round < R; round++)
+        pn_bench_utc_date(out->date, sizeof out->date);
+        pn_hw_bench_opts bo = {.device = c->run.device,
+                               .context = PN_MIN((int64_t)hs->context, (int64_t)hs->throughput_context),
+                               .batch = hs->throughput_batch,
+                               .steps = hs->throughput_steps,
+                               .warmup = hs->throughput_warmup};
+        out->bench_context = bo.context;
+        out->bench_batch = bo.batch;
+        out->bench_steps = bo.steps;
+        out->bench_warmup = bo.warmup;
+        out->bench_rounds = hs->throughput_rounds;
+        const int R = hs->throughput_rounds, S = bo.steps;
+        double *times = pn_malloc((size_t)out->n * (size_t)R * (size_t)S * sizeof(double));  // (n, R, S)
+        for (int round = 0; round < R; round++)
+            for (int i = 0; i < out->n; i++) {
+                pn_hw_candidate *d = &out->cand[i];
+                if (!d->kept) continue;
+                *lay = *tpl;
+                set_raw(lay, lt, d->H, d->K, d->V, d->conv);
+                // the production shape: random weights in memory; else the exported hybrid
+                pn_backbone *bb = out->throughput_model[0]
+                                      ? pn_model_init_hybrid_mem(&tpb, lay, out->throughput_model, (uint64_t)c->run.seed)
+                                      : pn_export_build(c->model.path, lay, NULL, (uint64_t)c->run.seed);
+                d->total_params = pn_backbone_numel(bb);
+                pn_hw_bench_result br;
+                pn_hw_measure_decode(bb, &bo, times + ((size_t)i * R + round) * S, &br);
+                pn_backbone_free(bb);
+                pn_info("hw_search: round %d/%d, candidate %d (H %d, K %d, V %d, conv %d): decode %.1f tok/s (%.3f "
+                        "ms/step, batch %d, context %lld)",
+                        round + 1, R, i, d->H, d->K, d->V, d->conv, br.tokens_per_s, br.step_ms, bo.batch,
+                        (long long)bo.context);
+            }
         for (int i = 0; i < out->n; i++) {
             pn_hw_candidate *d = &out->cand[i];
             if (!d->kept) continue;
-            layout_for(c, where, &base, d, lay);
-            pn_backbone *bb = pn_export_build(c->model.path, lay, NULL, (uint64_t)c->run.seed);
-            d->total_params = pn_backbone_numel(bb);
-            pn_hw_bench_result br;
-            pn_hw_measure_decode(bb, &bo, times + ((size_t)i * R + round) * S, &br);
-            pn_backbone_free(bb);
-            pn_info("hw_search: round %d/%d, candidate %d (H %d, K %d, V %d, conv %d): decode %.1f tok/s (%.3f "
-                    "ms/step, batch %d, context %lld)",
-                    round + 1, R, i, d->H, d->K, d->V, d->conv, br.tokens_per_s, br.step_ms, bo.batch,
-                    (long long)bo.context);
+            const double med = pn_bench_median(times + (size_t)i * R * S, R * S);
+            d->step_ms = 1e3 * med;
+            d->tokens_per_s = med > 0 ? (double)bo.batch / med : INFINITY;
+            pn_info("hw_search: candidate %d (H %d, K %d, V %d, conv %d): decode %.1f tok/s (median of %d steps)", i,
+                    d->H, d->K, d->V, d->conv, d->tokens_per_s, R * S);
         }
-    for (int i = 0; i < out->n; i++) {
-        pn_hw_candidate *d = &out->cand[i];
-        if (!d->kept) continue;
-        const double med = pn_bench_median(times + (size_t)i * R * S, R * S);
-        d->step_ms = 1e3 * med;
-        d->tokens_per_s = med > 0 ? (double)bo.batch / med : INFINITY;
-        pn_info("hw_search: candidate %d (H %d, K %d, V %d, conv %d): decode %.1f tok/s (median of %d steps)", i, d->H,
-                d->K, d->V, d->conv, d->tokens_per_s, R * S);
+        free(times);
     }
-    free(times);
+    free(tpl);
 
     // 2. distillation and accuracy, one candidate at a time
     pn_eval_opts eo;
     pn_eval_opts_default(&eo);
     eo.max_examples = hs->max_examples;
     eo.gen_mode = c->search.objective_gen == PN_OBJ_GEN_TEACHER_FORCED_ACC ? PN_GEN_TEACHER_FORCED : PN_GEN_EXACT_MATCH;
-    for (int i = 0; i < out->n; i++) {
+    for (int i = 0; i < out->n && hs->accuracy; i++) {
         pn_hw_candidate *d = &out->cand[i];
         if (!d->kept) continue;
         char cand_dir[4200], weights[4400];
@@ -725,8 +932,12 @@ static json_t *cand_json(const pn_hw_result *r, const pn_hw_candidate *d, int wi
     json_object_set_new(j, "kept", json_boolean(d->kept));
     if (!d->kept) {
         char why[256];
-        snprintf(why, sizeof why, "cache+state bytes %lld exceed the budget %lld", (long long)d->bytes,
-                 (long long)r->budget_bytes);
+        if (d->bytes > r->budget_bytes)
+            snprintf(why, sizeof why, "cache+state bytes %lld exceed the budget %lld", (long long)d->bytes,
+                     (long long)r->budget_bytes);
+        else
+            snprintf(why, sizeof why, "cache+state bytes %lld are below %.4g x the budget %lld (budget_min_fraction)",
+                     (long long)d->bytes, r->budget_min_fraction, (long long)r->budget_bytes);
         json_object_set_new(j, "excluded_reason", json_string(why));
         return j;
     }
@@ -762,6 +973,14 @@ static void write_json(const pn_hw_result *r, const pn_job_config *c, const char
     json_object_set_new(dev, strcmp(r->device, "cuda") ? "threads" : "multiprocessors", json_integer(r->threads));
     json_object_set_new(j, "device", dev);
     json_object_set_new(j, "model", json_string(c->model.path));
+    json_object_set_new(j, "throughput_model", json_string(r->throughput_model));
+    json_object_set_new(j, "accuracy_measured", json_boolean(r->accuracy_measured));
+    if (r->throughput_model[0]) {
+        json_object_set_new(j, "accuracy_model_hidden_size", json_integer(r->acc_C));
+        json_object_set_new(j, "accuracy_model_layers", json_integer(r->acc_layers));
+        json_object_set_new(j, "accuracy_placement", json_string(r->acc_placement));
+    }
+    json_object_set_new(j, "throughput_from", json_string(r->throughput_from));
     json_object_set_new(j, "hidden_size", json_integer(r->C));
     json_object_set_new(j, "layers", json_integer(r->n_layers));
     json_object_set_new(j, "block", json_string(r->block));
@@ -769,6 +988,7 @@ static void write_json(const pn_hw_result *r, const pn_job_config *c, const char
     json_object_set_new(j, "context", json_integer(r->context));
     json_object_set_new(j, "state_bytes_convention", json_string(k_bytes_convention));
     json_object_set_new(j, "budget_bytes", json_integer(r->budget_bytes));
+    json_object_set_new(j, "budget_min_fraction", json_real(r->budget_min_fraction));
     json_object_set_new(j, "budget_source", json_string(r->budget_from_base ? "base design" : "hw_search.budget_bytes"));
     json_object_set_new(j, "base", cand_json(r, &r->base, 0));
     json_t *bench = json_object();
@@ -827,8 +1047,18 @@ static void write_md(const pn_hw_result *r, const pn_job_config *c, const char *
     fprintf(f, "PostNAS step 4 (Jet-Nemotron, Table 2): with the placement fixed, search the linear block's heads, "
                "key dim and value dim (and short-conv size) under a cache+state budget; pick the most accurate "
                "design among those about as fast as the fastest.\n\n");
-    fprintf(f, "- model: `%s` (hidden %d, %d layers); linear block: %s; placement: %s\n", c->model.path, r->C,
-            r->n_layers, r->block, r->placement);
+    if (r->throughput_model[0]) {
+        fprintf(f, "- throughput model (bytes, budget, decode tokens/s): `%s` (hidden %d, %d layers, random weights); "
+                   "linear block: %s; layout: %s\n",
+                r->throughput_model, r->C, r->n_layers, r->block, r->placement);
+        if (r->accuracy_measured)
+            fprintf(f, "- accuracy model (distillation, task accuracy): `%s` (hidden %d, %d layers); placement: %s; each "
+                       "candidate's resolved heads / K / V / conv\n",
+                    c->model.path, r->acc_C, r->acc_layers, r->acc_placement);
+    } else {
+        fprintf(f, "- model: `%s` (hidden %d, %d layers); linear block: %s; placement: %s\n", c->model.path, r->C,
+                r->n_layers, r->block, r->placement);
+    }
     fprintf(f, "- cost: %s; L = %lld\n", k_bytes_convention, (long long)r->context);
     fprintf(f, "- budget: %lld bytes (%.3f MB)%s; base design H %d, K %d, V %d, conv %d = %lld bytes\n",
             (long long)r->budget_bytes, r->budget_bytes / 1e6,
@@ -839,12 +1069,19 @@ static void write_md(const pn_hw_result *r, const pn_job_config *c, const char *
                "batch / the median step time\n",
             r->device, r->device_name, r->threads, strcmp(r->device, "cuda") ? "threads" : "SMs", r->bench_batch,
             (long long)r->bench_context, r->bench_steps, r->bench_warmup, r->bench_rounds);
-    fprintf(f, "- accuracy: %s; after %d distillation steps per candidate with the placement fixed (same seed and "
-               "data)",
-            k_accuracy_definition, r->train_steps);
-    if (c->hw_search.max_examples)
-        fprintf(f, "; the first %lld examples per task", (long long)c->hw_search.max_examples);
-    fprintf(f, "\n");
+    if (r->throughput_from[0])
+        fprintf(f, "- throughput numbers measured on %s by an earlier run: `%s`\n", r->date, r->throughput_from);
+    if (r->accuracy_measured) {
+        fprintf(f, "- accuracy: %s; after %d distillation steps per candidate with the placement fixed (same seed "
+                   "and data)",
+                k_accuracy_definition, r->train_steps);
+        if (c->hw_search.max_examples)
+            fprintf(f, "; the first %lld examples per task", (long long)c->hw_search.max_examples);
+        fprintf(f, "\n");
+    } else {
+        fprintf(f, "- accuracy: not measured (hw_search.accuracy false: throughput only; the choice below is the "
+                   "fastest candidate)\n");
+    }
     fprintf(f, "- choice: the most accurate candidate with throughput >= (1 - %.3g) x the best (%.1f tok/s); ties: "
                "higher throughput\n\n",
             c->hw_search.throughput_tolerance, r->best_tokens_per_s);
@@ -870,17 +1107,24 @@ static void write_md(const pn_hw_result *r, const pn_job_config *c, const char *
         }
         fprintf(f, " %s | %s |\n", acc, d->chosen ? "**chosen**" : d->within_tolerance ? "" : "too slow");
     }
-    int n_ex = 0;
-    for (int i = 0; i < r->n; i++) n_ex += !r->cand[i].kept;
-    if (n_ex) {
-        fprintf(f, "\nExcluded (over the budget of %lld bytes):\n\n", (long long)r->budget_bytes);
+    int n_over = 0, n_under = 0;
+    for (int i = 0; i < r->n; i++) {
+        n_over += !r->cand[i].kept && r->cand[i].bytes > r->budget_bytes;
+        n_under += !r->cand[i].kept && r->cand[i].bytes <= r->budget_bytes;
+    }
+    if (n_over) {
+        fprintf(f, "\nExcluded, over the budget of %lld bytes:\n\n", (long long)r->budget_bytes);
         for (int i = 0; i < r->n; i++) {
             const pn_hw_candidate *d = &r->cand[i];
-            if (!d->kept)
+            if (!d->kept && d->bytes > r->budget_bytes)
                 fprintf(f, "- #%d: H %d, K %d, V %d, conv %d: %lld bytes (%.3f MB), %lld over\n", i, d->H, d->K, d->V,
                         d->conv, (long long)d->bytes, d->bytes / 1e6, (long long)(d->bytes - r->budget_bytes));
         }
     }
+    if (n_under)
+        fprintf(f, "\nExcluded, under %.4g x the budget (hw_search.budget_min_fraction: designs of a smaller cache): "
+                   "%d (listed in hw_search.json)\n",
+                r->budget_min_fraction, n_under);
     if (r->chosen >= 0) {
         const pn_hw_candidate *d = &r->cand[r->chosen];
         fprintf(f, "\nChosen: #%d — heads %d, key dim %d, value dim %d, conv %d: mean accuracy %.4f, %.1f decode "

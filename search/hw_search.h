@@ -78,6 +78,7 @@ typedef struct {
     int64_t context;            // L of the bytes
     int64_t budget_bytes;
     int budget_from_base;       // 1: budget = the base design's bytes
+    double budget_min_fraction; // candidates below this fraction of the budget are excluded
     pn_hw_candidate base;       // the base design (not trained unless it is also a candidate)
     int n;                      // candidates in the grid
     pn_hw_candidate cand[PN_HW_MAX_CANDIDATES];
@@ -95,6 +96,13 @@ typedef struct {
     int bench_batch, bench_steps, bench_warmup, bench_rounds;
     int train_steps;
     char date[64];
+    // where the numbers come from
+    char throughput_model[256]; // "" = model.path with the supernet placement (C, n_layers, placement above
+                                // are the throughput model's otherwise)
+    int acc_C, acc_layers;      // the accuracy model (model.path)
+    char acc_placement[512];    // the placement its candidates are trained and scored with
+    int accuracy_measured;      // 0: throughput only (hw_search.accuracy false)
+    char throughput_from[4200]; // "" = measured in this run; else the hw_search.json the numbers came from
 } pn_hw_result;
 
 // Throughput options and result of one measurement.
@@ -137,6 +145,17 @@ void pn_hw_search_plan(const pn_job_config *c, const char *where, const pn_hf_co
 // below every number.
 int pn_hw_search_choose(pn_hw_result *r, double tolerance);
 
+// Two models (hw_search.throughput_model): the Table-2 measurement needs the
+// production shape (e.g. Jet-Nemotron-2B at 64K context on the GPU) while a short
+// distillation needs a model that trains in minutes. With throughput_model set, the
+// grid, the budget, the bytes and the decode throughput are the throughput model's
+// (its own layout: a Jet-Nemotron preset or a jet_nemotron config.json, random
+// weights built in memory; the base design is its linear block's published dims),
+// and each candidate's resolved (H, K, V, conv) is then distilled and scored on
+// model.path with the supernet placement (hw_search.accuracy). The two halves can run
+// on different machines: hw_search.accuracy false measures only; throughput_from
+// FILE takes the decode numbers of such a run (every kept candidate must be there
+// with the same dims and bytes, else exit 2 naming FILE) and adds the accuracy.
 // The whole search (top of this file); out_dir receives every output. `where`
 // names the config in messages. c->hw_search.enabled is not consulted (the
 // caller decides). Returns 0.

@@ -176,6 +176,9 @@ static const pn_cfg_field hw_search_schema[] = {
      "keep candidates within this fraction of the best throughput", PN_CFG_RANGE(0, 1)},
     {"budget_bytes", PN_CFG_INT64, F(pn_hw_search_config, budget_bytes), "0",
      "cache+state bytes per sequence at context; 0 = the base design's", PN_CFG_MIN(0)},
+    {"budget_min_fraction", PN_CFG_DOUBLE, F(pn_hw_search_config, budget_min_fraction), "0",
+     "exclude candidates below this fraction of the budget (0.99: designs of equal cache size, as the paper's "
+     "Table 2)", PN_CFG_RANGE(0, 1)},
     {"throughput_context", PN_CFG_INT, F(pn_hw_search_config, throughput_context), "1024",
      "tokens per sequence prefilled before the timed decode steps: min(context, this)", PN_CFG_RANGE(1, 1073741824)},
     {"throughput_batch", PN_CFG_INT, F(pn_hw_search_config, throughput_batch), "8",
@@ -192,6 +195,13 @@ static const pn_cfg_field hw_search_schema[] = {
      "examples per task (the first N); 0 = all", PN_CFG_MIN(0)},
     {"plot", PN_CFG_BOOL, F(pn_hw_search_config, plot), "true",
      "write hw_search.png with scripts/plot_hw_search.py (python3 + matplotlib)"},
+    {"throughput_model", PN_CFG_STRING, F(pn_hw_search_config, throughput_model), "\"\"",
+     "model whose layout is timed and budgeted: a Jet-Nemotron preset (jet-nemotron-2b, jet-nemotron-4b) or a "
+     "jet_nemotron HF directory (random weights); \"\" = model.path with the supernet placement"},
+    {"accuracy", PN_CFG_BOOL, F(pn_hw_search_config, accuracy), "true",
+     "distil and score every candidate; false = throughput only"},
+    {"throughput_from", PN_CFG_STRING, F(pn_hw_search_config, throughput_from), "\"\"",
+     "an earlier hw_search.json whose decode numbers are used instead of measuring; \"\" = measure"},
     PN_CFG_END,
 };
 

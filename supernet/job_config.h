@@ -144,6 +144,7 @@ typedef struct {
     pn_cfg_ints conv_sizes;       // candidate short-conv kernel sizes
     double throughput_tolerance;  // keep candidates within this fraction of the best throughput
     int64_t budget_bytes;         // cache+state bytes per sequence at L; 0 = the base design's
+    double budget_min_fraction;   // candidates below this fraction of the budget are excluded (0 = none)
     // search/hw_search.h: how each candidate is measured and trained.
     int throughput_context;       // tokens prefilled before the timed decode steps: min(context, this)
     int throughput_batch;         // sequences per decode step in the tokens/s measurement
@@ -153,6 +154,11 @@ typedef struct {
     int train_steps;              // distillation steps per candidate; 0 = train.steps
     int64_t max_examples;         // per task, the first N; 0 = every example
     bool plot;                    // write hw_search.png (scripts/plot_hw_search.py; skipped with a warning)
+    char *throughput_model;       // "" = model.path with the supernet placement; else a Jet-Nemotron preset
+                                  // name (jet-nemotron-2b / -4b) or a jet_nemotron HF directory: bytes and
+                                  // throughput on its layout (random weights), accuracy on model.path
+    bool accuracy;                // false: throughput only (no distillation, no task accuracy)
+    char *throughput_from;        // "" = measure; else an earlier hw_search.json whose decode numbers are used
 } pn_hw_search_config;
 
 typedef struct {

@@ -305,3 +305,38 @@ void pn_model_init_write(const pn_hf_config *c, const char *dir, uint64_t seed, 
     }
     pn_info("wrote %s: %s, %lld parameters (%s)", dir, c->model_type, (long long)params, pn_dtype_name(dtype));
 }
+
+// ---------------------------------------------------------------- in memory
+
+static void fill_normal_par(float *x, int64_t n, float std, uint64_t seed, uint64_t stream) {
+    const int64_t blk = (int64_t)1 << 20, nb = (n + blk - 1) / blk;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t off = b * blk, len = PN_MIN(blk, n - off);
+        pn_fill_normal(x + off, (size_t)len, 0.0f, std, seed, (stream << 32) ^ (uint64_t)b);
+    }
+}
+
+static void fill_ones(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = 1.0f;
+}
+
+pn_backbone *pn_model_init_hybrid_mem(const pn_hf_config *c, const pn_hybrid_layout *lay, const char *dir,
+                                      uint64_t seed) {
+    pn_backbone *bb = pn_hybrid_alloc(c, lay, dir);
+    const int64_t C = bb->C, I = bb->I, V = bb->V;
+    uint64_t stream = 1;
+    fill_normal_par(bb->embed, V * C, 0.02f, seed, stream++);
+    if (!bb->tied) fill_normal_par(bb->lm_head, V * C, 0.02f, seed, stream++);
+    fill_ones(bb->final_norm, C);
+    for (int l = 0; l < bb->n_layers; l++) {
+        pn_bb_layer *L = &bb->layers[l];
+        fill_ones(L->in_norm, C);
+        fill_ones(L->post_norm, C);
+        fill_normal_par(L->gate, I * C, 0.02f, seed, stream++);
+        fill_normal_par(L->up, I * C, 0.02f, seed, stream++);
+        fill_normal_par(L->down, C * I, 0.02f, seed, stream++);
+        pn_block_init_params(&L->attn, seed + (uint64_t)l);
+    }
+    return bb;
+}

@@ -25,6 +25,13 @@ int pn_model_jet_preset(const char *name, pn_hf_config *base, pn_hybrid_layout *
 // as pn_model_init_write, each mixer's parameters by its block's init, seeded.
 void pn_model_init_write_hybrid(const pn_hf_config *base, const pn_hybrid_layout *lay, const char *dir, uint64_t seed,
                                 pn_dtype dtype);
+// The same hybrid in memory, without files (for throughput measurements of many
+// designs): pn_hybrid_alloc, then N(0, 0.02) projections and embeddings, unit norms,
+// each mixer by its block's init, seeded; the large tensors are filled in parallel
+// (OpenMP over 1 Mi-element blocks, one Philox stream each, so the values do not
+// depend on the thread count). dir is recorded for messages only.
+pn_backbone *pn_model_init_hybrid_mem(const pn_hf_config *base, const pn_hybrid_layout *lay, const char *dir,
+                                      uint64_t seed);
 // Names of the presets, NULL-terminated.
 const char *const *pn_model_preset_names(void);
 // Writes DIR/config.json (transformers 4.x form) and DIR/model.safetensors

@@ -6,6 +6,11 @@
 // window order). Nothing is drawn from the wall clock, and the validation loader
 // restarts at window 0 for every evaluation, so evaluations do not disturb the
 // training stream.
+//
+// run.device cuda (supernet mode only): the distillation arithmetic of each
+// micro-batch runs on a pn_csupernet while everything above stays on the host —
+// parameters, gradients, clipping, AdamW, checkpoints — so resume and the files a
+// run writes do not depend on the device (see the supernet adapter below).
 #define _POSIX_C_SOURCE 200809L
 #include "supernet/trainer.h"
 #include "core/fileio.h"
@@ -16,6 +21,7 @@
 #include "kernels/ops.h"
 #include "supernet/backbone.h"
 #include "supernet/checkpoint.h"
+#include "supernet/csupernet.h"
 #include "supernet/model_init.h"
 #include "supernet/supernet.h"
 #include <dirent.h>
@@ -24,6 +30,9 @@
 #include <math.h>
 #include <omp.h>
 #include <unistd.h>
+#ifdef POSTNAS_HAVE_CUDA
+#include "kernels/cuda/pn_cuda.h"
+#endif
 
 // ---------------------------------------------------------------- arch -> HF config
 
@@ -220,10 +229,28 @@ pn_train_model *pn_train_model_backbone(pn_backbone *bb) {
 
 // ---------------------------------------------------------------- supernet adapter
 
+// With run.device cuda the adapter keeps its CPU pn_supernet as the owner of the
+// configuration, init, sampling and the host parameters / gradients the loop's
+// clipping, AdamW and checkpoints work on, and runs the arithmetic of each
+// micro-batch on a pn_csupernet (supernet/csupernet.h): the device copy of the
+// parameters is refreshed when the host ones changed (the loop tells the adapter
+// through model_params_changed, after every optimizer step and checkpoint load),
+// the device gradients are zeroed before each micro-batch and added into the host
+// gradients after it, so each micro-batch's gradient reaches the host exactly once.
 typedef struct {
     pn_backbone *bb;
     pn_supernet *sn;
+    pn_csupernet *cs;          // NULL: the CPU path
+    uint64_t gen_host, gen_dev;  // host parameter generation / the one on the device
 } sn_impl;
+
+#ifdef POSTNAS_HAVE_CUDA
+static void sn_cuda_sync_params(sn_impl *s) {
+    if (s->gen_dev == s->gen_host) return;
+    pn_csupernet_upload_params(s->cs, s->sn->params);
+    s->gen_dev = s->gen_host;
+}
+#endif
 
 static double sn_step(pn_train_model *m, const int64_t *inputs, const int64_t *targets, int B, int T,
                       float grad_scale, pn_rng *rng) {
@@ -231,6 +258,17 @@ static double sn_step(pn_train_model *m, const int64_t *inputs, const int64_t *t
     sn_impl *s = m->impl;
     pn_subnet sub;
     pn_supernet_sample(s->sn, rng, &sub);
+#ifdef POSTNAS_HAVE_CUDA
+    if (s->cs) {
+        sn_cuda_sync_params(s);
+        pn_csupernet_zero_grads(s->cs);
+        pn_distill_parts parts;
+        double loss = pn_csupernet_distill_step(s->cs, inputs, B, T, &sub, grad_scale, &parts);
+        pn_csupernet_add_grads_to_host(s->cs, s->sn->grads);
+        s->sn->last = parts;
+        return loss;
+    }
+#endif
     s->sn->grad_scale = grad_scale;
     return pn_supernet_distill_step(s->sn, inputs, B, T, &sub);
 }
@@ -241,6 +279,15 @@ static double sn_eval(pn_train_model *m, const int64_t *inputs, const int64_t *t
     sn_impl *s = m->impl;
     pn_subnet sub;
     pn_subnet_fill(&sub, s->sn->n_layers, PN_PATH_LINEAR);
+#ifdef POSTNAS_HAVE_CUDA
+    if (s->cs) {
+        sn_cuda_sync_params(s);
+        pn_distill_parts parts;
+        double loss = pn_csupernet_eval_loss(s->cs, inputs, B, T, &sub, &parts);
+        s->sn->last = parts;
+        return loss;
+    }
+#endif
     return pn_supernet_eval_loss(s->sn, inputs, B, T, &sub);
 }
 
@@ -256,9 +303,35 @@ static void sn_save(pn_train_model *m, const char *out_dir) {
 
 static void sn_free(pn_train_model *m) {
     sn_impl *s = m->impl;
+#ifdef POSTNAS_HAVE_CUDA
+    if (s->cs) pn_csupernet_free(s->cs);
+#endif
     pn_supernet_free(s->sn);
     pn_backbone_free(s->bb);
     free(s);
+}
+
+// The host parameters of m were rewritten (optimizer step, checkpoint load): a
+// device image must be refreshed before its next step or eval.
+static void model_params_changed(pn_train_model *m) {
+    if (m->step == sn_step) ((sn_impl *)m->impl)->gen_host++;
+}
+
+// Moves the arithmetic of a supernet adapter onto the current CUDA device.
+static void sn_attach_cuda(pn_train_model *m) {
+#ifdef POSTNAS_HAVE_CUDA
+    PN_ASSERT(m->step == sn_step);
+    sn_impl *s = m->impl;
+    pn_cuda_device_info info;
+    pn_cuda_device_info_get(0, &info);
+    s->cs = pn_csupernet_create(s->sn);  // uploads sn->params
+    s->gen_dev = s->gen_host;
+    pn_info("train (supernet): distillation steps on CUDA device 0 (%s, %d SMs); clipping, AdamW and checkpoints "
+            "on the host", info.name, info.multiprocessors);
+#else
+    (void)m;
+    pn_die_internal(__FILE__, __LINE__, "sn_attach_cuda in a build without CUDA");
+#endif
 }
 
 pn_train_model *pn_train_model_supernet(pn_backbone *bb, const pn_supernet_config *cfg, uint64_t seed) {
@@ -494,6 +567,7 @@ int pn_trainer_run_model(const pn_job_config *c, pn_train_model *m, const pn_tra
     if (latest >= 0) {
         pn_ckpt_state st;
         pn_checkpoint_load(ckpt, m->refs, m->n_refs, &tr.opt, &st);
+        model_params_changed(m);
         if (st.config_hash != tr.hash)
             pn_die_input(ckpt, "was written by a different config (hash %016llx, this config %016llx): only run "
                                "names, paths, threads, logging, eval and checkpoint cadence may change on resume",
@@ -542,6 +616,7 @@ int pn_trainer_run_model(const pn_job_config *c, pn_train_model *m, const pn_tra
         if (isfinite(gnorm)) {
             tr.opt.lr = lr;
             pn_adamw_step(&tr.opt, m->refs, m->n_refs);
+            model_params_changed(m);
         } else {
             pn_warn("step %lld: gradient norm is %g; update skipped", (long long)tr.step + 1, gnorm);
         }
@@ -597,6 +672,25 @@ int pn_trainer_run_model(const pn_job_config *c, pn_train_model *m, const pn_tra
 
 // ---------------------------------------------------------------- entry point
 
+// run.device: cuda runs the supernet distillation steps on CUDA device 0; the
+// checks come before the (slow) model load.
+static void device_select(const pn_job_config *c, const char *where) {
+    if (c->run.device == PN_DEVICE_CPU) return;
+    if (c->run.device != PN_DEVICE_CUDA) pn_die_input(where, "run.device index %d is unknown", c->run.device);
+    if (c->train.mode == PN_TRAIN_BACKBONE)
+        pn_die_input(where, "run.device: cuda with train.mode: backbone: backbone pretraining is CPU-only for now "
+                            "(set run.device: cpu; supernet training runs on cuda)");
+#ifdef POSTNAS_HAVE_CUDA
+    if (pn_cuda_device_count() < 1) {
+        fprintf(stderr, "postnas: device error: %s: run.device cuda but no CUDA device is visible\n", where);
+        exit(PN_EXIT_DEVICE);
+    }
+#else
+    pn_die_input(where, "run.device: cuda, but this postnas was built without CUDA (rebuild with -DPOSTNAS_CUDA=ON "
+                        "where nvcc exists, or set run.device: cpu)");
+#endif
+}
+
 int pn_train_run(const pn_job_config *c, const pn_train_opts *opts, pn_train_result *res) {
     const char *where = opts && opts->where && opts->where[0] ? opts->where : "config";
     pn_log_set_default_level((pn_log_level)c->run.log_level);
@@ -610,6 +704,7 @@ int pn_train_run(const pn_job_config *c, const pn_train_opts *opts, pn_train_res
     if (!c->model.path[0] && !has_arch)
         pn_die_input(where, "model.path is \"\" and there is no arch section (arch.num_layers = 0): give a model "
                             "directory, or the arch of a model to train from scratch");
+    device_select(c, where);
     if (has_arch) {
         pn_hf_config hf;
         pn_arch_to_hf(&c->arch, &hf, where);
@@ -623,5 +718,6 @@ int pn_train_run(const pn_job_config *c, const pn_train_opts *opts, pn_train_res
     pn_train_model *m = c->train.mode == PN_TRAIN_BACKBONE
                             ? pn_train_model_backbone(bb)
                             : pn_train_model_supernet(bb, &c->supernet, (uint64_t)c->run.seed);
+    if (c->run.device == PN_DEVICE_CUDA) sn_attach_cuda(m);
     return pn_trainer_run_model(c, m, opts, res);
 }

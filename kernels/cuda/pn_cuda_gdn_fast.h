@@ -1,5 +1,6 @@
 // pn_cuda_gdn_fast.h — extern "C" entry points of the tensor-core chunked gated delta rule
-// forward (kernels/cuda/gdn_fast.cu), a second implementation next to pn_cuda_gated_delta_fwd
+// forward (kernels/cuda/gdn_fast.cu) and backward (kernels/cuda/gdn_fast_bwd.cu, declared
+// below), a second implementation next to pn_cuda_gated_delta_fwd
 // (kernels/cuda/pn_cuda_gdn.h) with exactly its contract:
 //   per (batch, head) and token, state S (K, V) fp32:
 //   S' = e^{g_t} S;  u_t = β_t (v_t − S'ᵀ k_t);  S = S' + k_t u_tᵀ;  o_t = Sᵀ (scale · q_t).
@@ -25,6 +26,25 @@ void pn_cuda_gated_delta_fwd_fast(int B, int T, int H, int K, int V, float scale
 
 // 1 when (K, V) runs on the tensor-core kernels (given aligned pointers), 0 when it falls back.
 int pn_cuda_gated_delta_fwd_fast_supported(int K, int V);
+
+// Chunked backward with exactly the contract of pn_cuda_gated_delta_bwd (pn_cuda_gdn.h):
+// gradients of sum(o·dout) + sum(ht·dht) ADDED (+=) into the fp32 buffers dq, dk (B, T, H, K),
+// dv (B, T, H, V), dg, dbeta (B, T, H), dh0 (B, H, K, V); any may be NULL; dht may be NULL
+// (zero); dout (B, T, H, V) fp32; dg is left untouched when g is NULL; with qk_l2norm the
+// gradients flow back through the in-op normalisation. Deterministic (no atomics).
+// Fast path: K ∈ {64, 96, 128}, V a multiple of 32, q/k/v/dout 16-byte aligned, h0/dht/dh0/dv
+// 8-byte aligned, T >= 1; anything else runs pn_cuda_gated_delta_bwd. bf16 tensor-core
+// operands with fp32 accumulation (the chunk states and state gradients are stored and used
+// as bf16 operands, as fla does), so gradients differ from the fp32 path by ~1e-3 relative.
+// Scratch for the call: B·H·⌈T/64⌉·(25 KiB + 4·K·V bytes) (the per-chunk states S and
+// state gradients dS in bf16; without dq, dk, dv, dg, dbeta only the first term).
+void pn_cuda_gated_delta_bwd_fast(int B, int T, int H, int K, int V, float scale, int qk_l2norm, const pn_bf16 *q,
+                                  const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *beta,
+                                  const float *h0, const float *dout, const float *dht, float *dq, float *dk,
+                                  float *dv, float *dg, float *dbeta, float *dh0);
+
+// 1 when (K, V) runs the tensor-core backward (given aligned pointers), 0 when it falls back.
+int pn_cuda_gated_delta_bwd_fast_supported(int K, int V);
 
 // ---- test hooks (tests/gpu/test_cuda_gdn_fast.c)
 // Segments of the context-parallel state pass: 0 = automatic (default), 1 = never split,

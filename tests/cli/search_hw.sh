@@ -79,6 +79,37 @@ for c in r["candidates"]:
     assert all(isinstance(v, float) and 0 <= v <= 1 for v in c["task_accuracy"].values())
 EOF
 fi
+# Two halves: throughput only, then the accuracy with those numbers (as on two machines).
+expect_fail 2 "exclude each other" "$PN" search hw --config "$TMP/hw.yaml" --throughput-only --throughput-from x.json
+expect_fail 2 "--device gpu: expected cpu or cuda" "$PN" search hw --config "$TMP/hw.yaml" --device gpu
+expect_ok "$PN" search hw --config "$TMP/hw.yaml" --out "$TMP/tp" --throughput-only
+check "throughput only: no candidate trained" test ! -e "$TMP/tp/cand_0"
+check "throughput only: the md says so" grep -q "accuracy: not measured" "$TMP/tp/hw_search.md"
+expect_ok "$PN" search hw --config "$TMP/hw.yaml" --out "$TMP/acc" --steps 2 --throughput-from "$TMP/tp/hw_search.json"
+check "throughput-from: candidates trained" test -s "$TMP/acc/cand_1/supernet.safetensors"
+if command -v python3 >/dev/null; then
+    check "throughput-from: the decode numbers are the first run's, accuracy added" \
+        python3 - "$TMP/tp/hw_search.json" "$TMP/acc/hw_search.json" <<'EOF'
+import json, math, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["accuracy_measured"] is False and b["accuracy_measured"] is True
+assert b["throughput_from"].endswith("tp/hw_search.json") and b["date"] == a["date"]
+for x, y in zip(a["candidates"], b["candidates"]):
+    assert x["decode_tokens_per_s"] == y["decode_tokens_per_s"] and x["decode_step_ms"] == y["decode_step_ms"]
+    assert x["accuracy"] is None and math.isfinite(y["accuracy"])
+EOF
+    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); j['context']=128; json.dump(j,open(sys.argv[2],'w'))" \
+        "$TMP/tp/hw_search.json" "$TMP/ctx.json"
+    expect_fail 2 "ctx.json: context 128, this search's hw_search.context is 64" \
+        "$PN" search hw --config "$TMP/hw.yaml" --out "$TMP/acc2" --throughput-from "$TMP/ctx.json"
+    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); j['candidates'][0]['state_bytes']+=2; json.dump(j,open(sys.argv[2],'w'))" \
+        "$TMP/tp/hw_search.json" "$TMP/bytes.json"
+    expect_fail 2 "bytes.json: candidates\[0\] .* state bytes, this search computes" \
+        "$PN" search hw --config "$TMP/hw.yaml" --out "$TMP/acc3" --throughput-from "$TMP/bytes.json"
+fi
+expect_fail 2 "nope.json: unable to open" "$PN" search hw --config "$TMP/hw.yaml" --out "$TMP/acc4" \
+    --throughput-from "$TMP/nope.json"
+
 # A different training length over the same folder is refused before any work.
 expect_fail 2 "cand_0: holds checkpoints of a different run" "$PN" search hw --config "$TMP/hw.yaml" --out "$TMP/hw" \
     --steps 3

@@ -11,6 +11,9 @@
 //  - the grid: empty lists take the base design's value, designs that resolve
 //    to the same dims are listed once, a grid with nothing under the budget and
 //    dims a block cannot take exit 2 with a message naming the problem;
+//  - hw_search.throughput_model jet-nemotron-2b: the published layout's bytes at 64K
+//    recomputed from its layer list, the equal-cache band (budget_min_fraction)
+//    keeping exactly the 11 designs with H·K·V = 12·96·256, bad names exit 2;
 //  - the choice rule on a hand-made table with a known answer (tolerance band,
 //    ties to the higher throughput, NaN accuracy last, excluded candidates
 //    never count for the best throughput);
@@ -395,6 +398,77 @@ static void test_e2e(void) {
 #endif
 }
 
+// ---------------------------------------------------------------- the production shape
+
+// hw_search.throughput_model: jet-nemotron-2b. Its bytes are recomputed here from the
+// published layout (NVlabs jetlm_2B.json: full attention on layers 14 and 19, SWA of
+// 1152 on 20 and 21, JetBlock on the other 24; Qwen2.5-1.5B base: 2 KV heads of 128)
+// and the same formulas as above, at L = 65,536.
+enum { J_L = 65536, J_WIN = 1152, J_HKV = 2, J_D = 128, J_LIN = 24 };
+static int64_t jet_total(int H, int K, int V) {
+    const int64_t attn = 2LL * 2 * J_L * J_HKV * J_D * 2, swa = 2LL * 2 * J_WIN * J_HKV * J_D * 2;
+    return attn + swa + J_LIN * ref_jet(H, K, V, 4);
+}
+
+static void plan_jet_bad(void *arg) {
+    pn_hf_config hf;
+    base_hf(&hf);
+    pn_job_config c;
+    load_cfg(&c, "jetblock", "", (const char *)arg);
+    pn_hw_result *r = pn_calloc(1, sizeof *r);
+    pn_hw_search_plan(&c, "test.yaml", &hf, r);
+}
+
+static void test_throughput_model(void) {
+    pn_hf_config hf;
+    base_hf(&hf);
+    pn_job_config c;
+    pn_hw_result *r = pn_calloc(1, sizeof *r);
+    static const int Hs[] = {4, 8, 12}, Ks[] = {64, 96, 128, 192, 256}, Vs[] = {144, 192, 256, 288, 384, 576};
+    load_cfg(&c, "jetblock", "",
+             "  throughput_model: jet-nemotron-2b\n  heads: [4, 8, 12]\n  key_dims: [64, 96, 128, 192, 256]\n"
+             "  value_dims: [144, 192, 256, 288, 384, 576]\n  budget_bytes: 166000000\n  budget_min_fraction: 0.99\n");
+    // (load_cfg sets context L_CTX; the production context is 64K)
+    c.hw_search.context = J_L;
+    pn_hw_search_plan(&c, "test.yaml", &hf, r);
+    CHECK(r->C == 1536 && r->n_layers == 28, "the throughput model's shape: hidden %d (want 1536), %d layers (want 28)",
+          r->C, r->n_layers);
+    CHECK(r->acc_C == 64 && r->acc_layers == 4, "the accuracy model is model.path's (hidden %d, %d layers)", r->acc_C,
+          r->acc_layers);
+    CHECK(r->base.H == 12 && r->base.K == 96 && r->base.V == 256 && r->base.conv == 4,
+          "base design = the published JetBlock (12, 96, 256, 4), got (%d, %d, %d, %d)", r->base.H, r->base.K,
+          r->base.V, r->base.conv);
+    CHECK(r->base.bytes == jet_total(12, 96, 256) && r->base.bytes == 165330944LL,
+          "base bytes %lld, formula %lld (165,330,944)", (long long)r->base.bytes, (long long)jet_total(12, 96, 256));
+    int all_match = 1, n_kept = 0, equal_state = 1;
+    for (size_t a = 0; a < PN_ARRAY_LEN(Hs); a++)
+        for (size_t b = 0; b < PN_ARRAY_LEN(Ks); b++)
+            for (size_t v = 0; v < PN_ARRAY_LEN(Vs); v++) {
+                const int64_t want = jet_total(Hs[a], Ks[b], Vs[v]);
+                const int keep = want <= 166000000LL && (double)want >= 0.99 * 166000000.0;
+                const pn_hw_candidate *d = find(r, Hs[a], Ks[b], Vs[v], 4);
+                n_kept += keep;
+                if (keep && (int64_t)Hs[a] * Ks[b] * Vs[v] != 12 * 96 * 256) equal_state = 0;
+                if (!d || d->bytes != want || d->kept != keep) {
+                    all_match = 0;
+                    fprintf(stderr, "  (%d, %d, %d): %s bytes %lld kept %d; formula %lld kept %d\n", Hs[a], Ks[b],
+                            Vs[v], d ? "found" : "MISSING", d ? (long long)d->bytes : -1LL, d ? d->kept : -1,
+                            (long long)want, keep);
+                }
+            }
+    CHECK(all_match && r->n == 90, "90 candidates, bytes and kept flags match the formulas");
+    CHECK(r->n_kept == n_kept && n_kept == 11 && equal_state,
+          "kept %d (formula %d, want 11), every kept design has H·K·V = 12·96·256", r->n_kept, n_kept);
+    pn_job_config_free(&c);
+    free(r);
+    CHECK(expect_exit(plan_jet_bad, "  throughput_model: jet-nemotron-9b\n  key_dims: [64]\n", 2,
+                      "throughput_model = 'jet-nemotron-9b': expected a Jet-Nemotron preset"),
+          "an unknown throughput model exits 2 naming it");
+    CHECK(expect_exit(plan_jet_bad, "  throughput_model: jet-nemotron-2b\n  key_dims: [64]\n  budget_bytes: 1000\n", 2,
+                      "no hw_search candidate fits the budget of 1000"),
+          "a budget below every design exits 2");
+}
+
 int main(void) {
     snprintf(g_root, sizeof g_root, "/tmp/pn_hw_search_XXXXXX");
     PN_ASSERT(mkdtemp(g_root));
@@ -402,6 +476,7 @@ int main(void) {
     test_budget();
     test_bad_grids();
     test_choose();
+    test_throughput_model();
     test_e2e();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);

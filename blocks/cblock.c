@@ -1,0 +1,66 @@
+// cblock.c — the CUDA block registry and the parameter plumbing every CUDA block
+// shares (setup from a CPU block, upload, owned allocation for tests). The blocks
+// themselves live in blocks/cblock_<type>.c; see cblock.h for the contract.
+#ifdef POSTNAS_HAVE_CUDA
+#include "blocks/cblock.h"
+#include <string.h>
+
+extern const pn_cblock_type pn_cblock_attn, pn_cblock_swa, pn_cblock_jetblock, pn_cblock_gated_deltanet,
+    pn_cblock_deltanet, pn_cblock_gla, pn_cblock_retnet, pn_cblock_mamba2, pn_cblock_rwkv7;
+
+static const pn_cblock_type *const CBLOCK_TYPES[] = {
+    &pn_cblock_attn,  &pn_cblock_swa,     &pn_cblock_jetblock, &pn_cblock_gated_deltanet, &pn_cblock_deltanet,
+    &pn_cblock_gla,   &pn_cblock_retnet,  &pn_cblock_mamba2,   &pn_cblock_rwkv7,
+};
+
+const pn_cblock_type *pn_cblock_type_find(const char *name) {
+    for (size_t i = 0; i < sizeof CBLOCK_TYPES / sizeof CBLOCK_TYPES[0]; i++)
+        if (strcmp(CBLOCK_TYPES[i]->name, name) == 0)
+            return CBLOCK_TYPES[i]->forward ? CBLOCK_TYPES[i] : NULL;
+    return NULL;
+}
+
+void pn_cblock_setup(pn_cblock *cb, const pn_block *host) {
+    memset(cb, 0, sizeof *cb);
+    cb->type = pn_cblock_type_find(host->type->name);
+    if (!cb->type) pn_die_internal(__FILE__, __LINE__, "block type %s has no CUDA implementation", host->type->name);
+    cb->cfg = host->cfg;
+    cb->n_params = host->n_params;
+    memcpy(cb->spec, host->spec, sizeof cb->spec);
+}
+
+void pn_cblock_upload_params(const pn_cblock *cb, const pn_block *host) {
+    for (int i = 0; i < cb->n_params; i++) {
+        int64_t n = pn_param_numel(&cb->spec[i]);
+        PN_ASSERT(cb->w32[i] && cb->w16[i]);
+        pn_cuda_upload(cb->w32[i], host->params[i], (size_t)n * sizeof(float));
+        pn_cuda_f32_to_bf16(cb->w16[i], cb->w32[i], n);
+    }
+    pn_cuda_sync();
+}
+
+void pn_cblock_alloc_owned(pn_cblock *cb, const pn_block *host, int with_grads) {
+    pn_cblock_setup(cb, host);
+    for (int i = 0; i < cb->n_params; i++) {
+        int64_t n = pn_param_numel(&cb->spec[i]);
+        cb->w32[i] = pn_cuda_alloc(PN_CUDA_MEM_PARAMS, (size_t)n * sizeof(float));
+        cb->w16[i] = pn_cuda_alloc(PN_CUDA_MEM_PARAMS, (size_t)n * sizeof(pn_bf16));
+        if (with_grads) {
+            cb->grads[i] = pn_cuda_alloc(PN_CUDA_MEM_GRADS, (size_t)n * sizeof(float));
+            pn_cuda_memset(cb->grads[i], 0, (size_t)n * sizeof(float));
+        }
+    }
+    pn_cblock_upload_params(cb, host);
+}
+
+void pn_cblock_free_owned(pn_cblock *cb) {
+    for (int i = 0; i < cb->n_params; i++) {
+        pn_cuda_free(cb->w32[i]);
+        pn_cuda_free(cb->w16[i]);
+        pn_cuda_free(cb->grads[i]);
+        cb->w32[i] = NULL;
+        cb->w16[i] = NULL;
+        cb->grads[i] = NULL;
+    }
+}
+#endif  // POSTNAS_HAVE_CUDA

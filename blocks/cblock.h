@@ -1,0 +1,74 @@
+// cblock.h — the token-mixer blocks on CUDA, for training: twins of the CPU blocks'
+// forward and backward (blocks/block.h), selected by the same type names.
+//
+// A pn_cblock is the device image of a CPU pn_block: the same resolved cfg and
+// parameter table (spec order), with every parameter held twice on the device —
+// w32[i] the fp32 master (what fp32 ops read: conv taps, norms, A_log, dt_bias, decay
+// and LoRA vectors; what AdamW updates) and w16[i] its bf16 copy (what the tensor-core
+// GEMMs read) — plus an fp32 gradient grads[i] (NULL = frozen). The caller owns every
+// buffer (the supernet keeps all linear paths' parameters in one flat buffer of each
+// kind, like the CPU supernet) and keeps w16 in step with w32 (pn_cuda_adamw_step
+// writes both).
+//
+// Storage follows kernels/cuda/pn_cuda_ops.h: activations bf16, gradients fp32, all
+// arithmetic fp32. Contract of the two calls, per block (N = B·T rows):
+//   forward:  y (B, T, C) bf16 WRITTEN from x (B, T, C) bf16 (the layer input after the
+//             decoder's input RMSNorm); `act` (act_bytes of device memory, caller-owned,
+//             PN_CUDA_MEM_ACTS) receives what backward needs.
+//   backward: dx (B, T, C) fp32 ADDED (+=) from dy (B, T, C) fp32, x and act of the
+//             matching forward; every non-NULL grads[i] ADDED (+=). dx is always wanted.
+// Short-lived buffers come from PN_CUDA_MEM_SCRATCH (pn_cuda_alloc / pn_cuda_free
+// inside the call; the arena caches them, so repeated steps cost no cudaMalloc).
+// Work is queued on the backend stream (pn_cuda_stream_get); nothing synchronises.
+// The result equals the CPU block's within bf16 tolerance (normalized error ≤ 1e-2;
+// tests/gpu/test_cuda_block_*.c).
+//
+// rwkv7's value residual: ctx->v_first (N, C) bf16 is written by the first rwkv7
+// layer's forward and read by later ones; ctx->dv_first (N, C) fp32 collects the later
+// layers' gradient for it (ADDED), which the first layer's backward consumes. Both are
+// caller-owned device buffers (NULL when no rwkv7 layer runs).
+#pragma once
+#include "blocks/block.h"
+#include "kernels/cuda/pn_cuda_ops.h"
+
+typedef struct {
+    pn_bf16 *v_first;   // (B, T, C) bf16
+    float *dv_first;    // (B, T, C) fp32
+} pn_cblock_ctx;
+
+struct pn_cblock;
+
+typedef struct pn_cblock_type {
+    const char *name;  // the CPU type's name ("attn", "swa", "jetblock", ...)
+    // Bytes of saved activations forward writes for backward, for (B, T).
+    size_t (*act_bytes)(const pn_block_cfg *c, int B, int T);
+    void (*forward)(const struct pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
+                    pn_cblock_ctx *ctx);
+    void (*backward)(const struct pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
+                     const void *act, pn_cblock_ctx *ctx);
+} pn_cblock_type;
+
+typedef struct pn_cblock {
+    const pn_cblock_type *type;
+    pn_block_cfg cfg;  // resolved, as the CPU block's (pn_block_setup)
+    int n_params;
+    pn_param_spec spec[PN_BLOCK_MAX_PARAMS];
+    float *w32[PN_BLOCK_MAX_PARAMS];     // device fp32 masters, spec order (caller-owned)
+    pn_bf16 *w16[PN_BLOCK_MAX_PARAMS];   // device bf16 copies (caller-owned)
+    float *grads[PN_BLOCK_MAX_PARAMS];   // device fp32 gradients or NULL (frozen)
+} pn_cblock;
+
+// The CUDA twin of a CPU block type by name; NULL if the type has none.
+const pn_cblock_type *pn_cblock_type_find(const char *name);
+
+// Copies the CPU block's cfg and spec into cb and looks its CUDA type up (an unknown
+// type is an internal error); pointers are left NULL for the caller to bind.
+void pn_cblock_setup(pn_cblock *cb, const pn_block *host);
+// Uploads the CPU block's fp32 parameters into w32 and their bf16 rounding into w16
+// (both must be bound). Syncs.
+void pn_cblock_upload_params(const pn_cblock *cb, const pn_block *host);
+// Convenience for tests and single blocks: allocates w32 / w16 (PN_CUDA_MEM_PARAMS)
+// and, when with_grads, zeroed grads (PN_CUDA_MEM_GRADS) for every parameter, then
+// uploads. pn_cblock_free_owned releases what this allocated.
+void pn_cblock_alloc_owned(pn_cblock *cb, const pn_block *host, int with_grads);
+void pn_cblock_free_owned(pn_cblock *cb);

@@ -1,0 +1,170 @@
+// cblock_delta_util.c — the delta tail on CUDA; see cblock_delta_util.h. Each step names
+// the CPU step of pn_bu_delta_fwd / pn_bu_delta_bwd (blocks/block_util.c) it mirrors.
+#ifdef POSTNAS_HAVE_CUDA
+#include "blocks/cblock_delta_util.h"
+#include "kernels/cuda/pn_cuda_block_elem.h"
+#include "kernels/cuda/pn_cuda_gdn.h"
+#include "kernels/cuda/pn_cuda_gdn_fast.h"
+#include "kernels/cuda/pn_cuda_linear.h"
+#include <math.h>
+
+float *pn_cbd_scratch_f32(int64_t n) {
+    return pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(n > 0 ? n : 1) * sizeof(float));
+}
+
+float *pn_cbd_zeros_f32(int64_t n) {
+    float *p = pn_cbd_scratch_f32(n);
+    pn_cuda_memset(p, 0, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    return p;
+}
+
+pn_bf16 *pn_cbd_scratch_bf16(int64_t n) {
+    return pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(n > 0 ? n : 1) * sizeof(pn_bf16));
+}
+
+void pn_cbd_silu_bf16(pn_bf16 *dst, const pn_bf16 *src, int64_t n) {
+    float *t = pn_cbd_to_f32(src, n);
+    pn_cuda_silu_fwd(t, t, n);
+    pn_cuda_f32_to_bf16(dst, t, n);
+    pn_cuda_free(t);
+}
+
+float *pn_cbd_to_f32(const pn_bf16 *src, int64_t n) {
+    float *t = pn_cbd_scratch_f32(n);
+    pn_cuda_bf16_to_f32(t, src, n);
+    return t;
+}
+
+void pn_cbd_linear_bwd(float *dx, float *dw, float *db, const float *dy, const pn_bf16 *x, const pn_bf16 *w,
+                       int64_t M, int K, int N) {
+    if (M <= 0 || (!dx && !dw && !db)) return;
+    pn_bf16 *d16 = pn_cbd_scratch_bf16(M * N);
+    pn_cuda_f32_to_bf16(d16, dy, M * N);
+    pn_cuda_linear_bwd(dx, PN_CUDA_F32, dw, db, d16, x, w, M, K, N);
+    pn_cuda_free(d16);
+}
+
+// The o_proj backward: dW from bf16(dy) as usual, but the input gradient from dy split
+// into two bf16 terms, hi = bf16(dy) and lo = bf16(dy − hi) (dy to ~2^-17 relative). The
+// output norm's input gradient feeds dg, whose per-head sums (dA_log, ddt_bias) cancel
+// strongly: a single bf16 rounding of dy showed up there as ~3e-2 relative error against
+// the fp32 block, the split brings it to ~1e-3 for one extra (N, C)·(C, H·V) GEMM.
+static void cbd_oproj_bwd(float *dx, float *dw, const float *dy, const pn_bf16 *x, const pn_bf16 *w, int64_t M,
+                          int K, int N) {
+    int64_t n = M * N;
+    pn_bf16 *hi = pn_cbd_scratch_bf16(n), *lo = pn_cbd_scratch_bf16(n);
+    pn_cuda_f32_to_bf16(hi, dy, n);
+    float *rest = pn_cbd_scratch_f32(n);
+    pn_cuda_bf16_to_f32(rest, hi, n);
+    pn_cuda_scale(rest, rest, -1.0f, n);
+    pn_cuda_add_inplace(rest, dy, n);
+    pn_cuda_f32_to_bf16(lo, rest, n);
+    pn_cuda_free(rest);
+    pn_cuda_linear_bwd(dx, PN_CUDA_F32, dw, NULL, hi, x, w, M, K, N);
+    pn_cuda_linear_bwd(dx, PN_CUDA_F32, NULL, NULL, lo, x, w, M, K, N);
+    pn_cuda_free(hi), pn_cuda_free(lo);
+}
+
+void pn_cbd_act_layout(const pn_block_cfg *c, const pn_bu_delta_ix *ix, int64_t N, pn_cbd_cursor *cur,
+                       pn_cbd_act *a) {
+    pn_bu_dims d = pn_bu_dims_of(c);
+    a->beta = pn_cbd_take(cur, (size_t)(N * d.H) * sizeof(float));
+    a->ap = ix->a >= 0 ? pn_cbd_take(cur, (size_t)(N * d.H) * sizeof(float)) : NULL;
+    a->o = pn_cbd_take(cur, (size_t)(N * d.HV) * sizeof(pn_bf16));
+    a->gp = ix->g >= 0 ? pn_cbd_take(cur, (size_t)(N * d.HV) * sizeof(pn_bf16)) : NULL;
+}
+
+// g (N, H) from the saved a-projection; NULL without a decay gate (the op's g = 0).
+static float *cbd_gate(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, int64_t N) {
+    if (ix->a < 0) return NULL;
+    float *g = pn_cbd_scratch_f32(N * b->cfg.H);
+    pn_cuda_decay_gate_fwd(g, a->ap, b->w32[ix->A_log], b->w32[ix->dt_bias], N, b->cfg.H);
+    return g;
+}
+
+// The normalised, gated output (N, H·V) bf16 and its rstd (N·H), from o and gp.
+static void cbd_norm(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, int64_t N, pn_bf16 **on,
+                     float **ro) {
+    pn_bu_dims d = pn_bu_dims_of(&b->cfg);
+    *on = pn_cbd_scratch_bf16(N * d.HV);
+    *ro = pn_cbd_scratch_f32(N * d.H);
+    pn_cuda_rmsnorm_gated_fwd(*on, PN_CUDA_BF16, *ro, a->o, b->w32[ix->o_norm], a->gp, N * d.H, d.V,
+                              b->cfg.norm_eps);
+}
+
+void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, pn_bf16 *y, const pn_bf16 *x,
+                const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T) {
+    pn_bu_dims d = pn_bu_dims_of(&b->cfg);
+    pn_bf16 *const *W = b->w16;
+    int64_t N = (int64_t)B * T;
+
+    // β = sigmoid(x Wbᵀ); g = decay(x Waᵀ)
+    pn_cuda_linear_fwd(a->beta, PN_CUDA_F32, x, W[ix->b], NULL, N, d.C, d.H);
+    pn_cuda_sigmoid_fwd(a->beta, a->beta, N * d.H);
+    if (ix->a >= 0) pn_cuda_linear_fwd(a->ap, PN_CUDA_F32, x, W[ix->a], NULL, N, d.C, d.H);
+    float *g = cbd_gate(b, ix, a, N);
+
+    // o = gated_delta(l2n(q), l2n(k), v, g, β); the tensor-core forward where it applies
+    // (it falls back to the plain chunked op by itself otherwise)
+    float scale = 1.0f / sqrtf((float)d.K);
+    pn_cuda_gated_delta_fwd_fast(B, T, d.H, d.K, d.V, scale, 1, q, k, v, g, a->beta, NULL, a->o, PN_CUDA_BF16, NULL);
+
+    // y = (rmsh(o) [· silu(x Wgᵀ)]) Woᵀ
+    if (ix->g >= 0) pn_cuda_linear_fwd(a->gp, PN_CUDA_BF16, x, W[ix->g], NULL, N, d.C, d.HV);
+    pn_bf16 *on;
+    float *ro;
+    cbd_norm(b, ix, a, N, &on, &ro);
+    pn_cuda_linear_fwd(y, PN_CUDA_BF16, on, W[ix->o], NULL, N, d.HV, d.C);
+    pn_cuda_free(on), pn_cuda_free(ro), pn_cuda_free(g);
+}
+
+void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, float *dx, const float *dy,
+                const pn_bf16 *x, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T, float **dq,
+                float **dk, float **dv) {
+    pn_bu_dims d = pn_bu_dims_of(&b->cfg);
+    pn_bf16 *const *W = b->w16;
+    float *const *P = b->w32;
+    float *const *G = b->grads;
+    int64_t N = (int64_t)B * T;
+
+    // o_proj, then the gated norm (its output recomputed first)
+    pn_bf16 *on;
+    float *ro;
+    cbd_norm(b, ix, a, N, &on, &ro);
+    float *don = pn_cbd_zeros_f32(N * d.HV);
+    cbd_oproj_bwd(don, G[ix->o], dy, on, W[ix->o], N, d.HV, d.C);
+    pn_cuda_free(on);
+    float *dout = pn_cbd_zeros_f32(N * d.HV);
+    float *dgp = ix->g >= 0 ? pn_cbd_zeros_f32(N * d.HV) : NULL;
+    pn_cuda_rmsnorm_gated_bwd(dout, G[ix->o_norm], dgp, don, a->o, P[ix->o_norm], a->gp, ro, N * d.H, d.V);
+    pn_cuda_free(don), pn_cuda_free(ro);
+    if (dgp) {
+        pn_cbd_linear_bwd(dx, G[ix->g], NULL, dgp, x, W[ix->g], N, d.C, d.HV);
+        pn_cuda_free(dgp);
+    }
+
+    // the recurrence (plain chunked backward; same math as the fast forward)
+    float *g = cbd_gate(b, ix, a, N);
+    *dq = pn_cbd_zeros_f32(N * d.HK);
+    *dk = pn_cbd_zeros_f32(N * d.HK);
+    *dv = pn_cbd_zeros_f32(N * d.HV);
+    float *dg = g ? pn_cbd_zeros_f32(N * d.H) : NULL;
+    float *dbeta = pn_cbd_zeros_f32(N * d.H);
+    float scale = 1.0f / sqrtf((float)d.K);
+    pn_cuda_gated_delta_bwd_fast(B, T, d.H, d.K, d.V, scale, 1, q, k, v, g, a->beta, NULL, dout, NULL, *dq, *dk, *dv, dg,
+                                 dbeta, NULL);
+    pn_cuda_free(dout);
+
+    // β and the decay gate back to x
+    float *dpre = pn_cbd_zeros_f32(N * d.H);
+    pn_cuda_sigmoid_bwd_from_y(dpre, dbeta, a->beta, N * d.H);
+    pn_cbd_linear_bwd(dx, G[ix->b], NULL, dpre, x, W[ix->b], N, d.C, d.H);
+    if (g) {
+        pn_cuda_memset(dpre, 0, (size_t)(N * d.H) * sizeof(float));
+        pn_cuda_decay_gate_bwd(dpre, G[ix->A_log], G[ix->dt_bias], dg, g, a->ap, P[ix->A_log], P[ix->dt_bias], N,
+                               d.H);
+        pn_cbd_linear_bwd(dx, G[ix->a], NULL, dpre, x, W[ix->a], N, d.C, d.H);
+    }
+    pn_cuda_free(dpre), pn_cuda_free(dbeta), pn_cuda_free(dg), pn_cuda_free(g);
+}
+#endif  // POSTNAS_HAVE_CUDA

@@ -1,0 +1,67 @@
+// cblock_delta_util.h — what the CUDA twins of JetBlock, Gated DeltaNet and DeltaNet share
+// (blocks/cblock_jetblock.c, blocks/cblock_gated_deltanet.c): the "delta tail" — β, the
+// decay gate, the gated delta rule, the per-head gated output RMSNorm and o_proj — as on
+// the CPU (pn_bu_delta_* in blocks/block_util.c, whose pn_bu_delta_ix table says where each
+// tail parameter sits in the spec), plus byte-slice layouts and small bf16/fp32 helpers.
+//
+// Precision plan (blocks/cblock.h): what a GEMM or the recurrence reads is bf16; what an
+// fp32 element-wise op (pn_cuda_block_elem.h) reads is fp32. The recurrence always runs
+// with the in-op q/k L2 norm (qk_l2norm = 1): the blocks hand it silu(·) of q and k, which
+// is the CPU's l2n(silu(·)) followed by the op without normalisation — the same function,
+// and the gradient flows back through the norm inside the op, so no l2norm buffers exist.
+//
+// Saved activations of the tail, N = B·T rows: β (N, H) fp32, the a-projection (N, H) fp32
+// (gate only; g is recomputed from it), the recurrence output o (N, H·V) bf16 and the
+// output-gate pre-activation x Wgᵀ (N, H·V) bf16 (output gate only). The norm output and
+// its rstd are recomputed in backward (one cheap row pass) rather than kept.
+#pragma once
+#ifdef POSTNAS_HAVE_CUDA
+#include "blocks/block_util.h"
+#include "blocks/cblock.h"
+
+// Consecutive 256-byte-aligned slices of one device buffer; with base == NULL only counts.
+typedef struct {
+    char *base;
+    size_t used;
+} pn_cbd_cursor;
+
+static inline void *pn_cbd_take(pn_cbd_cursor *c, size_t bytes) {
+    void *r = c->base ? (void *)(c->base + c->used) : NULL;
+    c->used += (bytes + 255) & ~(size_t)255;
+    return r;
+}
+
+typedef struct {
+    float *beta, *ap;      // (N, H) fp32; ap NULL without a decay gate
+    pn_bf16 *o, *gp;       // (N, H·V) bf16; gp NULL without an output gate
+} pn_cbd_act;
+
+void pn_cbd_act_layout(const pn_block_cfg *c, const pn_bu_delta_ix *ix, int64_t N, pn_cbd_cursor *cur,
+                       pn_cbd_act *a);
+
+// y (N, C) bf16 from x and the block's q, k (N, H·K) bf16 (silu outputs, not yet
+// normalised) and v (N, H·V) bf16; fills a.
+void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, pn_bf16 *y, const pn_bf16 *x,
+                const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T);
+// Adds into dx (N, C) and the tail's parameter gradients (NULL = frozen); returns the
+// gradients of q, k (N, H·K) and v (N, H·V) in fresh fp32 scratch (*dq, *dk, *dv), which
+// the caller returns with pn_cuda_free.
+void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, float *dx, const float *dy,
+                const pn_bf16 *x, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T, float **dq,
+                float **dk, float **dv);
+
+// ---- helpers
+// Scratch buffers: plain and zeroed (every gradient buffer is accumulated into).
+float *pn_cbd_scratch_f32(int64_t n);
+float *pn_cbd_zeros_f32(int64_t n);
+pn_bf16 *pn_cbd_scratch_bf16(int64_t n);
+// dst (n) bf16 = silu(src (n) bf16), through fp32 (the op the forward and the backward's
+// recomputation both use, so they see the same bits).
+void pn_cbd_silu_bf16(pn_bf16 *dst, const pn_bf16 *src, int64_t n);
+// n bf16 values as fresh fp32 scratch.
+float *pn_cbd_to_f32(const pn_bf16 *src, int64_t n);
+// pn_cuda_linear_bwd with an fp32 upstream gradient (rounded to bf16 for the GEMMs) and
+// fp32 dx: dx (M, K) += dy W; dw (N, K) += dyᵀ x; db (N) += Σ dy (dx, dw, db may be NULL).
+void pn_cbd_linear_bwd(float *dx, float *dw, float *db, const float *dy, const pn_bf16 *x, const pn_bf16 *w,
+                       int64_t M, int K, int N);
+#endif  // POSTNAS_HAVE_CUDA

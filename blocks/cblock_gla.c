@@ -1,0 +1,175 @@
+// cblock_gla.c — CUDA training twin of `gla` (blocks/gla.c, contract in blocks/cblock.h):
+// fla GatedLinearAttention.
+//
+//   q, k, v, g = x W{q,k,v,g}ᵀ                  bf16 GEMMs
+//   lr = x Wgk0ᵀ (16 wide, bf16);  z = lr Wgk1ᵀ + b (fp32);  gk = logsigmoid(z) / 16
+//   o  = gla(q, k, v, gk; K^-1/2)               chunked recurrence, o bf16
+//   y  = (rmsh(o) · w · silu(g)) Woᵀ
+//
+// Saved (act, all bf16): q, k, v, g, lr, o — (2·HK + 3·HV + 16)·2 bytes per token. The
+// gate gk (fp32, HK per token) and the normed output are recomputed in backward from
+// lr (a rank-16 GEMM) and o, g (one norm pass): cheaper than keeping HK + HV more
+// floats per token. The gate's backward, dz = dgk/16 · (1 − sigmoid(z)), is written with
+// the element-wise ops as dgk/16 · sigmoid(−z).
+#ifdef POSTNAS_HAVE_CUDA
+#include "blocks/cblock.h"
+#include "kernels/cuda/pn_cuda_block_elem.h"
+#include "kernels/cuda/pn_cuda_linear.h"
+#include <math.h>
+
+#define CGLA_RANK 16        // gk_proj low-rank size (blocks/gla.c GLA_RANK)
+#define CGLA_NORMALIZER 16  // gate logit normalizer (blocks/gla.c GLA_NORMALIZER)
+
+enum { P_Q, P_K, P_V, P_G, P_GK0, P_GK1, P_GK1B, P_O, P_NORM, CGLA_NP };
+
+typedef struct {
+    pn_bf16 *q, *k, *v, *g, *lr, *o;
+} cgla_act;
+
+static void *cgla_take(char *base, size_t *off, size_t bytes) {
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 255) & ~(size_t)255;
+    return p;
+}
+
+static size_t cgla_act_layout(const pn_block_cfg *c, int B, int T, void *base, cgla_act *a) {
+    const size_t N = (size_t)B * T, HK = (size_t)c->H * c->K, HV = (size_t)c->H * c->V;
+    cgla_act z;
+    if (!a) a = &z;
+    size_t off = 0;
+    a->q = cgla_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->k = cgla_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->v = cgla_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->g = cgla_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->lr = cgla_take(base, &off, N * CGLA_RANK * sizeof(pn_bf16));
+    a->o = cgla_take(base, &off, N * HV * sizeof(pn_bf16));
+    return off;
+}
+
+static size_t cgla_act_bytes(const pn_block_cfg *c, int B, int T) { return cgla_act_layout(c, B, T, NULL, NULL); }
+
+// z (N, HK) fp32 = lr Wgk1ᵀ + b; gk (N, HK) fp32 = logsigmoid(z) / 16 (gk may be z).
+static void cgla_gate(const pn_cblock *b, float *z, float *gk, const pn_bf16 *lr, int64_t N) {
+    const int HK = b->cfg.H * b->cfg.K;
+    pn_cuda_linear_fwd(z, PN_CUDA_F32, lr, b->w16[P_GK1], b->w16[P_GK1B], N, CGLA_RANK, HK);
+    pn_cuda_logsigmoid_fwd(gk, z, N * HK);
+    pn_cuda_scale(gk, gk, 1.0f / (float)CGLA_NORMALIZER, N * HK);
+}
+
+static void cgla_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
+                         pn_cblock_ctx *ctx) {
+    (void)ctx;
+    const pn_block_cfg *c = &b->cfg;
+    const int64_t N = (int64_t)B * T;
+    const int C = c->C, H = c->H, HK = c->H * c->K, HV = c->H * c->V;
+    cgla_act a;
+    cgla_act_layout(c, B, T, act, &a);
+    if (N <= 0) return;
+    pn_cuda_linear_fwd(a.q, PN_CUDA_BF16, x, b->w16[P_Q], NULL, N, C, HK);
+    pn_cuda_linear_fwd(a.k, PN_CUDA_BF16, x, b->w16[P_K], NULL, N, C, HK);
+    pn_cuda_linear_fwd(a.v, PN_CUDA_BF16, x, b->w16[P_V], NULL, N, C, HV);
+    pn_cuda_linear_fwd(a.g, PN_CUDA_BF16, x, b->w16[P_G], NULL, N, C, HV);
+    pn_cuda_linear_fwd(a.lr, PN_CUDA_BF16, x, b->w16[P_GK0], NULL, N, C, CGLA_RANK);
+    float *gk = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HK * sizeof(float));
+    cgla_gate(b, gk, gk, a.lr, N);
+    pn_cuda_gla_fwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gk, NULL, a.o, PN_CUDA_BF16,
+                    NULL);
+    pn_cuda_free(gk);
+
+    pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
+    float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
+    pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
+    pn_cuda_linear_fwd(y, PN_CUDA_BF16, on, b->w16[P_O], NULL, N, HV, C);
+    pn_cuda_free(on);
+    pn_cuda_free(rstd);
+}
+
+// fp32 (n) → a fresh bf16 scratch copy.
+static pn_bf16 *cgla_to_bf16(const float *src, int64_t n) {
+    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(pn_bf16));
+    pn_cuda_f32_to_bf16(d, src, n);
+    return d;
+}
+
+static float *cgla_zeros(int64_t n) {
+    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(float));
+    pn_cuda_memset(d, 0, (size_t)n * sizeof(float));
+    return d;
+}
+
+// dx += dgrad · W and grads[i] += dgradᵀ x for an fp32 projection gradient dgrad (M, n_out).
+static void cgla_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad, const pn_bf16 *in, int64_t M,
+                          int n_in, int n_out) {
+    pn_bf16 *d16 = cgla_to_bf16(dgrad, M * n_out);
+    pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[i], NULL, d16, in, b->w16[i], M, n_in, n_out);
+    pn_cuda_free(d16);
+}
+
+static void cgla_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
+                          const void *act, pn_cblock_ctx *ctx) {
+    (void)ctx;
+    const pn_block_cfg *c = &b->cfg;
+    const int64_t N = (int64_t)B * T;
+    const int C = c->C, H = c->H, HK = c->H * c->K, HV = c->H * c->V;
+    cgla_act a;
+    cgla_act_layout(c, B, T, (void *)act, &a);
+    if (N <= 0) return;
+
+    // Output tail: recompute the normed output, then o_proj and the gated norm backward.
+    pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
+    float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
+    pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
+    pn_bf16 *dy16 = cgla_to_bf16(dy, N * C);
+    float *d_on = cgla_zeros(N * HV);
+    pn_cuda_linear_bwd(d_on, PN_CUDA_F32, b->grads[P_O], NULL, dy16, on, b->w16[P_O], N, HV, C);
+    pn_cuda_free(dy16);
+    pn_cuda_free(on);
+    float *d_o = cgla_zeros(N * HV), *dg = cgla_zeros(N * HV);
+    pn_cuda_rmsnorm_gated_bwd(d_o, b->grads[P_NORM], dg, d_on, a.o, b->w32[P_NORM], a.g, rstd, N * H, c->V);
+    pn_cuda_free(d_on);
+    pn_cuda_free(rstd);
+
+    // Recurrence, with the gate recomputed from the saved low-rank activation.
+    float *z = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HK * sizeof(float));
+    float *gk = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HK * sizeof(float));
+    cgla_gate(b, z, gk, a.lr, N);
+    float *dq = cgla_zeros(N * HK), *dk = cgla_zeros(N * HK), *dv = cgla_zeros(N * HV), *dgk = cgla_zeros(N * HK);
+    pn_cuda_gla_bwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gk, NULL, d_o, NULL, dq, dk, dv,
+                    dgk, NULL);
+    pn_cuda_free(gk);
+    pn_cuda_free(d_o);
+
+    // gk = logsigmoid(z)/16: dz = dgk/16 · sigmoid(−z), in place over z and dgk.
+    pn_cuda_scale(z, z, -1.0f, N * HK);
+    pn_cuda_sigmoid_fwd(z, z, N * HK);
+    pn_cuda_mul_fwd(dgk, dgk, z, N * HK);
+    pn_cuda_scale(dgk, dgk, 1.0f / (float)CGLA_NORMALIZER, N * HK);
+    pn_cuda_free(z);
+    float *dlr = cgla_zeros(N * CGLA_RANK);
+    {
+        pn_bf16 *dz16 = cgla_to_bf16(dgk, N * HK);
+        pn_cuda_linear_bwd(dlr, PN_CUDA_F32, b->grads[P_GK1], b->grads[P_GK1B], dz16, a.lr, b->w16[P_GK1], N,
+                           CGLA_RANK, HK);
+        pn_cuda_free(dz16);
+    }
+    pn_cuda_free(dgk);
+    cgla_proj_bwd(b, P_GK0, dx, dlr, x, N, C, CGLA_RANK);
+    pn_cuda_free(dlr);
+
+    cgla_proj_bwd(b, P_Q, dx, dq, x, N, C, HK);
+    cgla_proj_bwd(b, P_K, dx, dk, x, N, C, HK);
+    cgla_proj_bwd(b, P_V, dx, dv, x, N, C, HV);
+    cgla_proj_bwd(b, P_G, dx, dg, x, N, C, HV);
+    pn_cuda_free(dq);
+    pn_cuda_free(dk);
+    pn_cuda_free(dv);
+    pn_cuda_free(dg);
+}
+
+const pn_cblock_type pn_cblock_gla = {
+    .name = "gla",
+    .act_bytes = cgla_act_bytes,
+    .forward = cgla_forward,
+    .backward = cgla_backward,
+};
+#endif  // POSTNAS_HAVE_CUDA

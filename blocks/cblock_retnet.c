@@ -1,0 +1,146 @@
+// cblock_retnet.c — CUDA training twin of `retnet` (blocks/retnet.c, contract in
+// blocks/cblock.h): fla MultiScaleRetention.
+//
+//   q, k = rope(x Wqᵀ), rope(x Wkᵀ)        bf16 GEMMs, RoPE in place (base 10000, positions 0..T−1)
+//   v, g = x Wvᵀ, x Wgᵀ
+//   o    = simple_gla(q, k, v, g_h; K^-1/2),  g_h = ln(1 − 2^(−5−h)) fixed per head
+//   y    = (rmsh(o) · w · silu(g)) Woᵀ
+//
+// Saved (act, all bf16): q, k after RoPE, v, g, o — (2·HK + 3·HV)·2 bytes per token. The
+// constant decay tensor (N, H) is refilled on the device (pn_cuda_retnet_decay_fill) and
+// the normed output recomputed in backward from o and g, so neither is stored.
+#ifdef POSTNAS_HAVE_CUDA
+#include "blocks/cblock.h"
+#include "kernels/cuda/pn_cuda_block_elem_gla.h"
+#include "kernels/cuda/pn_cuda_linear.h"
+#include <math.h>
+
+#define CRET_THETA 10000.0f  // blocks/retnet.c RETNET_THETA
+
+enum { P_Q, P_K, P_V, P_G, P_O, P_NORM, CRET_NP };
+
+typedef struct {
+    pn_bf16 *q, *k, *v, *g, *o;
+} cret_act;
+
+static void *cret_take(char *base, size_t *off, size_t bytes) {
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 255) & ~(size_t)255;
+    return p;
+}
+
+static size_t cret_act_layout(const pn_block_cfg *c, int B, int T, void *base, cret_act *a) {
+    const size_t N = (size_t)B * T, HK = (size_t)c->H * c->K, HV = (size_t)c->H * c->V;
+    cret_act z;
+    if (!a) a = &z;
+    size_t off = 0;
+    a->q = cret_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->k = cret_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->v = cret_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->g = cret_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->o = cret_take(base, &off, N * HV * sizeof(pn_bf16));
+    return off;
+}
+
+static size_t cret_act_bytes(const pn_block_cfg *c, int B, int T) { return cret_act_layout(c, B, T, NULL, NULL); }
+
+static float *cret_decay(int64_t N, int H) {
+    float *gd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
+    pn_cuda_retnet_decay_fill(gd, N, H);
+    return gd;
+}
+
+static void cret_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
+                         pn_cblock_ctx *ctx) {
+    (void)ctx;
+    const pn_block_cfg *c = &b->cfg;
+    const int64_t N = (int64_t)B * T;
+    const int C = c->C, H = c->H, HK = c->H * c->K, HV = c->H * c->V;
+    cret_act a;
+    cret_act_layout(c, B, T, act, &a);
+    if (N <= 0) return;
+    pn_cuda_linear_fwd(a.q, PN_CUDA_BF16, x, b->w16[P_Q], NULL, N, C, HK);
+    pn_cuda_linear_fwd(a.k, PN_CUDA_BF16, x, b->w16[P_K], NULL, N, C, HK);
+    pn_cuda_rope_fwd(a.q, B, T, H, c->K, 0, CRET_THETA);
+    pn_cuda_rope_fwd(a.k, B, T, H, c->K, 0, CRET_THETA);
+    pn_cuda_linear_fwd(a.v, PN_CUDA_BF16, x, b->w16[P_V], NULL, N, C, HV);
+    pn_cuda_linear_fwd(a.g, PN_CUDA_BF16, x, b->w16[P_G], NULL, N, C, HV);
+    float *gd = cret_decay(N, H);
+    pn_cuda_simple_gla_fwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gd, NULL, a.o,
+                           PN_CUDA_BF16, NULL);
+    pn_cuda_free(gd);
+
+    pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
+    float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
+    pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
+    pn_cuda_linear_fwd(y, PN_CUDA_BF16, on, b->w16[P_O], NULL, N, HV, C);
+    pn_cuda_free(on);
+    pn_cuda_free(rstd);
+}
+
+static float *cret_zeros(int64_t n) {
+    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(float));
+    pn_cuda_memset(d, 0, (size_t)n * sizeof(float));
+    return d;
+}
+
+// dx += dgrad · W and grads[i] += dgradᵀ x for an fp32 projection gradient dgrad (M, n_out).
+static void cret_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad, const pn_bf16 *x, int64_t M,
+                          int n_in, int n_out) {
+    pn_bf16 *d16 = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)M * n_out * sizeof(pn_bf16));
+    pn_cuda_f32_to_bf16(d16, dgrad, M * n_out);
+    pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[i], NULL, d16, x, b->w16[i], M, n_in, n_out);
+    pn_cuda_free(d16);
+}
+
+static void cret_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
+                          const void *act, pn_cblock_ctx *ctx) {
+    (void)ctx;
+    const pn_block_cfg *c = &b->cfg;
+    const int64_t N = (int64_t)B * T;
+    const int C = c->C, H = c->H, HK = c->H * c->K, HV = c->H * c->V;
+    cret_act a;
+    cret_act_layout(c, B, T, (void *)act, &a);
+    if (N <= 0) return;
+
+    // Output tail: recompute the normed output, then o_proj and the gated norm backward.
+    pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
+    float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
+    pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
+    pn_bf16 *dy16 = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * C * sizeof(pn_bf16));
+    pn_cuda_f32_to_bf16(dy16, dy, N * C);
+    float *d_on = cret_zeros(N * HV);
+    pn_cuda_linear_bwd(d_on, PN_CUDA_F32, b->grads[P_O], NULL, dy16, on, b->w16[P_O], N, HV, C);
+    pn_cuda_free(dy16);
+    pn_cuda_free(on);
+    float *d_o = cret_zeros(N * HV), *dg = cret_zeros(N * HV);
+    pn_cuda_rmsnorm_gated_bwd(d_o, b->grads[P_NORM], dg, d_on, a.o, b->w32[P_NORM], a.g, rstd, N * H, c->V);
+    pn_cuda_free(d_on);
+    pn_cuda_free(rstd);
+
+    float *gd = cret_decay(N, H);
+    float *dq = cret_zeros(N * HK), *dk = cret_zeros(N * HK), *dv = cret_zeros(N * HV);
+    pn_cuda_simple_gla_bwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gd, NULL, d_o, NULL, dq,
+                           dk, dv, NULL, NULL);
+    pn_cuda_free(gd);
+    pn_cuda_free(d_o);
+    pn_cuda_rope_bwd(dq, B, T, H, c->K, 0, CRET_THETA);
+    pn_cuda_rope_bwd(dk, B, T, H, c->K, 0, CRET_THETA);
+
+    cret_proj_bwd(b, P_Q, dx, dq, x, N, C, HK);
+    cret_proj_bwd(b, P_K, dx, dk, x, N, C, HK);
+    cret_proj_bwd(b, P_V, dx, dv, x, N, C, HV);
+    cret_proj_bwd(b, P_G, dx, dg, x, N, C, HV);
+    pn_cuda_free(dq);
+    pn_cuda_free(dk);
+    pn_cuda_free(dv);
+    pn_cuda_free(dg);
+}
+
+const pn_cblock_type pn_cblock_retnet = {
+    .name = "retnet",
+    .act_bytes = cret_act_bytes,
+    .forward = cret_forward,
+    .backward = cret_backward,
+};
+#endif  // POSTNAS_HAVE_CUDA

@@ -1,0 +1,608 @@
+// gdn_fast_common.cuh — device code shared by the tensor-core gated delta rule forward
+// (gdn_fast.cu) and backward (gdn_fast_bwd.cu): mma.sync / ldmatrix / cp.async primitives,
+// the per-chunk kernel (q/k norms, decay cumsum, A = (I + L)⁻¹ diag(β), P, row scalars) and
+// the state pass. Moved here verbatim from gdn_fast.cu; the two template switches added for
+// the backward default to off, so the forward's instantiations are the code they were:
+//   gdnf_prep_kernel<KD, AU>: AU also writes A = (I + L)⁻¹ without the diag(β) (argument Au)
+//   and the row values {rq, rk, γ, β} (argument Rx, float4 (BH, NT, 64));
+//   gdnf_scan_kernel<KD, BV, OUT, OT, HS>: HS stores each chunk's START state, as the bf16
+//   operand copy Sb the chunk's matmuls use, to a.hs (BH, NT, KD, V).
+// The algorithm, fragment layouts and shared-memory conventions: the comment at the top of
+// gdn_fast.cu and kernels/cuda/GDN_NOTES.md §5.
+#pragma once
+#ifndef GDNF_HOST_EMU
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pn_cuda_gdn.h"
+#include "kernels/cuda/pn_cuda_gdn_fast.h"
+#include <math.h>
+#include <type_traits>
+#else
+#include "gdnf_emu.h"
+#endif
+
+#define GDNF_C 64         // chunk rows
+#define GDNF_LDA 72       // bf16 row stride of (64, 64) tiles in shared memory (144 B)
+#define GDNF_LDF 68       // fp32 row stride of L and A in the prep kernel (272 B)
+#define GDNF_EPS 1e-6f    // the L2-norm epsilon of the CPU op
+#define GDNF_CB 8         // state columns per block of the combine kernel
+#define GDNF_SCAN_THREADS 256
+#define GDNF_PREP_THREADS 128
+
+typedef __nv_bfloat16 gdnf_bf16;
+
+// ================================================================ device primitives
+#ifndef GDNF_HOST_EMU
+extern __shared__ __align__(16) unsigned char gdnf_smem[];
+#define GDNF_SMEM gdnf_smem
+
+static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+}
+static __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+}
+// c += a · b (16×16 bf16 · 16×8 bf16, fp32 accumulate).
+static __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// 16 bytes global → shared, asynchronous; valid == false writes 16 zero bytes (src unread).
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    const int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
+}
+static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+static __device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+#endif
+
+static __device__ __forceinline__ float gdnf_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+static __device__ __forceinline__ float bf2f(gdnf_bf16 x) { return __bfloat162float(x); }
+// Two floats → one register of two bf16, the first in the low half (lower column index).
+static __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    uint32_t u;
+    memcpy(&u, &h, sizeof u);
+    return u;
+}
+static __device__ __forceinline__ void st_bf16x2(gdnf_bf16 *p, float lo, float hi) {
+    *reinterpret_cast<uint32_t *>(p) = pack_bf16x2(lo, hi);
+}
+static __device__ __forceinline__ float2 ld_bf16x2(const gdnf_bf16 *p) {
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p));
+}
+
+// ================================================================ kernel 1: per chunk
+// Shared memory: [Ks | Qs] (64, KD+8) bf16 each, later reused as [L | A] (64, 68) fp32
+// each | Pst (64, 72) bf16 | Tw 4 × (16, 16) fp32 | gin, gam, bet, rk, rq (64) fp32.
+#define PREP_U_BYTES ((size_t)2 * GDNF_C * GDNF_LDF * 4)  // >= 2·64·(KD+8)·2 for KD <= 128
+#define PREP_P_OFF PREP_U_BYTES
+#define PREP_T_OFF (PREP_P_OFF + (size_t)GDNF_C * GDNF_LDA * 2)
+#define PREP_S_OFF (PREP_T_OFF + (size_t)4 * 256 * 4)
+#define PREP_SMEM_BYTES (PREP_S_OFF + (size_t)5 * GDNF_C * 4)
+
+// acc (this lane's row lane/2, columns 8(lane%2) .. +7 of a 16×16 tile) += X · Y,
+// X, Y 16×16 fp32 with row strides ldx, ldy (ldy and Y 16-byte aligned).
+static __device__ __forceinline__ void mm16_acc(float acc[8], const float *X, int ldx, const float *Y, int ldy) {
+    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
+#pragma unroll
+    for (int m = 0; m < 16; m++) {
+        const float x = X[r * ldx + m];
+        const float4 y0 = *reinterpret_cast<const float4 *>(Y + m * ldy + c0);
+        const float4 y1 = *reinterpret_cast<const float4 *>(Y + m * ldy + c0 + 4);
+        acc[0] += x * y0.x, acc[1] += x * y0.y, acc[2] += x * y0.z, acc[3] += x * y0.w;
+        acc[4] += x * y1.x, acc[5] += x * y1.y, acc[6] += x * y1.z, acc[7] += x * y1.w;
+    }
+}
+static __device__ __forceinline__ void st16(float *D, int ld, const float acc[8], float sgn) {
+    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
+#pragma unroll
+    for (int q = 0; q < 8; q++) D[r * ld + c0 + q] = sgn * acc[q];
+}
+// A_ab = −A_aa · T, T (the merged sum, held in acc by the whole warp) staged in Tw.
+static __device__ __forceinline__ void merge_finish(float *Ai, float *Tw, int a, int b, const float acc[8]) {
+    st16(Tw, 16, acc, 1.f);
+    __syncwarp();
+    float o[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    mm16_acc(o, Ai + 16 * a * GDNF_LDF + 16 * a, GDNF_LDF, Tw, 16);
+    st16(Ai + 16 * a * GDNF_LDF + 16 * b, GDNF_LDF, o, -1.f);
+}
+
+template <int KD, bool AU = false>
+__global__ void __launch_bounds__(GDNF_PREP_THREADS)
+    gdnf_prep_kernel(const gdnf_bf16 *__restrict__ q, const gdnf_bf16 *__restrict__ k, const float *__restrict__ g,
+                     const float *__restrict__ beta, gdnf_bf16 *__restrict__ Ag, gdnf_bf16 *__restrict__ Pg,
+                     float4 *__restrict__ Rg, int T, int H, int NT, float scale, int l2,
+                     gdnf_bf16 *__restrict__ Au = nullptr, float4 *__restrict__ Rx = nullptr) {
+    constexpr int LDK = KD + 8, LDF = GDNF_LDF, LDA = GDNF_LDA;
+    static_assert(2 * GDNF_C * LDK * 2 <= (int)PREP_U_BYTES, "K/Q tiles must fit the L/A region");
+    unsigned char *sm = GDNF_SMEM;
+    gdnf_bf16 *Ks = reinterpret_cast<gdnf_bf16 *>(sm), *Qs = Ks + GDNF_C * LDK;
+    float *Lm = reinterpret_cast<float *>(sm), *Ai = Lm + GDNF_C * LDF;  // after the Gram products
+    gdnf_bf16 *Pst = reinterpret_cast<gdnf_bf16 *>(sm + PREP_P_OFF);
+    float *Tw = reinterpret_cast<float *>(sm + PREP_T_OFF);
+    float *gin = reinterpret_cast<float *>(sm + PREP_S_OFF), *gam = gin + GDNF_C, *bet = gam + GDNF_C;
+    float *rk = bet + GDNF_C, *rq = rk + GDNF_C;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int64_t ci = blockIdx.x;  // b·h·NT + n
+    const int64_t bh = ci / NT;
+    const int n = (int)(ci % NT), b = (int)(bh / H), h = (int)(bh % H);
+    const int t0 = n * GDNF_C, nr = min(GDNF_C, T - t0);
+    const int64_t row0 = (int64_t)b * T + t0;  // (b, t0) in (B, T)
+
+    for (int e = tid; e < GDNF_C * (KD / 8); e += GDNF_PREP_THREADS) {
+        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
+        const bool ok = i < nr;
+        const int64_t off = ok ? ((row0 + i) * H + h) * KD + c : 0;
+        cp_async16(Ks + i * LDK + c, k + off, ok);
+        cp_async16(Qs + i * LDK + c, q + off, ok);
+    }
+    cp_async_commit();
+    if (tid < GDNF_C) {
+        const bool ok = tid < nr;
+        const int64_t gi = (row0 + tid) * H + h;
+        gin[tid] = ok && g ? g[gi] : 0.f;  // padding adds 0: γ past the end stays γ_last
+        bet[tid] = ok ? beta[gi] : 0.f;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+
+    // Row norms of the raw rows (warp per row); rows past T get factor 0.
+    for (int i = warp; i < GDNF_C; i += 4) {
+        float sk = 0.f, sq = 0.f;
+        for (int c = lane; c < KD; c += 32) {
+            const float x = bf2f(Ks[i * LDK + c]), y = bf2f(Qs[i * LDK + c]);
+            sk += x * x, sq += y * y;
+        }
+        sk = gdnf_warp_sum(sk), sq = gdnf_warp_sum(sq);
+        if (lane == 0) {
+            const bool ok = i < nr;
+            rk[i] = ok ? (l2 ? 1.0f / sqrtf(sk + GDNF_EPS) : 1.0f) : 0.f;
+            rq[i] = ok ? (l2 ? 1.0f / sqrtf(sq + GDNF_EPS) : 1.0f) : 0.f;
+        }
+    }
+    // γ = inclusive cumsum of g over the chunk, in double: lane l holds rows 2l, 2l+1.
+    if (warp == 0) {
+        const double a0 = gin[2 * lane], a1 = a0 + gin[2 * lane + 1];
+        double x = a1;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const double y = __shfl_up_sync(0xffffffffu, x, o);
+            if (lane >= o) x += y;
+        }
+        double ex = __shfl_up_sync(0xffffffffu, x, 1);
+        if (lane == 0) ex = 0.0;
+        gam[2 * lane] = (float)(ex + a0);
+        gam[2 * lane + 1] = (float)x;
+    }
+    __syncthreads();
+    if (tid < GDNF_C) {
+        const int i = tid;
+        const float gl = gam[GDNF_C - 1], eg = expf(gam[i]);
+        Rg[ci * GDNF_C + i] = make_float4(scale * rq[i] * eg, rk[i] * eg, rk[i] * expf(gl - gam[i]), expf(gl));
+        if constexpr (AU) Rx[ci * GDNF_C + i] = make_float4(rq[i], rk[i], gam[i], bet[i]);
+    }
+
+    // K Kᵀ and Q Kᵀ, row tile = warp, column tiles 0 .. 2·warp+1 (the blocks with j <= i).
+    const int w = warp, gq = lane >> 2, tq = lane & 3;
+    float ck[8][4], cq[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) ck[nt][e] = 0.f, cq[nt][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KD / 16; kk++) {
+        uint32_t ak[4], aq[4];
+        const int ar = 16 * w + (lane & 15), ac = 16 * kk + (lane >> 4) * 8;
+        ldsm_x4(ak, Ks + ar * LDK + ac);
+        ldsm_x4(aq, Qs + ar * LDK + ac);
+#pragma unroll
+        for (int np = 0; np < 4; np++)
+            if (np <= w) {
+                uint32_t bb[4];  // Kᵀ: n = key row j, k = feature; stored (n, k)
+                ldsm_x4(bb, Ks + (16 * np + (lane & 7) + ((lane >> 4) << 3)) * LDK + 16 * kk + ((lane >> 3) & 1) * 8);
+                mma_bf16(ck[2 * np], ak, bb[0], bb[1]);
+                mma_bf16(ck[2 * np + 1], ak, bb[2], bb[3]);
+                mma_bf16(cq[2 * np], aq, bb[0], bb[1]);
+                mma_bf16(cq[2 * np + 1], aq, bb[2], bb[3]);
+            }
+    }
+    __syncthreads();  // Ks, Qs become L, A
+
+    // L (fp32) and P (bf16 staging), masked before exp; all 64 columns of the row tile.
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int i = 16 * w + gq + (e >> 1) * 8, j = 8 * nt + 2 * tq + (e & 1);
+            float lv = 0.f, pv = 0.f;
+            if (nt <= 2 * w + 1 && j <= i) {
+                const float ex = expf(gam[i] - gam[j]);
+                if (j < i) lv = bet[i] * rk[i] * rk[j] * ck[nt][e] * ex;
+                pv = scale * rq[i] * rk[j] * cq[nt][e] * ex;
+            }
+            Lm[i * LDF + j] = lv;
+            Pst[i * LDA + j] = __float2bfloat16_rn(pv);
+        }
+    __syncthreads();
+
+    // Diagonal blocks: (I + L_aa)⁻¹ by forward substitution, lane j < 16 owns column j.
+    if (lane < 16) {
+        const int a0 = 16 * w, j = lane;
+        float col[16];
+#pragma unroll
+        for (int i = 0; i < 16; i++) col[i] = i == j ? 1.f : 0.f;
+#pragma unroll
+        for (int i = 1; i < 16; i++) {
+            float s = 0.f;
+#pragma unroll
+            for (int m = 0; m < i; m++) s += Lm[(a0 + i) * LDF + a0 + m] * col[m];
+            if (i > j) col[i] = -s;
+        }
+#pragma unroll
+        for (int i = 0; i < 16; i++) Ai[(a0 + i) * LDF + a0 + j] = col[i];
+    }
+    __syncthreads();
+#define BLK(M, a, b) ((M) + 16 * (a) * LDF + 16 * (b))
+    float acc[8];
+    float *Tme = Tw + 256 * w;
+#pragma unroll
+    for (int x = 0; x < 8; x++) acc[x] = 0.f;
+    if (w < 3) {  // level 1: (1,0) (2,1) (3,2)
+        mm16_acc(acc, BLK(Lm, w + 1, w), LDF, BLK(Ai, w, w), LDF);
+        merge_finish(Ai, Tme, w + 1, w, acc);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int x = 0; x < 8; x++) acc[x] = 0.f;
+    if (w == 0) {  // level 2: (2,0)
+        mm16_acc(acc, BLK(Lm, 2, 0), LDF, BLK(Ai, 0, 0), LDF);
+        mm16_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 0), LDF);
+        merge_finish(Ai, Tme, 2, 0, acc);
+    } else if (w == 1) {  // (3,1)
+        mm16_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 1), LDF);
+        mm16_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 1), LDF);
+        merge_finish(Ai, Tme, 3, 1, acc);
+    } else if (w == 2) {  // the part of (3,0) that level 1 allows, kept in Tw[2]
+        mm16_acc(acc, BLK(Lm, 3, 0), LDF, BLK(Ai, 0, 0), LDF);
+        mm16_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 0), LDF);
+        st16(Tme, 16, acc, 1.f);
+    }
+    __syncthreads();
+    if (w == 0) {  // level 3: (3,0)
+        const int r = lane >> 1, c0 = (lane & 1) * 8;
+#pragma unroll
+        for (int x = 0; x < 8; x++) acc[x] = Tw[2 * 256 + r * 16 + c0 + x];
+        mm16_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 0), LDF);
+        __syncwarp();  // every lane has read Tw[2] (and level 2's use of Tw[0] is over)
+        merge_finish(Ai, Tme, 3, 0, acc);
+    }
+#undef BLK
+    __syncthreads();
+
+    // A' = A diag(β) on and below the diagonal, P from staging: 16-byte stores.
+    gdnf_bf16 *Ao = Ag + ci * (GDNF_C * GDNF_C), *Po = Pg + ci * (GDNF_C * GDNF_C);
+    for (int e = tid; e < GDNF_C * 8; e += GDNF_PREP_THREADS) {
+        const int i = e >> 3, j0 = (e & 7) * 8;
+        float f[8];
+#pragma unroll
+        for (int x = 0; x < 8; x++) f[x] = j0 + x <= i ? Ai[i * LDF + j0 + x] * bet[j0 + x] : 0.f;
+        uint4 u;
+        u.x = pack_bf16x2(f[0], f[1]), u.y = pack_bf16x2(f[2], f[3]);
+        u.z = pack_bf16x2(f[4], f[5]), u.w = pack_bf16x2(f[6], f[7]);
+        *reinterpret_cast<uint4 *>(Ao + i * GDNF_C + j0) = u;
+        *reinterpret_cast<uint4 *>(Po + i * GDNF_C + j0) = *reinterpret_cast<const uint4 *>(Pst + i * LDA + j0);
+        if constexpr (AU) {  // the backward also wants A itself (dβ, dL need it unscaled)
+#pragma unroll
+            for (int x = 0; x < 8; x++) f[x] = j0 + x <= i ? Ai[i * LDF + j0 + x] : 0.f;
+            u.x = pack_bf16x2(f[0], f[1]), u.y = pack_bf16x2(f[2], f[3]);
+            u.z = pack_bf16x2(f[4], f[5]), u.w = pack_bf16x2(f[6], f[7]);
+            *reinterpret_cast<uint4 *>(Au + ci * (GDNF_C * GDNF_C) + i * GDNF_C + j0) = u;
+        }
+    }
+}
+
+// ================================================================ kernel 2: the state pass
+struct gdnf_scan_args {
+    const gdnf_bf16 *q, *k, *v, *A, *P;
+    const float4 *rows;
+    const float *s0;  // start states (BH, s0_nseg, KD, V) fp32; NULL = zero
+    float *s1;        // end states (BH, s1_nseg, KD, s1_cols) fp32; NULL = not wanted
+    void *o;          // (B, T, H, V), OT; used when OUT
+    int T, H, V, NT;
+    int cps, nseg, ntiles;  // chunks per segment, segments and column tiles in this grid
+    int s0_nseg, s1_nseg, s1_cols;
+    int s1_last_only;  // only the last segment writes s1 (at slot 0)
+    int ident;         // columns >= V start as the identity and read v = 0
+    gdnf_bf16 *hs;     // HS only: chunk start states (BH, NT, KD, V) bf16
+};
+
+template <int KD, int BV, bool OUT>
+struct scan_layout {
+    static constexpr int LDK = KD + 8, LDV = BV + 8;
+    static constexpr size_t ks = (size_t)GDNF_C * LDK * 2, qs = OUT ? ks : 0;
+    static constexpr size_t as = (size_t)GDNF_C * GDNF_LDA * 2, ps = OUT ? as : 0;
+    static constexpr size_t vs = (size_t)GDNF_C * LDV * 2, rs = (size_t)GDNF_C * 16;
+    static constexpr size_t o_qs = ks, o_as = o_qs + qs, o_ps = o_as + as, o_vs = o_ps + ps, o_rs = o_vs + vs;
+    static constexpr size_t stage = o_rs + rs;
+    static constexpr size_t sb = (size_t)KD * LDV * 2, xs = (size_t)GDNF_C * LDV * 2, vns = OUT ? xs : 0;
+    static constexpr size_t o_sb = 2 * stage, o_xs = o_sb + sb, o_vns = o_xs + xs, o_vnd = o_vns + vns;
+    static constexpr size_t total = o_vnd + xs;
+};
+
+// Chunk n's K (and Q), A' (and P), V tile and rows → one stage buffer (cp.async, no wait).
+template <int KD, int BV, bool OUT>
+static __device__ __forceinline__ void scan_load(unsigned char *stg, const gdnf_scan_args &a, int64_t bh, int b,
+                                                 int h, int n, int c0) {
+    using Lay = scan_layout<KD, BV, OUT>;
+    constexpr int LDK = Lay::LDK, LDV = Lay::LDV;
+    gdnf_bf16 *Ks = reinterpret_cast<gdnf_bf16 *>(stg), *Qs = reinterpret_cast<gdnf_bf16 *>(stg + Lay::o_qs);
+    gdnf_bf16 *As = reinterpret_cast<gdnf_bf16 *>(stg + Lay::o_as), *Ps = reinterpret_cast<gdnf_bf16 *>(stg + Lay::o_ps);
+    gdnf_bf16 *Vs = reinterpret_cast<gdnf_bf16 *>(stg + Lay::o_vs);
+    float4 *Rs = reinterpret_cast<float4 *>(stg + Lay::o_rs);
+    const int tid = threadIdx.x, t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
+    const int64_t row0 = (int64_t)b * a.T + t0, ci = bh * a.NT + n;
+    for (int e = tid; e < GDNF_C * (KD / 8); e += GDNF_SCAN_THREADS) {
+        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
+        const bool ok = i < nr;
+        const int64_t off = ok ? ((row0 + i) * a.H + h) * KD + c : 0;
+        cp_async16(Ks + i * LDK + c, a.k + off, ok);
+        if (OUT) cp_async16(Qs + i * LDK + c, a.q + off, ok);
+    }
+    for (int e = tid; e < GDNF_C * 8; e += GDNF_SCAN_THREADS) {
+        const int i = e >> 3, c = (e & 7) * 8;
+        const int64_t off = ci * (GDNF_C * GDNF_C) + i * GDNF_C + c;
+        cp_async16(As + i * GDNF_LDA + c, a.A + off, true);
+        if (OUT) cp_async16(Ps + i * GDNF_LDA + c, a.P + off, true);
+    }
+    for (int e = tid; e < GDNF_C * (BV / 8); e += GDNF_SCAN_THREADS) {
+        const int i = e / (BV / 8), c = (e % (BV / 8)) * 8, ca = c0 + c;
+        const bool ok = i < nr && ca < a.V;
+        const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + ca : 0;
+        cp_async16(Vs + i * LDV + c, a.v + off, ok);
+    }
+    if (tid < GDNF_C) cp_async16(Rs + tid, a.rows + ci * GDNF_C + tid, true);
+}
+
+template <int KD, int BV, bool OUT, typename OT, bool HS = false>
+// Without outputs the shared memory allows two blocks per SM (KD = 128, BV = 64: 108 KB),
+// so the registers are capped at 128 there.
+__global__ void __launch_bounds__(GDNF_SCAN_THREADS, OUT ? 1 : 2) gdnf_scan_kernel(const gdnf_scan_args a) {
+    using Lay = scan_layout<KD, BV, OUT>;
+    constexpr int LDK = Lay::LDK, LDV = Lay::LDV, LDA = GDNF_LDA, MT = KD / 16;
+    constexpr bool SPLIT = MT == 4;                // KD = 64: 4 row tiles × 2 column halves
+    constexpr int SN = SPLIT ? BV / 16 : BV / 8;   // n-tiles of a warp's state slice
+    constexpr int NB = OUT ? BV / 8 : BV / 16;     // n-tiles of a phase-b unit
+    static_assert(MT == 4 || MT == 6 || MT == 8, "KD must be 64, 96 or 128");
+    static_assert(BV == 32 || BV == 64, "BV must be 32 or 64");
+    unsigned char *sm = GDNF_SMEM;
+    gdnf_bf16 *Sb = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_sb), *Xs = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_xs);
+    gdnf_bf16 *Vns = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_vns), *Vnd = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_vnd);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int tile = (int)(blockIdx.x % a.ntiles), rest = (int)(blockIdx.x / a.ntiles);
+    const int seg = rest % a.nseg;
+    const int64_t bh = rest / a.nseg;
+    const int b = (int)(bh / a.H), h = (int)(bh % a.H), c0 = tile * BV;
+    const int nb = seg * a.cps, ne = min(a.NT, nb + a.cps);
+
+    // This warp's state slice: rows 16·smt .., columns scb .. scb + 8·SN − 1 of the tile.
+    const int smt = SPLIT ? (warp & 3) : warp, scb = SPLIT ? (warp >> 2) * (BV / 2) : 0;
+    const bool owner = SPLIT || warp < MT;
+    float sacc[SN][4];
+    if (owner) {
+        const int64_t slot = a.s0_nseg == 1 ? 0 : seg;
+#pragma unroll
+        for (int nt = 0; nt < SN; nt++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                const int r = 16 * smt + g + 8 * hh, col = scb + 8 * nt + 2 * t, ca = c0 + col;
+                float x0 = 0.f, x1 = 0.f;
+                if (a.ident) {
+                    if (ca >= a.V) x0 = r == ca - a.V ? 1.f : 0.f, x1 = r == ca + 1 - a.V ? 1.f : 0.f;
+                } else if (a.s0) {
+                    const float2 s = *reinterpret_cast<const float2 *>(
+                        a.s0 + ((bh * a.s0_nseg + slot) * KD + r) * (int64_t)a.V + ca);
+                    x0 = s.x, x1 = s.y;
+                }
+                sacc[nt][2 * hh] = x0, sacc[nt][2 * hh + 1] = x1;
+                st_bf16x2(Sb + r * LDV + col, x0, x1);
+            }
+    }
+    if (nb < ne) scan_load<KD, BV, OUT>(sm, a, bh, b, h, nb, c0);
+    cp_async_commit();
+
+    for (int n = nb; n < ne; n++) {
+        unsigned char *stg = sm + ((n - nb) & 1) * Lay::stage;
+        const gdnf_bf16 *Ks = reinterpret_cast<const gdnf_bf16 *>(stg);
+        const gdnf_bf16 *Qs = reinterpret_cast<const gdnf_bf16 *>(stg + Lay::o_qs);
+        const gdnf_bf16 *As = reinterpret_cast<const gdnf_bf16 *>(stg + Lay::o_as);
+        const gdnf_bf16 *Ps = reinterpret_cast<const gdnf_bf16 *>(stg + Lay::o_ps);
+        const gdnf_bf16 *Vs = reinterpret_cast<const gdnf_bf16 *>(stg + Lay::o_vs);
+        const float4 *Rs = reinterpret_cast<const float4 *>(stg + Lay::o_rs);
+        const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
+        cp_async_wait_all();
+        __syncthreads();  // chunk n's stage and Sb (the chunk's start state) are visible
+        if (n + 1 < ne) scan_load<KD, BV, OUT>(sm + ((n + 1 - nb) & 1) * Lay::stage, a, bh, b, h, n + 1, c0);
+        cp_async_commit();
+        if constexpr (HS) {  // Sb is not written again before two more barriers
+            gdnf_bf16 *dst = a.hs + (bh * a.NT + n) * (int64_t)KD * a.V + c0;
+            for (int e = tid; e < KD * (BV / 8); e += GDNF_SCAN_THREADS) {
+                const int r = e / (BV / 8), cc = (e % (BV / 8)) * 8;
+                *reinterpret_cast<uint4 *>(dst + (int64_t)r * a.V + cc) =
+                    *reinterpret_cast<const uint4 *>(Sb + r * LDV + cc);
+            }
+        }
+
+        // ---- b) [K; Q] S
+        float acc[NB][4];
+#pragma unroll
+        for (int nt = 0; nt < NB; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+        const bool qrow = OUT && warp >= 4;
+        {
+            const gdnf_bf16 *src = qrow ? Qs : Ks;
+            const int rt = warp & 3, cb = OUT ? 0 : (warp >> 2) * (BV / 2);
+#pragma unroll
+            for (int kk = 0; kk < KD / 16; kk++) {
+                uint32_t af[4];
+                ldsm_x4(af, src + (16 * rt + (lane & 15)) * LDK + 16 * kk + (lane >> 4) * 8);
+#pragma unroll
+                for (int np = 0; np < NB / 2; np++) {
+                    uint32_t bb[4];
+                    ldsm_x4_t(bb, Sb + (16 * kk + (lane & 15)) * LDV + cb + 16 * np + (lane >> 4) * 8);
+                    mma_bf16(acc[2 * np], af, bb[0], bb[1]);
+                    mma_bf16(acc[2 * np + 1], af, bb[2], bb[3]);
+                }
+            }
+            if (!qrow) {  // X' = V − rk e^γ (K S)
+#pragma unroll
+                for (int nt = 0; nt < NB; nt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) {
+                        const int i = 16 * rt + g + 8 * hh, col = cb + 8 * nt + 2 * t;
+                        const float rkx = Rs[i].y;
+                        const float2 vv = ld_bf16x2(Vs + i * LDV + col);
+                        st_bf16x2(Xs + i * LDV + col, vv.x - rkx * acc[nt][2 * hh], vv.y - rkx * acc[nt][2 * hh + 1]);
+                    }
+            } else {  // Q S rows, scaled by scale·rq·e^γ; P Vn is added in phase d
+#pragma unroll
+                for (int nt = 0; nt < NB; nt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) {
+                        const float rqx = Rs[16 * rt + g + 8 * hh].x;
+                        acc[nt][2 * hh] *= rqx, acc[nt][2 * hh + 1] *= rqx;
+                    }
+            }
+        }
+        __syncthreads();
+
+        // ---- c) Vn = A' X' (lower 16×16 blocks of A' only)
+        {
+            const int rt = warp & 3, cb = (warp >> 2) * (BV / 2);
+            float vacc[BV / 16][4];
+#pragma unroll
+            for (int nt = 0; nt < BV / 16; nt++) vacc[nt][0] = vacc[nt][1] = vacc[nt][2] = vacc[nt][3] = 0.f;
+#pragma unroll
+            for (int kt = 0; kt < 4; kt++)
+                if (kt <= rt) {
+                    uint32_t af[4];
+                    ldsm_x4(af, As + (16 * rt + (lane & 15)) * LDA + 16 * kt + (lane >> 4) * 8);
+#pragma unroll
+                    for (int np = 0; np < BV / 32; np++) {
+                        uint32_t bb[4];
+                        ldsm_x4_t(bb, Xs + (16 * kt + (lane & 15)) * LDV + cb + 16 * np + (lane >> 4) * 8);
+                        mma_bf16(vacc[2 * np], af, bb[0], bb[1]);
+                        mma_bf16(vacc[2 * np + 1], af, bb[2], bb[3]);
+                    }
+                }
+#pragma unroll
+            for (int nt = 0; nt < BV / 16; nt++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    const int i = 16 * rt + g + 8 * hh, col = cb + 8 * nt + 2 * t;
+                    const float rd = Rs[i].z;
+                    if (OUT) st_bf16x2(Vns + i * LDV + col, vacc[nt][2 * hh], vacc[nt][2 * hh + 1]);
+                    st_bf16x2(Vnd + i * LDV + col, rd * vacc[nt][2 * hh], rd * vacc[nt][2 * hh + 1]);
+                }
+        }
+        __syncthreads();
+
+        // ---- d) S = e^{γ_last} S + Kᵀ Vnd;  O = (scaled Q S) + P Vn
+        if (owner) {
+            const float el = Rs[0].w;
+#pragma unroll
+            for (int nt = 0; nt < SN; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) sacc[nt][e] *= el;
+#pragma unroll
+            for (int kt = 0; kt < 4; kt++) {
+                uint32_t af[4];  // Kᵀ rows 16·smt.. (features), k = chunk rows 16·kt..
+                ldsm_x4_t(af, Ks + (16 * kt + (lane & 7) + ((lane >> 4) << 3)) * LDK + 16 * smt + ((lane >> 3) & 1) * 8);
+#pragma unroll
+                for (int np = 0; np < SN / 2; np++) {
+                    uint32_t bb[4];
+                    ldsm_x4_t(bb, Vnd + (16 * kt + (lane & 15)) * LDV + scb + 16 * np + (lane >> 4) * 8);
+                    mma_bf16(sacc[2 * np], af, bb[0], bb[1]);
+                    mma_bf16(sacc[2 * np + 1], af, bb[2], bb[3]);
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < SN; nt++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++)
+                    st_bf16x2(Sb + (16 * smt + g + 8 * hh) * LDV + scb + 8 * nt + 2 * t, sacc[nt][2 * hh],
+                              sacc[nt][2 * hh + 1]);
+        }
+        if (qrow) {
+            const int rt = warp - 4;
+#pragma unroll
+            for (int kt = 0; kt < 4; kt++)
+                if (kt <= rt) {
+                    uint32_t af[4];
+                    ldsm_x4(af, Ps + (16 * rt + (lane & 15)) * LDA + 16 * kt + (lane >> 4) * 8);
+#pragma unroll
+                    for (int np = 0; np < NB / 2; np++) {
+                        uint32_t bb[4];
+                        ldsm_x4_t(bb, Vns + (16 * kt + (lane & 15)) * LDV + 16 * np + (lane >> 4) * 8);
+                        mma_bf16(acc[2 * np], af, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], af, bb[2], bb[3]);
+                    }
+                }
+            const int64_t orow0 = (int64_t)b * a.T + t0;
+            if constexpr (std::is_same<OT, float>::value) {
+                float *o = static_cast<float *>(a.o);
+#pragma unroll
+                for (int nt = 0; nt < NB; nt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) {
+                        const int i = 16 * rt + g + 8 * hh;
+                        if (i < nr)
+                            *reinterpret_cast<float2 *>(o + ((orow0 + i) * a.H + h) * (int64_t)a.V + c0 + 8 * nt + 2 * t) =
+                                make_float2(acc[nt][2 * hh], acc[nt][2 * hh + 1]);
+                    }
+            } else {
+                // Stage this warp's 16 rows in Xs (free since phase c) for 16-byte stores.
+                gdnf_bf16 *o = static_cast<gdnf_bf16 *>(a.o);
+#pragma unroll
+                for (int nt = 0; nt < NB; nt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++)
+                        st_bf16x2(Xs + (16 * rt + g + 8 * hh) * LDV + 8 * nt + 2 * t, acc[nt][2 * hh],
+                                  acc[nt][2 * hh + 1]);
+                __syncwarp();
+                for (int e = lane; e < 16 * (BV / 8); e += 32) {
+                    const int i = 16 * rt + e / (BV / 8), cc = (e % (BV / 8)) * 8;
+                    if (i < nr)
+                        *reinterpret_cast<uint4 *>(o + ((orow0 + i) * a.H + h) * (int64_t)a.V + c0 + cc) =
+                            *reinterpret_cast<const uint4 *>(Xs + i * LDV + cc);
+                }
+            }
+        }
+    }
+
+    if (a.s1 && owner && (!a.s1_last_only || seg == a.nseg - 1)) {
+        const int64_t slot = a.s1_last_only ? 0 : seg;
+#pragma unroll
+        for (int nt = 0; nt < SN; nt++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                const int r = 16 * smt + g + 8 * hh, ca = c0 + scb + 8 * nt + 2 * t;
+                *reinterpret_cast<float2 *>(a.s1 + ((bh * a.s1_nseg + slot) * KD + r) * (int64_t)a.s1_cols + ca) =
+                    make_float2(sacc[nt][2 * hh], sacc[nt][2 * hh + 1]);
+            }
+    }
+}

@@ -1,0 +1,175 @@
+// norm_f32.cu — RMSNorm forward / backward on an fp32 x, and bf16 + fp32 → fp32 add:
+// the ops of the CUDA supernet's fp32 residual stream (pn_cuda_norm_f32.h).
+//
+// The kernels are norm.cu's with the x loads widened: one block per row, the row's
+// Σx² (forward) or Σ g·w·x (backward) is one block reduction, then a second pass over
+// the row (from L1/L2) writes the outputs. With D a multiple of 8 and 16-byte aligned
+// pointers each thread moves 8 elements per access (two float4 for fp32, one 16-byte
+// bf16x8); otherwise the same kernels run with scalar accesses. rstd is 1/sqrtf (IEEE),
+// not rsqrtf, to stay within an ulp of the CPU op. The bf16 output is the fp32 output
+// rounded once (nearest-even), so y and y32 of one call always agree.
+// dw is a separate deterministic column reduction (32 columns × 8 row phases per block,
+// combined in a fixed order), as in norm.cu; the supernet's norms are frozen and never
+// ask for it, but the op keeps pn_rmsnorm_bwd's contract.
+// The add is a grid-stride elementwise loop; y may alias a (each element is read and
+// written by one thread).
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pn_cuda_norm_f32.h"
+
+template <int VEC>
+__global__ void rmsnorm_f32_fwd_kernel(__nv_bfloat16 *y, float *y32, float *rstd, const float *x,
+                                       const __nv_bfloat16 *w, int D, float eps) {
+    __shared__ float sh[32];
+    const int64_t row = blockIdx.x;
+    const float *xr = x + row * D;
+    float ss = 0.0f;
+    for (int d = threadIdx.x * VEC; d < D; d += blockDim.x * VEC) {
+        if (VEC == 8) {
+            float f[8];
+            load8(xr + d, f);
+#pragma unroll
+            for (int i = 0; i < 8; i++) ss += f[i] * f[i];
+        } else {
+            const float f = xr[d];
+            ss += f * f;
+        }
+    }
+    ss = block_sum(ss, sh);
+    const float r = 1.0f / sqrtf(ss / (float)D + eps);
+    if (rstd && threadIdx.x == 0) rstd[row] = r;
+    for (int d = threadIdx.x * VEC; d < D; d += blockDim.x * VEC) {
+        if (VEC == 8) {
+            float f[8], g[8];
+            load8(xr + d, f);
+            if (w) {
+                load8(w + d, g);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) g[i] = 1.0f;
+            }
+#pragma unroll
+            for (int i = 0; i < 8; i++) f[i] = f[i] * r * g[i];
+            if (y) store8(y + row * D + d, f);
+            if (y32) store8(y32 + row * D + d, f);
+        } else {
+            const float f = xr[d] * r * (w ? __bfloat162float(w[d]) : 1.0f);
+            if (y) y[row * D + d] = __float2bfloat16_rn(f);
+            if (y32) y32[row * D + d] = f;
+        }
+    }
+}
+
+// dx += rstd·g − x·rstd³·mean(g·x), g = dy·w.
+template <int VEC>
+__global__ void rmsnorm_f32_bwd_dx_kernel(float *dx, const float *dy, const float *x, const __nv_bfloat16 *w,
+                                          const float *rstd, int D) {
+    __shared__ float sh[32];
+    const int64_t row = blockIdx.x;
+    const float *xr = x + row * D;
+    const float *gr = dy + row * D;
+    float *dxr = dx + row * D;
+    float dot = 0.0f;
+    for (int d = threadIdx.x * VEC; d < D; d += blockDim.x * VEC) {
+        if (VEC == 8) {
+            float f[8], g[8], ww[8];
+            load8(xr + d, f);
+            load8(gr + d, g);
+            if (w) {
+                load8(w + d, ww);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) ww[i] = 1.0f;
+            }
+#pragma unroll
+            for (int i = 0; i < 8; i++) dot += g[i] * ww[i] * f[i];
+        } else {
+            dot += gr[d] * (w ? __bfloat162float(w[d]) : 1.0f) * xr[d];
+        }
+    }
+    dot = block_sum(dot, sh);
+    const float r = rstd[row];
+    const float c = r * r * r * dot / (float)D;
+    for (int d = threadIdx.x * VEC; d < D; d += blockDim.x * VEC) {
+        if (VEC == 8) {
+            float f[8], g[8], ww[8], o[8];
+            load8(xr + d, f);
+            load8(gr + d, g);
+            load8(dxr + d, o);
+            if (w) {
+                load8(w + d, ww);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) ww[i] = 1.0f;
+            }
+#pragma unroll
+            for (int i = 0; i < 8; i++) o[i] += r * g[i] * ww[i] - c * f[i];
+            store8(dxr + d, o);
+        } else {
+            const float g = gr[d] * (w ? __bfloat162float(w[d]) : 1.0f);
+            dxr[d] += r * g - c * xr[d];
+        }
+    }
+}
+
+// dw (D) += Σ_n dy·x·rstd. Block (32, 8), column 32·blockIdx.x + threadIdx.x.
+__global__ void rmsnorm_f32_bwd_dw_kernel(float *dw, const float *dy, const float *x, const float *rstd, int64_t N,
+                                          int D) {
+    __shared__ float part[8][33];
+    const int col = blockIdx.x * 32 + threadIdx.x;
+    float acc = 0.0f;
+    if (col < D)
+        for (int64_t n = threadIdx.y; n < N; n += 8) acc += dy[n * D + col] * x[n * D + col] * rstd[n];
+    part[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < D) {
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; j++) s += part[j][threadIdx.x];
+        dw[col] += s;
+    }
+}
+
+__global__ void add_bf16_to_f32_kernel(float *y, const float *a, const __nv_bfloat16 *b, int64_t n) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        y[i] = a[i] + __bfloat162float(b[i]);
+}
+
+extern "C" void pn_cuda_rmsnorm_f32_fwd(pn_bf16 *y, float *y32, float *rstd, const float *x, const pn_bf16 *w,
+                                        int64_t N, int D, float eps) {
+    if (N <= 0 || D <= 0) return;
+    const bool vec = D % 8 == 0 && (!y || pn_aligned16(y)) && (!y32 || pn_aligned16(y32)) && pn_aligned16(x) &&
+                     (!w || pn_aligned16(w));
+    const int threads = pn_row_threads(vec ? D / 8 : D, 256);
+    if (vec)
+        rmsnorm_f32_fwd_kernel<8><<<(unsigned)N, threads, 0, pn_stream()>>>(as_bf(y), y32, rstd, x, as_bf(w), D, eps);
+    else
+        rmsnorm_f32_fwd_kernel<1><<<(unsigned)N, threads, 0, pn_stream()>>>(as_bf(y), y32, rstd, x, as_bf(w), D, eps);
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_rmsnorm_f32_bwd(float *dx, float *dw, const float *dy, const float *x, const pn_bf16 *w,
+                                        const float *rstd, int64_t N, int D) {
+    if (N <= 0 || D <= 0) return;
+    if (dx) {
+        const bool vec =
+            D % 8 == 0 && pn_aligned16(dx) && pn_aligned16(dy) && pn_aligned16(x) && (!w || pn_aligned16(w));
+        const int threads = pn_row_threads(vec ? D / 8 : D, 256);
+        if (vec)
+            rmsnorm_f32_bwd_dx_kernel<8><<<(unsigned)N, threads, 0, pn_stream()>>>(dx, dy, x, as_bf(w), rstd, D);
+        else
+            rmsnorm_f32_bwd_dx_kernel<1><<<(unsigned)N, threads, 0, pn_stream()>>>(dx, dy, x, as_bf(w), rstd, D);
+        PN_CHECK_LAUNCH();
+    }
+    if (dw) {
+        rmsnorm_f32_bwd_dw_kernel<<<(unsigned)pn_ceil_div(D, 32), dim3(32, 8), 0, pn_stream()>>>(dw, dy, x, rstd, N,
+                                                                                                 D);
+        PN_CHECK_LAUNCH();
+    }
+}
+
+extern "C" void pn_cuda_add_bf16_to_f32(float *y, const float *a, const pn_bf16 *b, int64_t n) {
+    if (n <= 0) return;
+    add_bf16_to_f32_kernel<<<pn_grid_for(n, 256), 256, 0, pn_stream()>>>(y, a, as_bf(b), n);
+    PN_CHECK_LAUNCH();
+}
