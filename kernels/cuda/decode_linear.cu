@@ -27,6 +27,17 @@
 
 #define DS_THREADS 128
 #define DS_VS 32  // value columns per block: 8 column groups of 4 × 16 row groups
+// The delta-rule scan (delta_scan_kernel): 8 column groups of DSD_CPT value columns × 16
+// row groups per block. Decode is memory-bound on the fp32 state: 8 columns per thread
+// (two float4 per state row) halve the blocks per (sequence, head) — and with them the
+// per-block q/k conv, L2 norms and reductions — against 4 columns.
+#ifndef DSD_CPT
+#define DSD_CPT 8
+#endif
+#define DSD_VS (8 * DSD_CPT)
+#ifndef DSD_MINB
+#define DSD_MINB 4
+#endif
 #define DS_KMAX 256
 #define L2_EPS 1e-6f
 
@@ -65,10 +76,10 @@ static __device__ __forceinline__ void ds_load(ds_raw<QKC> &r, const pn_cuda_del
         r.q[i] = e < K ? pr[a.q_off + (int64_t)h * K + e] : 0.0f;
         r.k[i] = e < K ? pr[a.k_off + (int64_t)h * K + e] : 0.0f;
     }
-    r.v = (tid < DS_VS && col < V) ? pr[a.v_off + (int64_t)h * V + col] : 0.0f;
+    r.v = (tid < DSD_VS && col < V) ? pr[a.v_off + (int64_t)h * V + col] : 0.0f;
     r.b = pr[a.b_off + h];
     r.a = a.a_off >= 0 ? pr[a.a_off + h] : 0.0f;
-    if (a.v_kern && tid < DS_VS && col < V) {
+    if (a.v_kern && tid < DSD_VS && col < V) {
         const float *kr = a.v_kern + n * a.kern_ld + ((int64_t)h * V + col) * W;
 #pragma unroll
         for (int j = 0; j < DS_WMAX; j++) r.kern[j] = j < W ? kr[j] : 0.0f;
@@ -93,16 +104,18 @@ static __device__ __forceinline__ float ds_conv(float raw, const float *w, const
 // tile in registers for the whole run. Double-buffered shared inputs: a thread ahead
 // by one token writes the other buffer, and cannot get two tokens ahead past the
 // first barrier of a token, so two barriers per token suffice.
-// SCAN = false is the decode instance (T = 1): no look-ahead registers, and 8 blocks
-// per SM so that enough state loads are in flight (the step is memory-bound). Measured
-// on the H100 (Jet-Nemotron-2B shape, batch 128, 64K): 4 blocks per SM (106 registers)
-// ran this kernel at 1.3 TB/s and the decode step at 14.25 ms; 5 / 6 / 8 blocks gave
-// 13.86 / 13.50 / 13.49 ms (8: 64 registers, 176 bytes of spill loads, which L1 serves).
+// SCAN = false is the decode instance (T = 1): no look-ahead registers, and 4 blocks
+// per SM of 8 state columns per thread so that enough state loads are in flight (the
+// step is memory-bound); K > 128 (ROWS > 8) needs more registers for its state tile:
+// 2 blocks per SM, no spills. Measured on the H100 (Jet-Nemotron-2B shape, batch 128,
+// 64K context, decode step): 4 columns per thread at 4 blocks per SM (106 registers)
+// ran this kernel at 1.3 TB/s and the step at 14.25 ms; 4 columns at 8 blocks 13.49 ms;
+// 8 columns at 4 blocks (127 registers) 13.22 ms.
 template <int ROWS, bool SCAN>
-__global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(const pn_cuda_delta_step_args a, int nvs) {
+__global__ void __launch_bounds__(DS_THREADS, SCAN || ROWS > 8 ? (SCAN ? 1 : 2) : DSD_MINB) delta_scan_kernel(const pn_cuda_delta_step_args a, int nvs) {
     constexpr int QKC = (16 * ROWS + DS_THREADS - 1) / DS_THREADS;  // q/k channels per thread
-    __shared__ float qs[2][16 * ROWS], ks[2][16 * ROWS], vs[2][DS_VS];
-    __shared__ float red[2][DS_THREADS / 32][2][DS_VS];
+    __shared__ float qs[2][16 * ROWS], ks[2][16 * ROWS], vs[2][DSD_VS];
+    __shared__ float red[2][DS_THREADS / 32][2][DSD_VS];
     __shared__ float dots[2][DS_THREADS / 32][3];
     extern __shared__ float hsm[];  // conv histories: (2·QKC·128 + 1) channels × W per thread
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -111,7 +124,7 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
     const int64_t bh = blockIdx.x / nvs;
     const int vsl = (int)(blockIdx.x % nvs);
     const int b = (int)(bh / H), h = (int)(bh % H);
-    const int vbase = vsl * DS_VS, c0 = vbase + 4 * cg, col = vbase + tid;
+    const int vbase = vsl * DSD_VS, c0 = vbase + DSD_CPT * cg, col = vbase + tid;
     const int64_t p0 = *a.pos;
     float *S = a.S + bh * (int64_t)K * V;
     const bool vec = (V & 3) == 0;
@@ -119,17 +132,20 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
     float *hq = hsm + (int64_t)tid * (2 * QKC + 1) * W;  // this thread's histories: q[QKC], k[QKC], v
     float *hk = hq + QKC * W, *hv = hk + QKC * W;
 
-    float s[ROWS][4];
+    float s[ROWS][DSD_CPT];
 #pragma unroll
     for (int i = 0; i < ROWS; i++) {
         const int r = rg + 16 * i;
         if (p0 > 0 && vec) {
-            float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (r < K && c0 < V) x = *reinterpret_cast<const float4 *>(S + (int64_t)r * V + c0);
-            s[i][0] = x.x, s[i][1] = x.y, s[i][2] = x.z, s[i][3] = x.w;
+#pragma unroll
+            for (int q4 = 0; q4 < DSD_CPT; q4 += 4) {
+                float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+                if (r < K && c0 + q4 < V) x = *reinterpret_cast<const float4 *>(S + (int64_t)r * V + c0 + q4);
+                s[i][q4] = x.x, s[i][q4 + 1] = x.y, s[i][q4 + 2] = x.z, s[i][q4 + 3] = x.w;
+            }
         } else {
 #pragma unroll
-            for (int j = 0; j < 4; j++) s[i][j] = (p0 > 0 && r < K && c0 + j < V) ? S[(int64_t)r * V + c0 + j] : 0.f;
+            for (int j = 0; j < DSD_CPT; j++) s[i][j] = (p0 > 0 && r < K && c0 + j < V) ? S[(int64_t)r * V + c0 + j] : 0.f;
         }
     }
     // Histories: the W−1 positions before p0 from the rings (negative positions read 0).
@@ -143,7 +159,7 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
             if (e < K && a.q_ring) hq[i * W + pp % W] = a.q_ring[slot * HK + (int64_t)h * K + e];
             if (e < K && a.k_ring) hk[i * W + pp % W] = a.k_ring[slot * HK + (int64_t)h * K + e];
         }
-        if (tid < DS_VS && col < V && a.v_ring) hv[pp % W] = a.v_ring[slot * HV + (int64_t)h * V + col];
+        if (tid < DSD_VS && col < V && a.v_ring) hv[pp % W] = a.v_ring[slot * HV + (int64_t)h * V + col];
     }
     const float A = a.a_off >= 0 ? expf(a.A_log[h]) : 0.0f, dtb = a.a_off >= 0 ? a.dt_bias[h] : 0.0f;
 
@@ -170,7 +186,7 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
             qs[buf][e] = qe, ks[buf][e] = ke;
             qq += qe * qe, kk += ke * ke, qk += qe * ke;
         }
-        if (tid < DS_VS) {
+        if (tid < DSD_VS) {
             float ve = 0.f;
             if (col < V) {
                 const int64_t d = (int64_t)h * V + col;
@@ -188,15 +204,15 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
         if (lane == 0) dots[buf][warp][0] = qq, dots[buf][warp][1] = kk, dots[buf][warp][2] = qk;
         __syncthreads();
 
-        float pk[4] = {0.f, 0.f, 0.f, 0.f}, pq[4] = {0.f, 0.f, 0.f, 0.f};
+        float pk[DSD_CPT] = {}, pq[DSD_CPT] = {};
 #pragma unroll
         for (int i = 0; i < ROWS; i++) {
             const float kr = ks[buf][rg + 16 * i], qr = qs[buf][rg + 16 * i];
 #pragma unroll
-            for (int j = 0; j < 4; j++) pk[j] += s[i][j] * kr, pq[j] += s[i][j] * qr;
+            for (int j = 0; j < DSD_CPT; j++) pk[j] += s[i][j] * kr, pq[j] += s[i][j] * qr;
         }
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < DSD_CPT; j++) {
             pk[j] += __shfl_xor_sync(0xffffffffu, pk[j], 8);
             pk[j] += __shfl_xor_sync(0xffffffffu, pk[j], 16);
             pq[j] += __shfl_xor_sync(0xffffffffu, pq[j], 8);
@@ -204,38 +220,38 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
         }
         if (lane < 8)
 #pragma unroll
-            for (int j = 0; j < 4; j++) red[buf][warp][0][4 * cg + j] = pk[j], red[buf][warp][1][4 * cg + j] = pq[j];
+            for (int j = 0; j < DSD_CPT; j++) red[buf][warp][0][DSD_CPT * cg + j] = pk[j], red[buf][warp][1][DSD_CPT * cg + j] = pq[j];
         __syncthreads();
         float QQ = 0.f, KK = 0.f, QK = 0.f;
 #pragma unroll
         for (int w = 0; w < DS_THREADS / 32; w++) QQ += dots[buf][w][0], KK += dots[buf][w][1], QK += dots[buf][w][2];
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < DSD_CPT; j++) {
             float x = 0.f, y = 0.f;
 #pragma unroll
-            for (int w = 0; w < DS_THREADS / 32; w++) x += red[buf][w][0][4 * cg + j], y += red[buf][w][1][4 * cg + j];
+            for (int w = 0; w < DS_THREADS / 32; w++) x += red[buf][w][0][DSD_CPT * cg + j], y += red[buf][w][1][DSD_CPT * cg + j];
             pk[j] = x, pq[j] = y;
         }
         const float rq = 1.0f / sqrtf(QQ + L2_EPS), rk = 1.0f / sqrtf(KK + L2_EPS);
         const float bt = d_sigmoid(cur.b);
         const float alpha = a.a_off >= 0 ? expf(-A * d_softplus(cur.a + dtb)) : 1.0f;
         const float qsc = a.scale * rq, kq = qsc * rk * QK;  // k̂ᵀ q̃
-        float u[4], ov[4];
+        float u[DSD_CPT], ov[DSD_CPT];
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            u[j] = bt * (vs[buf][4 * cg + j] - alpha * rk * pk[j]);
+        for (int j = 0; j < DSD_CPT; j++) {
+            u[j] = bt * (vs[buf][DSD_CPT * cg + j] - alpha * rk * pk[j]);
             ov[j] = alpha * qsc * pq[j] + u[j] * kq;
         }
 #pragma unroll
         for (int i = 0; i < ROWS; i++) {
             const float kr = rk * ks[buf][rg + 16 * i];
 #pragma unroll
-            for (int j = 0; j < 4; j++) s[i][j] = alpha * s[i][j] + kr * u[j];
+            for (int j = 0; j < DSD_CPT; j++) s[i][j] = alpha * s[i][j] + kr * u[j];
         }
         if (rg == 0) {
             float *orow = a.o + n * HV + (int64_t)h * V;
 #pragma unroll
-            for (int j = 0; j < 4; j++)
+            for (int j = 0; j < DSD_CPT; j++)
                 if (c0 + j < V) orow[c0 + j] = ov[j];
         }
         // One token (decode): its raw rows go into the rings here; slot p % W is not
@@ -249,7 +265,7 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
                 if (vsl == 0 && e < K && a.q_ring) a.q_ring[slot * HK + (int64_t)h * K + e] = cur.q[i];
                 if (vsl == 0 && e < K && a.k_ring) a.k_ring[slot * HK + (int64_t)h * K + e] = cur.k[i];
             }
-            if (tid < DS_VS && col < V && a.v_ring) a.v_ring[slot * HV + (int64_t)h * V + col] = cur.v;
+            if (tid < DSD_VS && col < V && a.v_ring) a.v_ring[slot * HV + (int64_t)h * V + col] = cur.v;
         }
         if (SCAN) cur = nxt;
     }
@@ -257,11 +273,14 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
     for (int i = 0; i < ROWS; i++) {
         const int r = rg + 16 * i;
         if (vec) {
-            if (r < K && c0 < V)
-                *reinterpret_cast<float4 *>(S + (int64_t)r * V + c0) = make_float4(s[i][0], s[i][1], s[i][2], s[i][3]);
+#pragma unroll
+            for (int q4 = 0; q4 < DSD_CPT; q4 += 4)
+                if (r < K && c0 + q4 < V)
+                    *reinterpret_cast<float4 *>(S + (int64_t)r * V + c0 + q4) =
+                        make_float4(s[i][q4], s[i][q4 + 1], s[i][q4 + 2], s[i][q4 + 3]);
         } else {
 #pragma unroll
-            for (int j = 0; j < 4; j++)
+            for (int j = 0; j < DSD_CPT; j++)
                 if (r < K && c0 + j < V) S[(int64_t)r * V + c0 + j] = s[i][j];
         }
     }
@@ -269,7 +288,7 @@ __global__ void __launch_bounds__(DS_THREADS, SCAN ? 1 : 8) delta_scan_kernel(co
 
 template <int ROWS>
 static void delta_scan_launch(const pn_cuda_delta_step_args *a, int B) {
-    const int nvs = (int)pn_ceil_div(a->V, DS_VS);
+    const int nvs = (int)pn_ceil_div(a->V, DSD_VS);
     const int64_t blocks = (int64_t)B * a->H * nvs;
     if (blocks > 0x7fffffff) lin_die("delta scan: grid too large", B, a->H);
     constexpr int QKC = (16 * ROWS + DS_THREADS - 1) / DS_THREADS;
