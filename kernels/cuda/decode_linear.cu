@@ -110,7 +110,7 @@ static __device__ __forceinline__ float ds_conv(float raw, const float *w, const
 // 2 blocks per SM, no spills. Measured on the H100 (Jet-Nemotron-2B shape, batch 128,
 // 64K context, decode step): 4 columns per thread at 4 blocks per SM (106 registers)
 // ran this kernel at 1.3 TB/s and the step at 14.25 ms; 4 columns at 8 blocks 13.49 ms;
-// 8 columns at 4 blocks (127 registers) 13.22 ms.
+// 8 columns at 4 blocks (127 registers) 13.22 ms; 16 columns at 2 blocks 14.54 ms.
 template <int ROWS, bool SCAN>
 __global__ void __launch_bounds__(DS_THREADS, SCAN || ROWS > 8 ? (SCAN ? 1 : 2) : DSD_MINB) delta_scan_kernel(const pn_cuda_delta_step_args a, int nvs) {
     constexpr int QKC = (16 * ROWS + DS_THREADS - 1) / DS_THREADS;  // q/k channels per thread
