@@ -58,6 +58,16 @@ typedef struct pn_cblock {
     float *grads[PN_BLOCK_MAX_PARAMS];   // device fp32 gradients or NULL (frozen)
 } pn_cblock;
 
+// Carves the next `bytes` of an act buffer at a 256-byte boundary: returns base + *off
+// (NULL when base is NULL, so act_bytes can walk the same layout to size it) and
+// advances *off past the block, rounded up. The blocks' act layouts use this one walk
+// for both sizing and carving, so the two cannot drift apart.
+static inline void *pn_cblock_take(char *base, size_t *off, size_t bytes) {
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 255) & ~(size_t)255;
+    return p;
+}
+
 // The CUDA twin of a CPU block type by name; NULL if the type has none.
 const pn_cblock_type *pn_cblock_type_find(const char *name);
 

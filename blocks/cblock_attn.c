@@ -52,12 +52,6 @@ typedef struct {
     float *lse, *qrstd, *krstd;
 } cattn_act;
 
-static void *cattn_take(char *base, size_t *off, size_t bytes) {
-    void *p = base ? base + *off : NULL;
-    *off += (bytes + 255) & ~(size_t)255;
-    return p;
-}
-
 static size_t cattn_act_layout(const pn_block_cfg *c, int B, int T, void *base, cattn_act *a) {
     const size_t N = (size_t)B * T, QN = N * c->H * c->K, KN = N * c->H_kv * c->K;
     char *p = base;
@@ -65,16 +59,16 @@ static size_t cattn_act_layout(const pn_block_cfg *c, int B, int T, void *base, 
     cattn_act z;
     if (!a) a = &z;
     memset(a, 0, sizeof *a);
-    a->q = cattn_take(p, &off, QN * sizeof(pn_bf16));
-    a->k = cattn_take(p, &off, KN * sizeof(pn_bf16));
-    a->v = cattn_take(p, &off, KN * sizeof(pn_bf16));
-    a->o = cattn_take(p, &off, QN * sizeof(pn_bf16));
-    a->lse = cattn_take(p, &off, (size_t)B * c->H * T * sizeof(float));
+    a->q = pn_cblock_take(p, &off, QN * sizeof(pn_bf16));
+    a->k = pn_cblock_take(p, &off, KN * sizeof(pn_bf16));
+    a->v = pn_cblock_take(p, &off, KN * sizeof(pn_bf16));
+    a->o = pn_cblock_take(p, &off, QN * sizeof(pn_bf16));
+    a->lse = pn_cblock_take(p, &off, (size_t)B * c->H * T * sizeof(float));
     if (c->qk_norm) {
-        a->qraw = cattn_take(p, &off, QN * sizeof(pn_bf16));
-        a->kraw = cattn_take(p, &off, KN * sizeof(pn_bf16));
-        a->qrstd = cattn_take(p, &off, N * c->H * sizeof(float));
-        a->krstd = cattn_take(p, &off, N * c->H_kv * sizeof(float));
+        a->qraw = pn_cblock_take(p, &off, QN * sizeof(pn_bf16));
+        a->kraw = pn_cblock_take(p, &off, KN * sizeof(pn_bf16));
+        a->qrstd = pn_cblock_take(p, &off, N * c->H * sizeof(float));
+        a->krstd = pn_cblock_take(p, &off, N * c->H_kv * sizeof(float));
     }
     return off;
 }

@@ -26,23 +26,17 @@ typedef struct {
     pn_bf16 *q, *k, *v, *g, *lr, *o;
 } cgla_act;
 
-static void *cgla_take(char *base, size_t *off, size_t bytes) {
-    void *p = base ? base + *off : NULL;
-    *off += (bytes + 255) & ~(size_t)255;
-    return p;
-}
-
 static size_t cgla_act_layout(const pn_block_cfg *c, int B, int T, void *base, cgla_act *a) {
     const size_t N = (size_t)B * T, HK = (size_t)c->H * c->K, HV = (size_t)c->H * c->V;
     cgla_act z;
     if (!a) a = &z;
     size_t off = 0;
-    a->q = cgla_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->k = cgla_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->v = cgla_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->g = cgla_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->lr = cgla_take(base, &off, N * CGLA_RANK * sizeof(pn_bf16));
-    a->o = cgla_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->q = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->k = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->v = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->g = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->lr = pn_cblock_take(base, &off, N * CGLA_RANK * sizeof(pn_bf16));
+    a->o = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
     return off;
 }
 

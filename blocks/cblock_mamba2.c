@@ -34,23 +34,17 @@ typedef struct {
     float *dtr, *o, *rstd;       // (N, H), (N, E), (N, G)
 } m2_act;
 
-static void *take(char *base, size_t *off, size_t bytes) {
-    void *p = base ? base + *off : NULL;
-    *off += (bytes + 255) & ~(size_t)255;
-    return p;
-}
-
 static size_t m2_act_map(const pn_block_cfg *c, int64_t N, void *base, m2_act *a) {
     m2_dims d = m2_dims_of(c);
     size_t off = 0, n = (size_t)N;
     char *p = base;
-    a->z = take(p, &off, n * d.E * sizeof(pn_bf16));
-    a->xbc = take(p, &off, n * d.Dc * sizeof(pn_bf16));
-    a->xs = take(p, &off, n * d.Dc * sizeof(pn_bf16));
-    a->yn = take(p, &off, n * d.E * sizeof(pn_bf16));
-    a->dtr = take(p, &off, n * d.H * sizeof(float));
-    a->o = take(p, &off, n * d.E * sizeof(float));
-    a->rstd = take(p, &off, n * d.G * sizeof(float));
+    a->z = pn_cblock_take(p, &off, n * d.E * sizeof(pn_bf16));
+    a->xbc = pn_cblock_take(p, &off, n * d.Dc * sizeof(pn_bf16));
+    a->xs = pn_cblock_take(p, &off, n * d.Dc * sizeof(pn_bf16));
+    a->yn = pn_cblock_take(p, &off, n * d.E * sizeof(pn_bf16));
+    a->dtr = pn_cblock_take(p, &off, n * d.H * sizeof(float));
+    a->o = pn_cblock_take(p, &off, n * d.E * sizeof(float));
+    a->rstd = pn_cblock_take(p, &off, n * d.G * sizeof(float));
     return off;
 }
 

@@ -23,22 +23,16 @@ typedef struct {
     pn_bf16 *q, *k, *v, *g, *o;
 } cret_act;
 
-static void *cret_take(char *base, size_t *off, size_t bytes) {
-    void *p = base ? base + *off : NULL;
-    *off += (bytes + 255) & ~(size_t)255;
-    return p;
-}
-
 static size_t cret_act_layout(const pn_block_cfg *c, int B, int T, void *base, cret_act *a) {
     const size_t N = (size_t)B * T, HK = (size_t)c->H * c->K, HV = (size_t)c->H * c->V;
     cret_act z;
     if (!a) a = &z;
     size_t off = 0;
-    a->q = cret_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->k = cret_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->v = cret_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->g = cret_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->o = cret_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->q = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->k = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->v = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->g = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->o = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
     return off;
 }
 
