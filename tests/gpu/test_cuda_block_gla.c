@@ -39,57 +39,7 @@
 #define TOL_BF16 1e-2
 #define GPU_TEST_SEED 20251126
 #include "gpu_test_util.h"
-
-// A CPU block of `type` with cfg, parameters allocated and drawn (see the header note).
-static void host_block_new(pn_block *h, const char *type, const pn_block_cfg *cfg) {
-    const pn_block_type *t = pn_block_type_find(type);
-    PN_ASSERT(t);
-    pn_block_setup(h, t, cfg);
-    for (int i = 0; i < h->n_params; i++) {
-        const pn_param_spec *s = &h->spec[i];
-        const size_t n = (size_t)pn_param_numel(s);
-        float *p;
-        if (s->ndim == 2) {
-            p = rand_host(n, 1.0f / sqrtf((float)s->shape[1]));
-        } else if (strstr(s->name, "norm")) {
-            p = rand_host(n, 0.2f);
-            for (size_t j = 0; j < n; j++) p[j] += 1.0f;
-        } else {
-            p = rand_host(n, 0.1f);
-        }
-        round_bf16(p, n);
-        h->params[i] = p;
-        h->grads[i] = NULL;
-    }
-}
-
-static void host_block_free(pn_block *h) {
-    for (int i = 0; i < h->n_params; i++) {
-        free(h->params[i]);
-        free(h->grads[i]);
-        h->params[i] = h->grads[i] = NULL;
-    }
-}
-
-static double diff_err(const float *got, const float *base, const float *want, size_t n) {
-    float *d = pn_malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) d[i] = got[i] - base[i];
-    double e = rel_err(d, want, n);
-    free(d);
-    return e;
-}
-
-// cuBLASLt's workspace lives in the scratch arena from the first GEMM on; one tiny GEMM
-// first, so the per-case "block scratch returned" check sees only the block's own buffers.
-static void warm_gemm(void) {
-    float h[64];
-    for (int i = 0; i < 64; i++) h[i] = 0.5f;
-    pn_bf16 *a = dev_bf16(h, 64), *y = dev_poisoned(64 * sizeof(pn_bf16));
-    pn_cuda_linear_fwd(y, PN_CUDA_BF16, a, a, NULL, 8, 8, 8);
-    pn_cuda_sync();
-    pn_cuda_free(a);
-    pn_cuda_free(y);
-}
+#include "cblock_test_util.h"
 
 // One forward + backward of the host block's CUDA twin against the CPU block.
 static void run_case(pn_block *h, int B, int T, int trainable, const char *label) {
