@@ -53,6 +53,25 @@ void pn_cblock_alloc_owned(pn_cblock *cb, const pn_block *host, int with_grads) 
     pn_cblock_upload_params(cb, host);
 }
 
+float *pn_cblock_zeros(int64_t n) {
+    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(float));
+    pn_cuda_memset(d, 0, (size_t)n * sizeof(float));
+    return d;
+}
+
+pn_bf16 *pn_cblock_to_bf16(const float *src, int64_t n) {
+    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(pn_bf16));
+    pn_cuda_f32_to_bf16(d, src, n);
+    return d;
+}
+
+void pn_cblock_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad, const pn_bf16 *in, int64_t M,
+                        int n_in, int n_out) {
+    pn_bf16 *d16 = pn_cblock_to_bf16(dgrad, M * n_out);
+    pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[i], NULL, d16, in, b->w16[i], M, n_in, n_out);
+    pn_cuda_free(d16);
+}
+
 void pn_cblock_free_owned(pn_cblock *cb) {
     for (int i = 0; i < cb->n_params; i++) {
         pn_cuda_free(cb->w32[i]);

@@ -68,6 +68,16 @@ static inline void *pn_cblock_take(char *base, size_t *off, size_t bytes) {
     return p;
 }
 
+// Short-lived helpers of the blocks' backward passes (PN_CUDA_MEM_SCRATCH; the caller
+// frees with pn_cuda_free): a zeroed fp32 buffer of n floats, and a bf16 copy of an fp32
+// tensor (the GEMMs read bf16).
+float *pn_cblock_zeros(int64_t n);
+pn_bf16 *pn_cblock_to_bf16(const float *src, int64_t n);
+// Backward of projection i of b, y (M, n_out) = in (M, n_in) · Wᵢᵀ, for an fp32 output
+// gradient dgrad: dx (M, n_in) += dgrad · Wᵢ, b->grads[i] += dgradᵀ · in (skipped when NULL).
+void pn_cblock_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad, const pn_bf16 *in, int64_t M,
+                        int n_in, int n_out);
+
 // The CUDA twin of a CPU block type by name; NULL if the type has none.
 const pn_cblock_type *pn_cblock_type_find(const char *name);
 

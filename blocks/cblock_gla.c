@@ -78,27 +78,6 @@ static void cgla_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
     pn_cuda_free(rstd);
 }
 
-// fp32 (n) → a fresh bf16 scratch copy.
-static pn_bf16 *cgla_to_bf16(const float *src, int64_t n) {
-    pn_bf16 *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(pn_bf16));
-    pn_cuda_f32_to_bf16(d, src, n);
-    return d;
-}
-
-static float *cgla_zeros(int64_t n) {
-    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(float));
-    pn_cuda_memset(d, 0, (size_t)n * sizeof(float));
-    return d;
-}
-
-// dx += dgrad · W and grads[i] += dgradᵀ x for an fp32 projection gradient dgrad (M, n_out).
-static void cgla_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad, const pn_bf16 *in, int64_t M,
-                          int n_in, int n_out) {
-    pn_bf16 *d16 = cgla_to_bf16(dgrad, M * n_out);
-    pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[i], NULL, d16, in, b->w16[i], M, n_in, n_out);
-    pn_cuda_free(d16);
-}
-
 static void cgla_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
                           const void *act, pn_cblock_ctx *ctx) {
     (void)ctx;
@@ -113,12 +92,12 @@ static void cgla_backward(const pn_cblock *b, float *dx, const float *dy, const 
     pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
     float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
     pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
-    pn_bf16 *dy16 = cgla_to_bf16(dy, N * C);
-    float *d_on = cgla_zeros(N * HV);
+    pn_bf16 *dy16 = pn_cblock_to_bf16(dy, N * C);
+    float *d_on = pn_cblock_zeros(N * HV);
     pn_cuda_linear_bwd(d_on, PN_CUDA_F32, b->grads[P_O], NULL, dy16, on, b->w16[P_O], N, HV, C);
     pn_cuda_free(dy16);
     pn_cuda_free(on);
-    float *d_o = cgla_zeros(N * HV), *dg = cgla_zeros(N * HV);
+    float *d_o = pn_cblock_zeros(N * HV), *dg = pn_cblock_zeros(N * HV);
     pn_cuda_rmsnorm_gated_bwd(d_o, b->grads[P_NORM], dg, d_on, a.o, b->w32[P_NORM], a.g, rstd, N * H, c->V);
     pn_cuda_free(d_on);
     pn_cuda_free(rstd);
@@ -127,7 +106,7 @@ static void cgla_backward(const pn_cblock *b, float *dx, const float *dy, const 
     float *z = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HK * sizeof(float));
     float *gk = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HK * sizeof(float));
     cgla_gate(b, z, gk, a.lr, N);
-    float *dq = cgla_zeros(N * HK), *dk = cgla_zeros(N * HK), *dv = cgla_zeros(N * HV), *dgk = cgla_zeros(N * HK);
+    float *dq = pn_cblock_zeros(N * HK), *dk = pn_cblock_zeros(N * HK), *dv = pn_cblock_zeros(N * HV), *dgk = pn_cblock_zeros(N * HK);
     pn_cuda_gla_bwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gk, NULL, d_o, NULL, dq, dk, dv,
                     dgk, NULL);
     pn_cuda_free(gk);
@@ -139,21 +118,21 @@ static void cgla_backward(const pn_cblock *b, float *dx, const float *dy, const 
     pn_cuda_mul_fwd(dgk, dgk, z, N * HK);
     pn_cuda_scale(dgk, dgk, 1.0f / (float)CGLA_NORMALIZER, N * HK);
     pn_cuda_free(z);
-    float *dlr = cgla_zeros(N * CGLA_RANK);
+    float *dlr = pn_cblock_zeros(N * CGLA_RANK);
     {
-        pn_bf16 *dz16 = cgla_to_bf16(dgk, N * HK);
+        pn_bf16 *dz16 = pn_cblock_to_bf16(dgk, N * HK);
         pn_cuda_linear_bwd(dlr, PN_CUDA_F32, b->grads[P_GK1], b->grads[P_GK1B], dz16, a.lr, b->w16[P_GK1], N,
                            CGLA_RANK, HK);
         pn_cuda_free(dz16);
     }
     pn_cuda_free(dgk);
-    cgla_proj_bwd(b, P_GK0, dx, dlr, x, N, C, CGLA_RANK);
+    pn_cblock_proj_bwd(b, P_GK0, dx, dlr, x, N, C, CGLA_RANK);
     pn_cuda_free(dlr);
 
-    cgla_proj_bwd(b, P_Q, dx, dq, x, N, C, HK);
-    cgla_proj_bwd(b, P_K, dx, dk, x, N, C, HK);
-    cgla_proj_bwd(b, P_V, dx, dv, x, N, C, HV);
-    cgla_proj_bwd(b, P_G, dx, dg, x, N, C, HV);
+    pn_cblock_proj_bwd(b, P_Q, dx, dq, x, N, C, HK);
+    pn_cblock_proj_bwd(b, P_K, dx, dk, x, N, C, HK);
+    pn_cblock_proj_bwd(b, P_V, dx, dv, x, N, C, HV);
+    pn_cblock_proj_bwd(b, P_G, dx, dg, x, N, C, HV);
     pn_cuda_free(dq);
     pn_cuda_free(dk);
     pn_cuda_free(dv);

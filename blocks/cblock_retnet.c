@@ -72,21 +72,6 @@ static void cret_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
     pn_cuda_free(rstd);
 }
 
-static float *cret_zeros(int64_t n) {
-    float *d = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)n * sizeof(float));
-    pn_cuda_memset(d, 0, (size_t)n * sizeof(float));
-    return d;
-}
-
-// dx += dgrad · W and grads[i] += dgradᵀ x for an fp32 projection gradient dgrad (M, n_out).
-static void cret_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad, const pn_bf16 *x, int64_t M,
-                          int n_in, int n_out) {
-    pn_bf16 *d16 = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)M * n_out * sizeof(pn_bf16));
-    pn_cuda_f32_to_bf16(d16, dgrad, M * n_out);
-    pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[i], NULL, d16, x, b->w16[i], M, n_in, n_out);
-    pn_cuda_free(d16);
-}
-
 static void cret_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
                           const void *act, pn_cblock_ctx *ctx) {
     (void)ctx;
@@ -101,19 +86,18 @@ static void cret_backward(const pn_cblock *b, float *dx, const float *dy, const 
     pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
     float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
     pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
-    pn_bf16 *dy16 = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * C * sizeof(pn_bf16));
-    pn_cuda_f32_to_bf16(dy16, dy, N * C);
-    float *d_on = cret_zeros(N * HV);
+    pn_bf16 *dy16 = pn_cblock_to_bf16(dy, N * C);
+    float *d_on = pn_cblock_zeros(N * HV);
     pn_cuda_linear_bwd(d_on, PN_CUDA_F32, b->grads[P_O], NULL, dy16, on, b->w16[P_O], N, HV, C);
     pn_cuda_free(dy16);
     pn_cuda_free(on);
-    float *d_o = cret_zeros(N * HV), *dg = cret_zeros(N * HV);
+    float *d_o = pn_cblock_zeros(N * HV), *dg = pn_cblock_zeros(N * HV);
     pn_cuda_rmsnorm_gated_bwd(d_o, b->grads[P_NORM], dg, d_on, a.o, b->w32[P_NORM], a.g, rstd, N * H, c->V);
     pn_cuda_free(d_on);
     pn_cuda_free(rstd);
 
     float *gd = cret_decay(N, H);
-    float *dq = cret_zeros(N * HK), *dk = cret_zeros(N * HK), *dv = cret_zeros(N * HV);
+    float *dq = pn_cblock_zeros(N * HK), *dk = pn_cblock_zeros(N * HK), *dv = pn_cblock_zeros(N * HV);
     pn_cuda_simple_gla_bwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gd, NULL, d_o, NULL, dq,
                            dk, dv, NULL, NULL);
     pn_cuda_free(gd);
@@ -121,10 +105,10 @@ static void cret_backward(const pn_cblock *b, float *dx, const float *dy, const 
     pn_cuda_rope_bwd(dq, B, T, H, c->K, 0, CRET_THETA);
     pn_cuda_rope_bwd(dk, B, T, H, c->K, 0, CRET_THETA);
 
-    cret_proj_bwd(b, P_Q, dx, dq, x, N, C, HK);
-    cret_proj_bwd(b, P_K, dx, dk, x, N, C, HK);
-    cret_proj_bwd(b, P_V, dx, dv, x, N, C, HV);
-    cret_proj_bwd(b, P_G, dx, dg, x, N, C, HV);
+    pn_cblock_proj_bwd(b, P_Q, dx, dq, x, N, C, HK);
+    pn_cblock_proj_bwd(b, P_K, dx, dk, x, N, C, HK);
+    pn_cblock_proj_bwd(b, P_V, dx, dv, x, N, C, HV);
+    pn_cblock_proj_bwd(b, P_G, dx, dg, x, N, C, HV);
     pn_cuda_free(dq);
     pn_cuda_free(dk);
     pn_cuda_free(dv);

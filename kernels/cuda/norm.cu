@@ -1,24 +1,29 @@
-// norm.cu — RMSNorm forward/backward on bf16 activations with fp32 math.
+// norm.cu — RMSNorm forward/backward with fp32 math, on bf16 x (pn_cuda_ops.h) or on
+// fp32 x (the CUDA supernet's fp32 residual stream, pn_cuda_norm_f32.h), and the
+// bf16 + fp32 → fp32 add that feeds that stream.
 //
 // One block per row: the row's sum of squares (forward) or Σ g·x (backward) is one
 // block reduction (warp shuffles, then one shared-memory step across warps). When D
-// is a multiple of 8 and the pointers are 16-byte aligned each thread moves 8 bf16
-// per access; otherwise the same kernel runs with scalar accesses, so any D works.
-// The row is read twice (reduce, then write); the second read hits L1/L2.
-// rstd is computed as 1/sqrtf (IEEE), not rsqrtf, to stay within an ulp of the CPU op.
+// is a multiple of 8 and the pointers are 16-byte aligned each thread moves 8 elements
+// per access (one 16-byte bf16x8, or two float4); otherwise the same kernel runs with
+// scalar accesses, so any D works. The row is read twice (reduce, then write); the
+// second read hits L1/L2. rstd is computed as 1/sqrtf (IEEE), not rsqrtf, to stay
+// within an ulp of the CPU op. The kernels are templated on x's type only: both entry
+// points run the same arithmetic. The forward writes the bf16 output and / or (fp32 x
+// only) the same values unrounded, so y is always y32 rounded once (nearest-even).
 //
 // dw (D) is a column reduction over rows; it is rarely needed (the backbone's norms are
 // frozen), so it is a separate, deterministic kernel: a block owns 32 columns and 8
 // row phases, combined in a fixed order in shared memory.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/pn_cuda_norm_f32.h"
 
-template <int VEC>
-__global__ void rmsnorm_fwd_kernel(__nv_bfloat16 *y, float *rstd, const __nv_bfloat16 *x, const __nv_bfloat16 *w,
+template <int VEC, typename TX>
+__global__ void rmsnorm_fwd_kernel(__nv_bfloat16 *y, float *y32, float *rstd, const TX *x, const __nv_bfloat16 *w,
                                    int D, float eps) {
     __shared__ float sh[32];
     const int64_t row = blockIdx.x;
-    const __nv_bfloat16 *xr = x + row * D;
-    __nv_bfloat16 *yr = y + row * D;
+    const TX *xr = x + row * D;
     float ss = 0.0f;
     for (int d = threadIdx.x * VEC; d < D; d += blockDim.x * VEC) {
         if (VEC == 8) {
@@ -27,7 +32,7 @@ __global__ void rmsnorm_fwd_kernel(__nv_bfloat16 *y, float *rstd, const __nv_bfl
 #pragma unroll
             for (int i = 0; i < 8; i++) ss += f[i] * f[i];
         } else {
-            float f = __bfloat162float(xr[d]);
+            const float f = to_f32(xr[d]);
             ss += f * f;
         }
     }
@@ -46,21 +51,23 @@ __global__ void rmsnorm_fwd_kernel(__nv_bfloat16 *y, float *rstd, const __nv_bfl
             }
 #pragma unroll
             for (int i = 0; i < 8; i++) f[i] = f[i] * r * g[i];
-            store8(yr + d, f);
+            if (y) store8(y + row * D + d, f);
+            if (y32) store8(y32 + row * D + d, f);
         } else {
-            float f = __bfloat162float(xr[d]) * r * (w ? __bfloat162float(w[d]) : 1.0f);
-            yr[d] = __float2bfloat16_rn(f);
+            const float f = to_f32(xr[d]) * r * (w ? __bfloat162float(w[d]) : 1.0f);
+            if (y) y[row * D + d] = __float2bfloat16_rn(f);
+            if (y32) y32[row * D + d] = f;
         }
     }
 }
 
 // dx += rstd·g − x·rstd³·mean(g·x), g = dy·w.
-template <int VEC>
-__global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const __nv_bfloat16 *x, const __nv_bfloat16 *w,
+template <int VEC, typename TX>
+__global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const TX *x, const __nv_bfloat16 *w,
                                       const float *rstd, int D) {
     __shared__ float sh[32];
     const int64_t row = blockIdx.x;
-    const __nv_bfloat16 *xr = x + row * D;
+    const TX *xr = x + row * D;
     const float *gr = dy + row * D;
     float *dxr = dx + row * D;
     float dot = 0.0f;
@@ -78,7 +85,7 @@ __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const __nv_bfl
 #pragma unroll
             for (int i = 0; i < 8; i++) dot += g[i] * ww[i] * f[i];
         } else {
-            dot += gr[d] * (w ? __bfloat162float(w[d]) : 1.0f) * __bfloat162float(xr[d]);
+            dot += gr[d] * (w ? __bfloat162float(w[d]) : 1.0f) * to_f32(xr[d]);
         }
     }
     dot = block_sum(dot, sh);
@@ -101,19 +108,19 @@ __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const __nv_bfl
             store8(dxr + d, o);
         } else {
             const float g = gr[d] * (w ? __bfloat162float(w[d]) : 1.0f);
-            dxr[d] += r * g - c * __bfloat162float(xr[d]);
+            dxr[d] += r * g - c * to_f32(xr[d]);
         }
     }
 }
 
 // dw (D) += Σ_n dy·x·rstd. Block (32, 8), column 32·blockIdx.x + threadIdx.x.
-__global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dy, const __nv_bfloat16 *x, const float *rstd, int64_t N,
-                                      int D) {
+template <typename TX>
+__global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dy, const TX *x, const float *rstd, int64_t N, int D) {
     __shared__ float part[8][33];
     const int col = blockIdx.x * 32 + threadIdx.x;
     float acc = 0.0f;
     if (col < D)
-        for (int64_t n = threadIdx.y; n < N; n += 8) acc += dy[n * D + col] * __bfloat162float(x[n * D + col]) * rstd[n];
+        for (int64_t n = threadIdx.y; n < N; n += 8) acc += dy[n * D + col] * to_f32(x[n * D + col]) * rstd[n];
     part[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && col < D) {
@@ -124,34 +131,68 @@ __global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dy, const __nv_bfl
     }
 }
 
-extern "C" void pn_cuda_rmsnorm_fwd(pn_bf16 *y, float *rstd, const pn_bf16 *x, const pn_bf16 *w, int64_t N, int D,
-                                    float eps) {
+__global__ void add_bf16_to_f32_kernel(float *y, const float *a, const __nv_bfloat16 *b, int64_t n) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        y[i] = a[i] + __bfloat162float(b[i]);
+}
+
+template <typename TX>
+static void rmsnorm_fwd(__nv_bfloat16 *y, float *y32, float *rstd, const TX *x, const __nv_bfloat16 *w, int64_t N,
+                        int D, float eps) {
     if (N <= 0 || D <= 0) return;
-    const bool vec = D % 8 == 0 && pn_aligned16(y) && pn_aligned16(x) && (!w || pn_aligned16(w));
+    const bool vec = D % 8 == 0 && (!y || pn_aligned16(y)) && (!y32 || pn_aligned16(y32)) && pn_aligned16(x) &&
+                     (!w || pn_aligned16(w));
     const int threads = pn_row_threads(vec ? D / 8 : D, 256);
     if (vec)
-        rmsnorm_fwd_kernel<8><<<(unsigned)N, threads, 0, pn_stream()>>>(as_bf(y), rstd, as_bf(x), as_bf(w), D, eps);
+        rmsnorm_fwd_kernel<8, TX><<<(unsigned)N, threads, 0, pn_stream()>>>(y, y32, rstd, x, w, D, eps);
     else
-        rmsnorm_fwd_kernel<1><<<(unsigned)N, threads, 0, pn_stream()>>>(as_bf(y), rstd, as_bf(x), as_bf(w), D, eps);
+        rmsnorm_fwd_kernel<1, TX><<<(unsigned)N, threads, 0, pn_stream()>>>(y, y32, rstd, x, w, D, eps);
     PN_CHECK_LAUNCH();
 }
 
-extern "C" void pn_cuda_rmsnorm_bwd(float *dx, float *dw, const float *dy, const pn_bf16 *x, const pn_bf16 *w,
-                                    const float *rstd, int64_t N, int D) {
+template <typename TX>
+static void rmsnorm_bwd(float *dx, float *dw, const float *dy, const TX *x, const __nv_bfloat16 *w, const float *rstd,
+                        int64_t N, int D) {
     if (N <= 0 || D <= 0) return;
     if (dx) {
         const bool vec =
             D % 8 == 0 && pn_aligned16(dx) && pn_aligned16(dy) && pn_aligned16(x) && (!w || pn_aligned16(w));
         const int threads = pn_row_threads(vec ? D / 8 : D, 256);
         if (vec)
-            rmsnorm_bwd_dx_kernel<8><<<(unsigned)N, threads, 0, pn_stream()>>>(dx, dy, as_bf(x), as_bf(w), rstd, D);
+            rmsnorm_bwd_dx_kernel<8, TX><<<(unsigned)N, threads, 0, pn_stream()>>>(dx, dy, x, w, rstd, D);
         else
-            rmsnorm_bwd_dx_kernel<1><<<(unsigned)N, threads, 0, pn_stream()>>>(dx, dy, as_bf(x), as_bf(w), rstd, D);
+            rmsnorm_bwd_dx_kernel<1, TX><<<(unsigned)N, threads, 0, pn_stream()>>>(dx, dy, x, w, rstd, D);
         PN_CHECK_LAUNCH();
     }
     if (dw) {
-        rmsnorm_bwd_dw_kernel<<<(unsigned)pn_ceil_div(D, 32), dim3(32, 8), 0, pn_stream()>>>(dw, dy, as_bf(x), rstd,
-                                                                                             N, D);
+        rmsnorm_bwd_dw_kernel<TX><<<(unsigned)pn_ceil_div(D, 32), dim3(32, 8), 0, pn_stream()>>>(dw, dy, x, rstd, N, D);
         PN_CHECK_LAUNCH();
     }
+}
+
+extern "C" void pn_cuda_rmsnorm_fwd(pn_bf16 *y, float *rstd, const pn_bf16 *x, const pn_bf16 *w, int64_t N, int D,
+                                    float eps) {
+    rmsnorm_fwd(as_bf(y), (float *)nullptr, rstd, as_bf(x), as_bf(w), N, D, eps);
+}
+
+extern "C" void pn_cuda_rmsnorm_bwd(float *dx, float *dw, const float *dy, const pn_bf16 *x, const pn_bf16 *w,
+                                    const float *rstd, int64_t N, int D) {
+    rmsnorm_bwd(dx, dw, dy, as_bf(x), as_bf(w), rstd, N, D);
+}
+
+extern "C" void pn_cuda_rmsnorm_f32_fwd(pn_bf16 *y, float *y32, float *rstd, const float *x, const pn_bf16 *w,
+                                        int64_t N, int D, float eps) {
+    rmsnorm_fwd(as_bf(y), y32, rstd, x, as_bf(w), N, D, eps);
+}
+
+extern "C" void pn_cuda_rmsnorm_f32_bwd(float *dx, float *dw, const float *dy, const float *x, const pn_bf16 *w,
+                                        const float *rstd, int64_t N, int D) {
+    rmsnorm_bwd(dx, dw, dy, x, as_bf(w), rstd, N, D);
+}
+
+extern "C" void pn_cuda_add_bf16_to_f32(float *y, const float *a, const pn_bf16 *b, int64_t n) {
+    if (n <= 0) return;
+    add_bf16_to_f32_kernel<<<pn_grid_for(n, 256), 256, 0, pn_stream()>>>(y, a, as_bf(b), n);
+    PN_CHECK_LAUNCH();
 }

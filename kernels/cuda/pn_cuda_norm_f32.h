@@ -1,6 +1,6 @@
 // pn_cuda_norm_f32.h — extern "C" entry points of the fp32-residual-stream ops
-// (kernels/cuda/norm_f32.cu): RMSNorm reading an fp32 x, and the add of a bf16 tensor
-// into an fp32 one.
+// (kernels/cuda/norm.cu, the same kernels as the bf16-x RMSNorm): RMSNorm reading an
+// fp32 x, and the add of a bf16 tensor into an fp32 one.
 //
 // The CUDA supernet (supernet/csupernet.c) keeps its residual stream x (N, C) in fp32:
 // rounding every layer's x + mixer(x) and x + mlp(x) to bf16 was the main accumulated

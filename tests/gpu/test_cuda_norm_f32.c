@@ -1,4 +1,4 @@
-// test_cuda_norm_f32.c — the fp32-residual-stream ops (kernels/cuda/norm_f32.cu) and
+// test_cuda_norm_f32.c — the fp32-residual-stream ops (kernels/cuda/norm.cu) and
 // the fp32 MSE (kernels/cuda/distill_loss.cu) against their CPU twins.
 //
 // What is compared (normalized error ‖gpu − cpu‖ / ‖cpu‖ in double; NaN fails; every
