@@ -514,9 +514,12 @@ static size_t gdn_fwd_scratch(const ce_layer *L, int64_t nb, int64_t T) {
                    pn_cuda_eng_alloc_rounded(sz_f(hr));
     if (!pn_cuda_gated_delta_fwd_fast_supported(L->dK, L->dV)) return plain;
     const int64_t nchunks = nb * L->dH * ((T + 63) / 64);
-    pn_cuda_device_info info;
-    pn_cuda_device_info_get(0, &info);
-    const int64_t segs = info.multiprocessors;
+    static int64_t segs = 0;  // GPU 0's multiprocessors, asked once: max-batch searches call this per layer
+    if (!segs) {
+        pn_cuda_device_info info;
+        pn_cuda_device_info_get(0, &info);
+        segs = info.multiprocessors;
+    }
     size_t fast = 2 * pn_cuda_eng_alloc_rounded((size_t)nchunks * 64 * 64 * 2) +
                   pn_cuda_eng_alloc_rounded((size_t)nchunks * 64 * 16) +
                   pn_cuda_eng_alloc_rounded(sz_f(segs * L->dK * (L->dV + L->dK))) +
