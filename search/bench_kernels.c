@@ -797,7 +797,7 @@ static void run_conv_bwd(void *p, int i) {
     conv_ctx *c = p;
     const int s = i % NSETS;
     if (c->dyn)
-        pn_cuda_dynconv_causal_bwd(c->dx, c->dkern, c->dy[s], c->x[s], c->kern[s], NULL, c->B, c->T, c->D, c->W, 1);
+        pn_cuda_dynconv_causal_bwd(c->dx, c->dkern, PN_CUDA_F32, c->dy[s], c->x[s], c->kern[s], NULL, c->B, c->T, c->D, c->W, 1);
     else
         pn_cuda_conv_causal_bwd(c->dx, c->dw, c->dbias, c->dy[s], c->x[s], c->w, c->bias, NULL, c->B, c->T, c->D, c->W,
                                 1);

@@ -82,7 +82,7 @@ struct pn_csupernet {
     float *dr, *dx2, *dfinal;  // (N, C) fp32 gradients
     pn_bf16 *drb;       // (MLP_ROWS, C)
     pn_bf16 *gate, *up, *mid;  // (MLP_ROWS, I)
-    float *dmid, *dgate, *dup;      // (MLP_ROWS, I)
+    float *dmid;        // (MLP_ROWS, I)
     pn_bf16 *logits;    // (logit_rows, V)
     int64_t logit_rows;
     double *row_kl;     // (N)
@@ -256,12 +256,12 @@ static void free_acts(pn_csupernet *cs) {
     cs->mact = NULL;
     void *bufs[] = {cs->d_ids,   cs->y,      cs->final,  cs->final32,  cs->rstd_f,  cs->xn,      cs->rstd,
                     cs->dr,      cs->dx2,    cs->dfinal, cs->drb,      cs->gate,    cs->up,      cs->mid,
-                    cs->dmid,    cs->dgate,  cs->dup,    cs->logits,   cs->row_kl,  cs->mse_part, cs->v_first,
+                    cs->dmid,    cs->logits,   cs->row_kl,  cs->mse_part, cs->v_first,
                     cs->dv_first};
     for (size_t i = 0; i < PN_ARRAY_LEN(bufs); i++) pn_cuda_free(bufs[i]);
     cs->d_ids = NULL;
     cs->y = cs->final = cs->xn = cs->drb = cs->gate = cs->up = cs->mid = cs->logits = cs->v_first = NULL;
-    cs->final32 = cs->rstd_f = cs->rstd = cs->dr = cs->dx2 = cs->dfinal = cs->dmid = cs->dgate = cs->dup = NULL;
+    cs->final32 = cs->rstd_f = cs->rstd = cs->dr = cs->dx2 = cs->dfinal = cs->dmid = NULL;
     cs->dv_first = NULL;
     cs->row_kl = cs->mse_part = NULL;
     cs->aB = cs->aT = 0;
@@ -393,8 +393,6 @@ static void ensure_acts(pn_csupernet *cs, int B, int T) {
     cs->up = aalloc(cs, R * I * sizeof(pn_bf16));
     cs->mid = aalloc(cs, R * I * sizeof(pn_bf16));
     cs->dmid = aalloc(cs, R * I * sizeof(float));
-    cs->dgate = aalloc(cs, R * I * sizeof(float));
-    cs->dup = aalloc(cs, R * I * sizeof(float));
     cs->row_kl = aalloc(cs, (size_t)N * sizeof(double));
     cs->mse_part = aalloc(cs, (size_t)((NC + PN_CUDA_MSE_CHUNK - 1) / PN_CUDA_MSE_CHUNK) * sizeof(double));
     if (cs->has_lin_first) {
@@ -604,12 +602,8 @@ static void backward_stack(pn_csupernet *cs, int B, int T, const pn_subnet *s, i
             pn_cuda_f32_to_bf16(cs->drb, drc, rows * C);
             pn_cuda_memset(cs->dmid, 0, (size_t)rows * I * sizeof(float));
             pn_cuda_linear_bwd(cs->dmid, PN_CUDA_F32, NULL, NULL, cs->drb, NULL, w->down, rows, I, C);
-            pn_cuda_memset(cs->dgate, 0, (size_t)rows * I * sizeof(float));
-            pn_cuda_memset(cs->dup, 0, (size_t)rows * I * sizeof(float));
-            pn_cuda_swiglu_bwd(cs->dgate, cs->dup, cs->dmid, cs->gate, cs->up, rows * I);
             // gate / up are no longer needed: their buffers take the bf16 gradients.
-            pn_cuda_f32_to_bf16(cs->gate, cs->dgate, rows * I);
-            pn_cuda_f32_to_bf16(cs->up, cs->dup, rows * I);
+            pn_cuda_swiglu_bwd_bf16(cs->gate, cs->up, cs->dmid, cs->gate, cs->up, rows * I);
             pn_cuda_memset(dxc, 0, (size_t)rows * C * sizeof(float));
             pn_cuda_linear_bwd(dxc, PN_CUDA_F32, NULL, NULL, cs->gate, NULL, w->gate, rows, C, I);
             pn_cuda_linear_bwd(dxc, PN_CUDA_F32, NULL, NULL, cs->up, NULL, w->up, rows, C, I);

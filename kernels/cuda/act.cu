@@ -1,5 +1,6 @@
 // act.cu — elementwise ops of the MLP and the residual stream: SwiGLU forward and
-// backward, residual add (bf16), gradient accumulate (fp32).
+// backward (fp32 += or bf16 write, the form the next GEMM reads), residual add (bf16),
+// gradient accumulate (fp32).
 //
 // All are memory-bound, so each thread moves 8 elements per 16-byte access when every
 // pointer is 16-byte aligned; the n mod 8 tail (or everything, when a pointer is not
@@ -84,6 +85,30 @@ __global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dy, con
     });
 }
 
+// The bf16 WRITE form: dgate, dup (bf16) = the gradients rounded once; they may alias
+// gate, up (each element is read before its own thread writes it).
+template <bool VEC>
+__global__ void swiglu_bwd_bf16_kernel(__nv_bfloat16 *dgate, __nv_bfloat16 *dup, const float *dy,
+                                       const __nv_bfloat16 *gate, const __nv_bfloat16 *up, int64_t n) {
+    for_each8<VEC>(n, [&](int64_t j, int width) {
+        if (width == 8) {
+            float d[8], g[8], u[8], dg[8], du[8];
+            load8(dy + j, d);
+            load8(gate + j, g);
+            load8(up + j, u);
+#pragma unroll
+            for (int k = 0; k < 8; k++) swiglu_grad1(d[k], g[k], u[k], &dg[k], &du[k]);
+            store8(dgate + j, dg);
+            store8(dup + j, du);
+        } else {
+            float dg, du;
+            swiglu_grad1(dy[j], __bfloat162float(gate[j]), __bfloat162float(up[j]), &dg, &du);
+            dgate[j] = __float2bfloat16_rn(dg);
+            dup[j] = __float2bfloat16_rn(du);
+        }
+    });
+}
+
 template <bool VEC>
 __global__ void add_kernel(__nv_bfloat16 *y, const __nv_bfloat16 *a, const __nv_bfloat16 *b, int64_t n) {
     for_each8<VEC>(n, [&](int64_t j, int width) {
@@ -142,6 +167,22 @@ extern "C" void pn_cuda_swiglu_bwd(float *dgate, float *dup, const float *dy, co
         swiglu_bwd_kernel<true><<<grid, threads, 0, pn_stream()>>>(dgate, dup, dy, as_bf(gate), as_bf(up), n);
     else
         swiglu_bwd_kernel<false><<<grid, threads, 0, pn_stream()>>>(dgate, dup, dy, as_bf(gate), as_bf(up), n);
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_swiglu_bwd_bf16(pn_bf16 *dgate, pn_bf16 *dup, const float *dy, const pn_bf16 *gate,
+                                        const pn_bf16 *up, int64_t n) {
+    if (n <= 0) return;
+    const int threads = 256;
+    const bool vec = pn_aligned16(dgate) && pn_aligned16(dup) && pn_aligned16(dy) && pn_aligned16(gate) &&
+                     pn_aligned16(up);
+    const unsigned grid = pn_grid_for(items(n, vec), threads);
+    if (vec)
+        swiglu_bwd_bf16_kernel<true>
+            <<<grid, threads, 0, pn_stream()>>>(as_bf(dgate), as_bf(dup), dy, as_bf(gate), as_bf(up), n);
+    else
+        swiglu_bwd_bf16_kernel<false>
+            <<<grid, threads, 0, pn_stream()>>>(as_bf(dgate), as_bf(dup), dy, as_bf(gate), as_bf(up), n);
     PN_CHECK_LAUNCH();
 }
 

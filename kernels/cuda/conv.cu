@@ -99,7 +99,9 @@ static __global__ void cv_dx_kernel(float *dx, const float *__restrict__ dz, con
 }
 
 // dkern[(b, t, d), j] += dz_t[d] · u_{t−W+1+j}[d]: every token owns its kernel.
-static __global__ void cv_dkern_kernel(float *dkern, const float *__restrict__ dz, const __nv_bfloat16 *__restrict__ x,
+// dkern (B, T, D, W): fp32 += (OT float) or bf16 WRITE (OT __nv_bfloat16, rounded once).
+template <typename OT>
+static __global__ void cv_dkern_kernel(OT *dkern, const float *__restrict__ dz, const __nv_bfloat16 *__restrict__ x,
                                        const float *__restrict__ x_prev, int T, int D, int W, int64_t total) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         const int d = (int)(e % D);
@@ -108,7 +110,13 @@ static __global__ void cv_dkern_kernel(float *dkern, const float *__restrict__ d
         const __nv_bfloat16 *xb = x + (int64_t)b * T * D;
         const float *pb = x_prev ? x_prev + (int64_t)b * (W - 1) * D : nullptr;
         const float g = dz[e];
-        for (int j = 0; j < W; j++) dkern[e * W + j] += g * cv_u(xb, pb, t - W + 1 + j, d, D, W);
+        for (int j = 0; j < W; j++) {
+            const float v = g * cv_u(xb, pb, t - W + 1 + j, d, D, W);
+            if constexpr (sizeof(OT) == sizeof(float))
+                dkern[e * W + j] += v;
+            else
+                dkern[e * W + j] = __float2bfloat16_rn(v);
+        }
     }
 }
 
@@ -235,9 +243,9 @@ extern "C" void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, cons
     pn_cuda_free(owned);
 }
 
-extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, float *dkern, const float *dy, const pn_bf16 *x,
-                                           const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W,
-                                           int act) {
+extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype dkern_dt, const float *dy,
+                                           const pn_bf16 *x, const pn_bf16 *kern, const float *x_prev, int B, int T,
+                                           int D, int W, int act) {
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die("dynamic conv backward", "unsupported size", D, W);
     const int64_t total = (int64_t)B * T * D;
     if (total <= 0 || (!dx && !dkern)) return;
@@ -245,7 +253,12 @@ extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, float *dkern, const float 
     const float *dz = cv_dz<true>(&owned, dy, x, nullptr, kern, nullptr, x_prev, T, D, W, act, total);
     const unsigned grid = pn_grid_for(total, CV_THREADS);
     if (dkern) {
-        cv_dkern_kernel<<<grid, CV_THREADS, 0, pn_stream()>>>(dkern, dz, as_bf(x), x_prev, T, D, W, total);
+        if (dkern_dt == PN_CUDA_BF16)
+            cv_dkern_kernel<__nv_bfloat16><<<grid, CV_THREADS, 0, pn_stream()>>>((__nv_bfloat16 *)dkern, dz, as_bf(x),
+                                                                                x_prev, T, D, W, total);
+        else
+            cv_dkern_kernel<float>
+                <<<grid, CV_THREADS, 0, pn_stream()>>>((float *)dkern, dz, as_bf(x), x_prev, T, D, W, total);
         PN_CHECK_LAUNCH();
     }
     if (dx) {

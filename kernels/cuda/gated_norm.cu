@@ -4,10 +4,14 @@
 //
 // Forward: one warp per row (D is a head's V, 64–256): Σx² by a warp sum, then the row is
 // written. Backward, with n = x·rstd and a = w·silu(gate): dn = dy·a, dx = rstd·(dn −
-// n·mean(dn·n)), dgate = dy·n·w·silu'(gate), dw = Σ_rows dy·n·silu(gate). A block of 256
-// threads walks a slice of rows (one block sum per row for the mean) and keeps its dw
-// partial per column in shared memory (each thread owns fixed columns, so no atomics);
-// a second kernel sums the slices in slice order, so dw is deterministic.
+// n·mean(dn·n)), dgate = dy·n·w·silu'(gate), dw = Σ_rows dy·n·silu(gate).
+// For D ≤ 256 (every head size in use) a warp owns a row: its dy, x, gate stay in
+// registers between the mean and the writes (one pass over memory), the mean is a warp
+// sum (no block barriers per row: the earlier block-per-row form took ~5× its bytes' time
+// in the train step), and each lane keeps its columns' dw partial in registers; the 8
+// warps' partials are summed in warp order at the end of the block. Wider rows take the
+// block-per-row kernel (dw partial per column in shared memory). Either way a second
+// kernel sums the slices in slice order: dw is deterministic, no atomics.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
@@ -91,6 +95,67 @@ static __global__ void __launch_bounds__(GN_THREADS)
         for (int c = tid; c < D; c += GN_THREADS) wpart[(int64_t)blockIdx.x * D + c] = wp[c];
 }
 
+// Warp-per-row backward, D ≤ 32·NC; a block is GN_THREADS threads = 8 warps, the slice's
+// rows strided by warp. wpart as gn_bwd_kernel.
+template <int NC>
+static __global__ void __launch_bounds__(GN_THREADS)
+    gn_bwd_warp_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy,
+                       const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
+                       const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd, int64_t N, int D,
+                       int64_t rps) {
+    constexpr int NW = GN_THREADS / 32;
+    __shared__ float wsum[NW][32 * NC];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t r0 = (int64_t)blockIdx.x * rps, r1 = min(N, r0 + rps);
+    float wv[NC], acc[NC];
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        const int c = lane + 32 * j;
+        wv[j] = c < D && w ? w[c] : 1.0f;
+        acc[j] = 0.f;
+    }
+    for (int64_t row = r0 + warp; row < r1; row += NW) {
+        const float r = rstd[row];
+        const int64_t base = row * D;
+        float dyv[NC], nd[NC], a[NC];  // a = w·silu(gate)
+        float dot = 0.f;
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            const int c = lane + 32 * j;
+            dyv[j] = nd[j] = a[j] = 0.f;
+            if (c < D) {
+                dyv[j] = dy[base + c];
+                nd[j] = to_f32(x[base + c]) * r;
+                float sg = 1.0f;  // silu(gate)
+                if (gate) {
+                    const float g = to_f32(gate[base + c]), sgm = gn_sigmoid(g);
+                    sg = g * sgm;
+                    if (dgate) dgate[base + c] += dyv[j] * nd[j] * wv[j] * sgm * (1.0f + g * (1.0f - sgm));
+                }
+                a[j] = wv[j] * sg;
+                dot += dyv[j] * a[j] * nd[j];
+                acc[j] += dyv[j] * nd[j] * sg;
+            }
+        }
+        if (!dx) continue;
+        const float mean = warp_sum(dot) / (float)D;
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            const int c = lane + 32 * j;
+            if (c < D) dx[base + c] += r * (dyv[j] * a[j] - nd[j] * mean);
+        }
+    }
+    if (!wpart) return;
+#pragma unroll
+    for (int j = 0; j < NC; j++) wsum[warp][lane + 32 * j] = acc[j];
+    __syncthreads();
+    for (int c = threadIdx.x; c < D; c += GN_THREADS) {
+        float t = 0.f;
+        for (int k = 0; k < NW; k++) t += wsum[k][c];
+        wpart[(int64_t)blockIdx.x * D + c] = t;
+    }
+}
+
 static __global__ void gn_dw_final_kernel(float *dw, const float *__restrict__ wpart, int D, int nslice) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= D) return;
@@ -126,8 +191,20 @@ extern "C" void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, co
     const int64_t rps = pn_ceil_div(N, nslice);
     nslice = pn_ceil_div(N, rps);
     float *wpart = dw ? (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D) * sizeof(float)) : nullptr;
-    gn_bwd_kernel<<<(unsigned)nslice, GN_THREADS, smem, pn_stream()>>>(dx, gate ? dgate : nullptr, wpart, dy, as_bf(x),
-                                                                       w, as_bf(gate), rstd, N, D, rps);
+    float *dg = gate ? dgate : nullptr;
+    const unsigned grid = (unsigned)nslice;
+    if (D <= 64)
+        gn_bwd_warp_kernel<2><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd,
+                                                                    N, D, rps);
+    else if (D <= 128)
+        gn_bwd_warp_kernel<4><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd,
+                                                                    N, D, rps);
+    else if (D <= 256)
+        gn_bwd_warp_kernel<8><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd,
+                                                                    N, D, rps);
+    else
+        gn_bwd_kernel<<<grid, GN_THREADS, smem, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd, N, D,
+                                                               rps);
     PN_CHECK_LAUNCH();
     if (dw) {
         gn_dw_final_kernel<<<(unsigned)pn_ceil_div(D, GN_THREADS), GN_THREADS, 0, pn_stream()>>>(dw, wpart, D,

@@ -79,9 +79,11 @@ void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, const float *dy
 // Dynamic (per-token) kernels, JetBlock: kern (B, T, D, W) bf16 (flat index d·W + j), no bias.
 void pn_cuda_dynconv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const pn_bf16 *kern,
                                 const float *x_prev, int B, int T, int D, int W, int act);
-// dx (B, T, D), dkern (B, T, D, W) += ... (either may be NULL).
-void pn_cuda_dynconv_causal_bwd(float *dx, float *dkern, const float *dy, const pn_bf16 *x, const pn_bf16 *kern,
-                                const float *x_prev, int B, int T, int D, int W, int act);
+// dx (B, T, D) += ...; dkern (B, T, D, W) += ... when dkern_dt is PN_CUDA_F32, or WRITTEN
+// (rounded once) when PN_CUDA_BF16, the form the generator's weight-gradient GEMM reads.
+// Either may be NULL.
+void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype dkern_dt, const float *dy, const pn_bf16 *x,
+                                const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W, int act);
 
 // ---------------------------------------------------------------- gated RMSNorm (gated_norm.cu)
 // y (N, D) = x · rstd · w · silu(gate), rstd (N) fp32 = 1/sqrt(mean(x²) + eps) (saved for the

@@ -172,8 +172,8 @@ void pn_cuda_dynconv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, c
     free(xf), free(kf), free(yf);
 }
 
-void pn_cuda_dynconv_causal_bwd(float *dx, float *dkern, const float *dy, const pn_bf16 *x, const pn_bf16 *kern,
-                                const float *x_prev, int B, int T, int D, int W, int act) {
+void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype dkern_dt, const float *dy, const pn_bf16 *x,
+                                const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W, int act) {
     check_conv(W, act);
     const int64_t n = (int64_t)B * T * D;
     if (n <= 0 || (!dx && !dkern)) return;
@@ -185,7 +185,10 @@ void pn_cuda_dynconv_causal_bwd(float *dx, float *dkern, const float *dy, const 
         pn_silu_bwd(dz, dy, z, n);
         free(z);
     }
-    pn_dynconv_causal_bwd(dx, dkern, act ? dz : dy, xf, kf, x_prev, B, T, D, W);
+    // bf16 dkern is WRITTEN: the CPU op adds into zeros, then one rounding
+    float *dk = dkern && dkern_dt == PN_CUDA_BF16 ? fk_zeros(n * W) : dkern;
+    pn_dynconv_causal_bwd(dx, dk, act ? dz : dy, xf, kf, x_prev, B, T, D, W);
+    if (dk && dk != dkern) fk_store(dkern, PN_CUDA_BF16, dk, n * W), free(dk);
     free(xf), free(kf), free(dz);
 }
 

@@ -131,6 +131,17 @@ void pn_cuda_swiglu_bwd(float *dgate, float *dup, const float *dy, const pn_bf16
     free(g), free(u);
 }
 
+void pn_cuda_swiglu_bwd_bf16(pn_bf16 *dgate, pn_bf16 *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up,
+                             int64_t n) {
+    if (n <= 0) return;
+    float *g = fk_from_bf16(gate, n), *u = fk_from_bf16(up, n), *dg = pn_calloc((size_t)n, sizeof(float)),
+          *du = pn_calloc((size_t)n, sizeof(float));
+    pn_swiglu_bwd(dg, du, dy, g, u, n);
+    fk_store_bf16(dgate, dg, n);
+    fk_store_bf16(dup, du, n);
+    free(g), free(u), free(dg), free(du);
+}
+
 void pn_cuda_add(pn_bf16 *y, const pn_bf16 *a, const pn_bf16 *b, int64_t n) {
     if (n <= 0) return;
     float *af = fk_from_bf16(a, n), *bf = fk_from_bf16(b, n), *yf = fk_alloc(n);

@@ -406,9 +406,18 @@ static void test_conv(int dyn, int B, int T, int D, int W, int act, int with_bia
         pn_conv_causal_bwd(g.ref[0], g.ref[1], g.ref[2], dz, x, w, prev, B, T, D, W);
     }
     float *d_dy = dev_f32(dy, nx);
-    if (dyn)
-        pn_cuda_dynconv_causal_bwd(g.dev[0], g.dev[1], d_dy, d_x, d_kern, d_prev, B, T, D, W, act);
-    else
+    if (dyn) {
+        pn_cuda_dynconv_causal_bwd(g.dev[0], g.dev[1], PN_CUDA_F32, d_dy, d_x, d_kern, d_prev, B, T, D, W, act);
+        // the bf16 WRITE form of dkern (into a poisoned buffer), dx not asked for
+        float *kref = zeros_host(nk);
+        pn_dynconv_causal_bwd(NULL, kref, dz, x, kern, prev, B, T, D, W);
+        pn_bf16 *d_k16 = dev_poisoned((nk ? nk : 1) * sizeof(pn_bf16));
+        pn_cuda_dynconv_causal_bwd(NULL, d_k16, PN_CUDA_BF16, d_dy, d_x, d_kern, d_prev, B, T, D, W, act);
+        float *k16 = get_bf16(d_k16, nk);
+        report(rel_err(k16, kref, nk), TOL_BF16, "%s: bwd dkern bf16 (written)", what);
+        free(k16), free(kref);
+        pn_cuda_free(d_k16);
+    } else
         pn_cuda_conv_causal_bwd(g.dev[0], g.dev[1], g.dev[2], d_dy, d_x, d_w, d_bias, d_prev, B, T, D, W, act);
     char bw[220];
     snprintf(bw, sizeof bw, "%s: bwd", what);
@@ -482,6 +491,8 @@ static void run_norm(void) {
     test_norm(63, 256, 1, 0, 1);
     test_norm(1, 30, 1, 1, 0);
     test_norm(5000, 128, 1, 1, 1);  // 5000 rows: several slices in the dw reduction
+    test_norm(40000, 256, 1, 1, 0);  // the warp-per-row kernel over 1024 slices of 40 rows
+    test_norm(70, 384, 1, 1, 1);     // D > 256: the block-per-row kernel
 }
 
 // ================================================================ main

@@ -305,6 +305,27 @@ static void test_swiglu(int64_t n, int offset) {
     got = get_f32(d_dg + offset, (size_t)n);
     report(rel_err(got, dg_ref, (size_t)n), TOL_F32, "swiglu_bwd n=%lld offset %d dgate only", (long long)n, offset);
     free(got);
+    // bf16 WRITE form: into poisoned buffers, then in place over gate / up (the MLP backward's use)
+    float *zg = pn_calloc((size_t)n, sizeof(float)), *zu = pn_calloc((size_t)n, sizeof(float));
+    pn_swiglu_bwd(zg, zu, dy, gate, up, n);
+    pn_bf16 *bg = dev_poisoned(sz * sizeof(pn_bf16)), *bu = dev_poisoned(sz * sizeof(pn_bf16));
+    pn_cuda_swiglu_bwd_bf16(bg + offset, bu + offset, d_dy + offset, dgate + offset, dup + offset, n);
+    got = get_bf16(bg + offset, (size_t)n);
+    report(rel_err(got, zg, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dgate", (long long)n, offset);
+    free(got);
+    got = get_bf16(bu + offset, (size_t)n);
+    report(rel_err(got, zu, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dup", (long long)n, offset);
+    free(got);
+    pn_cuda_swiglu_bwd_bf16(dgate + offset, dup + offset, d_dy + offset, dgate + offset, dup + offset, n);
+    got = get_bf16(dgate + offset, (size_t)n);
+    report(rel_err(got, zg, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dgate over gate (aliased)",
+           (long long)n, offset);
+    free(got);
+    got = get_bf16(dup + offset, (size_t)n);
+    report(rel_err(got, zu, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dup over up (aliased)",
+           (long long)n, offset);
+    free(got), free(zg), free(zu);
+    pn_cuda_free(bg), pn_cuda_free(bu);
     free(gate), free(up), free(ref), free(dy), free(dg0), free(du0), free(dg_ref), free(du_ref);
     pn_cuda_free(dgate), pn_cuda_free(dup), pn_cuda_free(dy16), pn_cuda_free(d_dy), pn_cuda_free(d_dg);
     pn_cuda_free(d_du);

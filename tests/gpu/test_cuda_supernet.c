@@ -4,7 +4,7 @@
 //
 // What is compared (normalized error ‖gpu − cpu‖ / ‖cpu‖ in double; NaN fails):
 //  - qwen2-tiny, every layer on attention: pn_csupernet_logits vs the fixture's logits
-//    and vs the CPU backbone on the same bf16 weights (TOL_FIXTURE, see below);
+//    and vs the CPU backbone on the same bf16 weights (TOL_BF16, see below);
 //  - per linear block type (jetblock with mse / kl / both; gated_deltanet with both;
 //    the other linear types with mse when this build has their CUDA twin) and per
 //    subnet (all linear, mixed linear / swa / attn, swa-heavy, all attention): the
@@ -33,10 +33,12 @@
 // LS, AL, LA, SL, AA) to keep the fake run short.
 // The qwen2-tiny fixture has 4 layers and fp32 weights: bf16 weights alone give 8.6e-3
 // against it (the CPU backbone on rounded weights); the 4-layer device forward gives
-// 1.16e-2 against it and 8.0e-3 against the CPU backbone on the same bf16 weights
-// (fake build, fp32 residual; 1.34e-2 / 1.07e-2 with the bf16 residual), so its two
-// checks use TOL_FIXTURE = 2e-2, a budget derived from those measurements (the brief
-// asked for "bf16 tolerance"; see the report).
+// 1.16e-2 against it (H100 and fake build alike) and 8.0e-3 against the CPU backbone on the
+// same bf16 weights. Both checks are held to the bf16 tolerance 1e-2 (an earlier 2e-2,
+// derived from those measurements, was a loosened tolerance and is gone): the check
+// against transformers' fp64 logits fails by that margin, which is the weights' own bf16
+// rounding plus four layers of bf16 activations — reported, not hidden. Each layer alone
+// passes the fixture at 1e-2 (test_cuda_block_attn, "attn qwen2-tiny layer 0").
 // The tiny model runs with MLP and LM-head row chunks smaller than B·T (a hidden
 // setter), so the chunk loops are exercised; one configuration keeps the defaults.
 // Block types without a CUDA twin in this build are listed as "not run" instead of
@@ -56,7 +58,6 @@
 
 #define TOL_BF16 1e-2
 #define TOL_F32 1e-4
-#define TOL_FIXTURE 2e-2  // 4 bf16 layers end to end: see the note above
 #define GPU_TEST_SEED 20251123
 #include "gpu_test_util.h"
 
@@ -159,7 +160,7 @@ static void test_fixture(void) {
     pn_subnet s;
     pn_subnet_fill(&s, bb->n_layers, PN_PATH_ATTN);
     pn_csupernet_logits(cs, ids, B, T, &s, got);
-    report(rel_err(got, want, n), TOL_FIXTURE, "qwen2-tiny: device logits, every layer on attn, vs transformers (fp64)");
+    report(rel_err(got, want, n), TOL_BF16, "qwen2-tiny: device logits, every layer on attn, vs transformers (fp64)");
     // The device arithmetic alone: the CPU backbone on the same bf16-rounded weights.
     round_bf16(bb->weights, (size_t)pn_backbone_numel(bb));
     pn_csupernet_free(cs);
@@ -168,7 +169,7 @@ static void test_fixture(void) {
     pn_csupernet_logits(cs, ids, B, T, &s, got);
     pn_subnet_fill(&s, bb->n_layers, PN_PATH_ATTN);
     const float *cpu = pn_supernet_logits(sn, ids, B, T, &s);
-    report(rel_err(got, cpu, n), TOL_FIXTURE, "qwen2-tiny: device logits vs the CPU backbone on the same bf16 weights");
+    report(rel_err(got, cpu, n), TOL_BF16, "qwen2-tiny: device logits vs the CPU backbone on the same bf16 weights");
     // The same through the step's chunked LM head: eval loss of the all-attn subnet is 0.
     pn_distill_parts parts;
     double ev = pn_csupernet_eval_loss(cs, ids, B, T, &s, &parts);
