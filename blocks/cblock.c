@@ -3,6 +3,7 @@
 // themselves live in blocks/cblock_<type>.c; see cblock.h for the contract.
 #ifdef POSTNAS_HAVE_CUDA
 #include "blocks/cblock.h"
+#include "kernels/cuda/pn_cuda_linear.h"
 #include <string.h>
 
 extern const pn_cblock_type pn_cblock_attn, pn_cblock_swa, pn_cblock_jetblock, pn_cblock_gated_deltanet,
@@ -70,6 +71,46 @@ void pn_cblock_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad
     pn_bf16 *d16 = pn_cblock_to_bf16(dgrad, M * n_out);
     pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[i], NULL, d16, in, b->w16[i], M, n_in, n_out);
     pn_cuda_free(d16);
+}
+
+// The normed output (N, H·V) bf16 and its rstd (N·H), fresh scratch.
+static void cblock_gated_norm(const pn_cblock *b, int p_norm, const pn_bf16 *o, const pn_bf16 *g, int64_t N,
+                              pn_bf16 **on, float **rstd) {
+    const pn_block_cfg *c = &b->cfg;
+    *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * c->H * c->V * sizeof(pn_bf16));
+    *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * c->H * sizeof(float));
+    pn_cuda_rmsnorm_gated_fwd(*on, PN_CUDA_BF16, *rstd, o, b->w32[p_norm], g, N * c->H, c->V, c->norm_eps);
+}
+
+void pn_cblock_gated_out_fwd(const pn_cblock *b, int p_norm, int p_o, pn_bf16 *y, const pn_bf16 *o,
+                             const pn_bf16 *g, int64_t N) {
+    const pn_block_cfg *c = &b->cfg;
+    pn_bf16 *on;
+    float *rstd;
+    cblock_gated_norm(b, p_norm, o, g, N, &on, &rstd);
+    pn_cuda_linear_fwd(y, PN_CUDA_BF16, on, b->w16[p_o], NULL, N, c->H * c->V, c->C);
+    pn_cuda_free(on);
+    pn_cuda_free(rstd);
+}
+
+void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const float *dy, const pn_bf16 *o,
+                             const pn_bf16 *g, int64_t N, float **d_o, float **dg) {
+    const pn_block_cfg *c = &b->cfg;
+    const int HV = c->H * c->V;
+    // the normed output recomputed (o_proj's weight gradient reads it), then o_proj, the norm
+    pn_bf16 *on;
+    float *rstd;
+    cblock_gated_norm(b, p_norm, o, g, N, &on, &rstd);
+    pn_bf16 *dy16 = pn_cblock_to_bf16(dy, N * c->C);
+    float *d_on = pn_cblock_zeros(N * HV);
+    pn_cuda_linear_bwd(d_on, PN_CUDA_F32, b->grads[p_o], NULL, dy16, on, b->w16[p_o], N, HV, c->C);
+    pn_cuda_free(dy16);
+    pn_cuda_free(on);
+    *d_o = pn_cblock_zeros(N * HV);
+    *dg = pn_cblock_zeros(N * HV);
+    pn_cuda_rmsnorm_gated_bwd(*d_o, b->grads[p_norm], *dg, d_on, o, b->w32[p_norm], g, rstd, N * c->H, c->V);
+    pn_cuda_free(d_on);
+    pn_cuda_free(rstd);
 }
 
 void pn_cblock_free_owned(pn_cblock *cb) {

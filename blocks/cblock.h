@@ -78,6 +78,15 @@ pn_bf16 *pn_cblock_to_bf16(const float *src, int64_t n);
 void pn_cblock_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad, const pn_bf16 *in, int64_t M,
                         int n_in, int n_out);
 
+// The gated output tail of gla and retnet, y (N, C) = (rmsh(o) · w · silu(g)) Woᵀ per head
+// of V features: o, g (N, H·V) bf16, w = w32[p_norm] (V), Wo = w16[p_o] (C, H·V).
+void pn_cblock_gated_out_fwd(const pn_cblock *b, int p_norm, int p_o, pn_bf16 *y, const pn_bf16 *o,
+                             const pn_bf16 *g, int64_t N);
+// Its backward from dy (N, C) fp32: grads[p_o], grads[p_norm] += (when not NULL); returns
+// fresh zero-started *d_o, *dg (N, H·V) fp32 scratch with the gradients of o and g.
+void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const float *dy, const pn_bf16 *o,
+                             const pn_bf16 *g, int64_t N, float **d_o, float **dg);
+
 // The CUDA twin of a CPU block type by name; NULL if the type has none.
 const pn_cblock_type *pn_cblock_type_find(const char *name);
 

@@ -64,12 +64,7 @@ static void cret_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
                            PN_CUDA_BF16, NULL);
     pn_cuda_free(gd);
 
-    pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
-    float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
-    pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
-    pn_cuda_linear_fwd(y, PN_CUDA_BF16, on, b->w16[P_O], NULL, N, HV, C);
-    pn_cuda_free(on);
-    pn_cuda_free(rstd);
+    pn_cblock_gated_out_fwd(b, P_NORM, P_O, y, a.o, a.g, N);
 }
 
 static void cret_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
@@ -82,19 +77,8 @@ static void cret_backward(const pn_cblock *b, float *dx, const float *dy, const 
     cret_act_layout(c, B, T, (void *)act, &a);
     if (N <= 0) return;
 
-    // Output tail: recompute the normed output, then o_proj and the gated norm backward.
-    pn_bf16 *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(pn_bf16));
-    float *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * H * sizeof(float));
-    pn_cuda_rmsnorm_gated_fwd(on, PN_CUDA_BF16, rstd, a.o, b->w32[P_NORM], a.g, N * H, c->V, c->norm_eps);
-    pn_bf16 *dy16 = pn_cblock_to_bf16(dy, N * C);
-    float *d_on = pn_cblock_zeros(N * HV);
-    pn_cuda_linear_bwd(d_on, PN_CUDA_F32, b->grads[P_O], NULL, dy16, on, b->w16[P_O], N, HV, C);
-    pn_cuda_free(dy16);
-    pn_cuda_free(on);
-    float *d_o = pn_cblock_zeros(N * HV), *dg = pn_cblock_zeros(N * HV);
-    pn_cuda_rmsnorm_gated_bwd(d_o, b->grads[P_NORM], dg, d_on, a.o, b->w32[P_NORM], a.g, rstd, N * H, c->V);
-    pn_cuda_free(d_on);
-    pn_cuda_free(rstd);
+    float *d_o, *dg;
+    pn_cblock_gated_out_bwd(b, P_NORM, P_O, dy, a.o, a.g, N, &d_o, &dg);
 
     float *gd = cret_decay(N, H);
     float *dq = pn_cblock_zeros(N * HK), *dk = pn_cblock_zeros(N * HK), *dv = pn_cblock_zeros(N * HV);
