@@ -51,8 +51,22 @@ static __device__ __forceinline__ void swiglu_grad1(float dy, float g, float u, 
     *dg = dy * u * s * (1.0f + g * (1.0f - s));
 }
 
-template <bool VEC>
-__global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dy, const __nv_bfloat16 *gate,
+// A gradient into its output: fp32 is accumulated (+=), bf16 WRITTEN (rounded once).
+static __device__ __forceinline__ void grad_put8(float *p, const float *v) {
+    float o[8];
+    load8(p, o);
+#pragma unroll
+    for (int k = 0; k < 8; k++) o[k] += v[k];
+    store8(p, o);
+}
+static __device__ __forceinline__ void grad_put8(__nv_bfloat16 *p, const float *v) { store8(p, v); }
+static __device__ __forceinline__ void grad_put1(float *p, float v) { *p += v; }
+static __device__ __forceinline__ void grad_put1(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+// dgate, dup: fp32 (+=, either may be NULL) or bf16 (written; they may alias gate, up:
+// each element is read before its own thread writes it).
+template <bool VEC, typename OT>
+__global__ void swiglu_bwd_kernel(OT *dgate, OT *dup, const float *dy, const __nv_bfloat16 *gate,
                                   const __nv_bfloat16 *up, int64_t n) {
     for_each8<VEC>(n, [&](int64_t j, int width) {
         if (width == 8) {
@@ -62,49 +76,13 @@ __global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dy, con
             load8(up + j, u);
 #pragma unroll
             for (int k = 0; k < 8; k++) swiglu_grad1(d[k], g[k], u[k], &dg[k], &du[k]);
-            if (dgate) {
-                float o[8];
-                load8(dgate + j, o);
-#pragma unroll
-                for (int k = 0; k < 8; k++) o[k] += dg[k];
-                store8(dgate + j, o);
-            }
-            if (dup) {
-                float o[8];
-                load8(dup + j, o);
-#pragma unroll
-                for (int k = 0; k < 8; k++) o[k] += du[k];
-                store8(dup + j, o);
-            }
+            if (dgate) grad_put8(dgate + j, dg);
+            if (dup) grad_put8(dup + j, du);
         } else {
             float dg, du;
             swiglu_grad1(dy[j], __bfloat162float(gate[j]), __bfloat162float(up[j]), &dg, &du);
-            if (dgate) dgate[j] += dg;
-            if (dup) dup[j] += du;
-        }
-    });
-}
-
-// The bf16 WRITE form: dgate, dup (bf16) = the gradients rounded once; they may alias
-// gate, up (each element is read before its own thread writes it).
-template <bool VEC>
-__global__ void swiglu_bwd_bf16_kernel(__nv_bfloat16 *dgate, __nv_bfloat16 *dup, const float *dy,
-                                       const __nv_bfloat16 *gate, const __nv_bfloat16 *up, int64_t n) {
-    for_each8<VEC>(n, [&](int64_t j, int width) {
-        if (width == 8) {
-            float d[8], g[8], u[8], dg[8], du[8];
-            load8(dy + j, d);
-            load8(gate + j, g);
-            load8(up + j, u);
-#pragma unroll
-            for (int k = 0; k < 8; k++) swiglu_grad1(d[k], g[k], u[k], &dg[k], &du[k]);
-            store8(dgate + j, dg);
-            store8(dup + j, du);
-        } else {
-            float dg, du;
-            swiglu_grad1(dy[j], __bfloat162float(gate[j]), __bfloat162float(up[j]), &dg, &du);
-            dgate[j] = __float2bfloat16_rn(dg);
-            dup[j] = __float2bfloat16_rn(du);
+            if (dgate) grad_put1(dgate + j, dg);
+            if (dup) grad_put1(dup + j, du);
         }
     });
 }
@@ -178,10 +156,10 @@ extern "C" void pn_cuda_swiglu_bwd_bf16(pn_bf16 *dgate, pn_bf16 *dup, const floa
                      pn_aligned16(up);
     const unsigned grid = pn_grid_for(items(n, vec), threads);
     if (vec)
-        swiglu_bwd_bf16_kernel<true>
+        swiglu_bwd_kernel<true>
             <<<grid, threads, 0, pn_stream()>>>(as_bf(dgate), as_bf(dup), dy, as_bf(gate), as_bf(up), n);
     else
-        swiglu_bwd_bf16_kernel<false>
+        swiglu_bwd_kernel<false>
             <<<grid, threads, 0, pn_stream()>>>(as_bf(dgate), as_bf(dup), dy, as_bf(gate), as_bf(up), n);
     PN_CHECK_LAUNCH();
 }
