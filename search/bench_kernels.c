@@ -30,7 +30,8 @@
 //
 // The other linear-attention training ops (pn_cuda_gdn_fast.h, pn_cuda_linear.h) follow:
 // the tensor-core gdn forward at both gdn shapes, simple GLA / GLA / DPLR fwd and fwd+bwd,
-// static and dynamic causal conv fwd and bwd, gated RMSNorm fwd and bwd (shapes and byte
+// static and dynamic causal conv fwd and bwd (the dynamic bwd also in JetBlock's bf16-dkern
+// form), gated RMSNorm fwd and bwd (shapes and byte
 // counts at their section below). The supernet step has its own benchmark (`postnas bench
 // train-step`); its row here only points there.
 // Library code: progress goes to pn_info; the CLI prints the table from the JSON.
@@ -749,6 +750,7 @@ static void kb_lr_row(kb_row *r, lr_ctx *c, int with_bwd, double bw, double mm) 
 
 typedef struct {
     int dyn, B, T, D, W;
+    int dk16;  // dynamic bwd: dkern written in bf16 (JetBlock's form) instead of fp32 +=
     pn_bf16 *x[NSETS], *kern[NSETS], *y[NSETS];
     float *dy[NSETS];
     float *w, *bias;                    // static conv weights (D, W), (D)
@@ -767,7 +769,8 @@ static void conv_fill(conv_ctx *c, int with_bwd) {
     c->bias = c->dyn ? NULL : kb_dev_f32((size_t)c->D, 0.1f);
     if (with_bwd) {
         float **grads[4] = {&c->dx, &c->dw, &c->dbias, &c->dkern};
-        const size_t sizes[4] = {nx, c->dyn ? 0 : (size_t)c->D * c->W, c->dyn ? 0 : (size_t)c->D, c->dyn ? nk : 0};
+        const size_t sizes[4] = {nx, c->dyn ? 0 : (size_t)c->D * c->W, c->dyn ? 0 : (size_t)c->D,
+                                 c->dyn ? (c->dk16 ? (nk + 1) / 2 : nk) : 0};  // bf16 dkern: nk halves
         for (int i = 0; i < 4; i++) {
             *grads[i] = sizes[i] ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sizes[i] * sizeof(float)) : NULL;
             if (sizes[i]) pn_cuda_memset(*grads[i], 0, sizes[i] * sizeof(float));
@@ -797,7 +800,8 @@ static void run_conv_bwd(void *p, int i) {
     conv_ctx *c = p;
     const int s = i % NSETS;
     if (c->dyn)
-        pn_cuda_dynconv_causal_bwd(c->dx, c->dkern, PN_CUDA_F32, c->dy[s], c->x[s], c->kern[s], NULL, c->B, c->T, c->D, c->W, 1);
+        pn_cuda_dynconv_causal_bwd(c->dx, c->dkern, c->dk16 ? PN_CUDA_BF16 : PN_CUDA_F32, c->dy[s], c->x[s], c->kern[s],
+                                   NULL, c->B, c->T, c->D, c->W, 1);
     else
         pn_cuda_conv_causal_bwd(c->dx, c->dw, c->dbias, c->dy[s], c->x[s], c->w, c->bias, NULL, c->B, c->T, c->D, c->W,
                                 1);
@@ -809,12 +813,16 @@ static void run_conv_bwd(void *p, int i) {
 // dkern) fp32 read and written (+=); the static weights are D·W, negligible but counted.
 static void kb_conv_row(kb_row *r, conv_ctx *c, int bwd, double bw, double mm) {
     conv_fill(c, bwd);
-    r->name = c->dyn ? (bwd ? "dynamic causal conv bwd" : "dynamic causal conv fwd")
+    r->name = c->dyn ? (bwd ? (c->dk16 ? "dynamic causal conv bwd, bf16 dkern" : "dynamic causal conv bwd")
+                            : "dynamic causal conv fwd")
                      : (bwd ? "causal conv bwd" : "causal conv fwd");
     if (c->dyn)
         snprintf(r->shape, sizeof r->shape,
                  "B%d T%d D%d W%d, SiLU after, bf16 x and per-token kernels (B,T,D,W), %s (pn_cuda_dynconv_causal_%s)",
-                 c->B, c->T, c->D, c->W, bwd ? "dy fp32, dx dkern fp32 +=" : "y bf16", bwd ? "bwd" : "fwd");
+                 c->B, c->T, c->D, c->W,
+                 bwd ? (c->dk16 ? "dy fp32, dx fp32 +=, dkern bf16 written (JetBlock's form)" : "dy fp32, dx dkern fp32 +=")
+                     : "y bf16",
+                 bwd ? "bwd" : "fwd");
     else
         snprintf(r->shape, sizeof r->shape,
                  "B%d T%d D%d W%d, SiLU after, bf16 x, fp32 w/bias, %s (pn_cuda_conv_causal_%s)", c->B, c->T, c->D,
@@ -825,12 +833,12 @@ static void kb_conv_row(kb_row *r, conv_ctx *c, int bwd, double bw, double mm) {
     const double nx = (double)c->B * c->T * c->D, W = c->W, nw = (double)c->D * (W + 1);
     r->flops = (bwd ? 4 : 2) * nx * W;
     if (c->dyn)
-        r->bytes = bwd ? nx * (4 + 2 + 2 * W + 8 + 8 * W) : nx * (2 + 2 * W + 2);
+        r->bytes = bwd ? nx * (4 + 2 + 2 * W + 8 + (c->dk16 ? 2 : 8) * W) : nx * (2 + 2 * W + 2);
     else
         r->bytes = bwd ? nx * (4 + 2 + 8) + nw * (4 + 8) : nx * (2 + 2) + nw * 4;
     kb_row_floor(r, bw, mm);
     r->nonfinite = bwd ? kb_count_nonfinite(c->dx, (size_t)nx, 1) +
-                             (c->dyn ? kb_count_nonfinite(c->dkern, (size_t)(nx * W), 1)
+                             (c->dyn ? kb_count_nonfinite(c->dkern, (size_t)(nx * W), !c->dk16)
                                      : kb_count_nonfinite(c->dw, (size_t)(c->D * c->W), 1))
                        : kb_count_nonfinite(c->y[0], (size_t)nx, 0);
     conv_free(c);
@@ -935,7 +943,7 @@ int pn_bench_kernels(const char *out_json) {
     enum {
         R_COPY, R_GEMM, R_STEP, R_FWD, R_FWDBWD, R_LONG, R_FAST, R_FAST_FWDBWD, R_FAST_LONG, R_ATTN_FWD, R_ATTN_FWDBWD,
         R_SGLA, R_SGLA_BWD, R_GLA, R_GLA_BWD, R_DPLR, R_DPLR_BWD, R_CONV, R_CONV_BWD, R_DCONV, R_DCONV_BWD,
-        R_NORM, R_NORM_BWD, R_MFU, R_COUNT
+        R_DCONV_BWD16, R_NORM, R_NORM_BWD, R_MFU, R_COUNT
     };
     kb_row rows[R_COUNT];
     memset(rows, 0, sizeof rows);
@@ -1096,6 +1104,10 @@ int pn_bench_kernels(const char *out_json) {
             conv_ctx c = {.dyn = dyn, .B = 8, .T = 4096, .D = 3072, .W = 4};
             kb_conv_row(&rows[R_CONV + 2 * dyn + bwd], &c, bwd, bw, mm);
         }
+    }
+    {
+        conv_ctx c = {.dyn = 1, .dk16 = 1, .B = 8, .T = 4096, .D = 3072, .W = 4};
+        kb_conv_row(&rows[R_DCONV_BWD16], &c, 1, bw, mm);
     }
     for (int bwd = 0; bwd <= 1; bwd++) {
         norm_ctx c = {.N = 8LL * 4096 * 12, .D = 256};

@@ -12,6 +12,14 @@
 //    (no reduction), and dw / dbias reduced over the B·T rows in two passes: per-slice
 //    partial sums (32 channels × 8 row lanes per block) and a final sum over the slices in
 //    slice order, so the result does not depend on scheduling.
+// The common case (W = 4, D a multiple of 8, 16-byte aligned tensors: JetBlock's value conv,
+// the short convs) runs vector kernels instead (cv4_*): a thread owns 8 consecutive channels,
+// so x, y, dy and dx move in 16-byte accesses, a row's kernel taps in 64 bytes, and the two
+// 64-bit divisions per element of the generic kernels become two per 8 elements. The dynamic
+// backward is one fused pass per (sequence, run of CV4_R rows, 8 channels): dz of each row
+// (recomputed z), the row's dkern, and dx through a 4-row sliding window of partial sums;
+// the run recomputes dz for the 3 rows after it (the taps that reach back into it), so no
+// dz buffer, no second pass and no atomics. Measured in results/bench/h100.json.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
@@ -171,6 +179,217 @@ static __global__ void cv_dw_final_kernel(float *dw, float *dbias, const float *
     }
 }
 
+// ---------------------------------------------------------------- W = 4, 8 channels per thread
+#define CV4_R 16  // rows per thread in the fused dynamic backward (3 more are recomputed)
+
+// u_row[d0 .. d0+7] of sequence b: x row `row` when row ≥ 0, else x_prev row 3 + row (or 0).
+static __device__ __forceinline__ void cv4_u(float u[8], const __nv_bfloat16 *__restrict__ x,
+                                             const float *__restrict__ x_prev, int64_t b, int row, int T, int D,
+                                             int d0) {
+    if (row >= 0) {
+        load8(x + (b * T + row) * D + d0, u);
+        return;
+    }
+#pragma unroll
+    for (int c = 0; c < 8; c++) u[c] = x_prev ? x_prev[(b * 3 + 3 + row) * D + d0 + c] : 0.f;
+}
+
+// Taps of 8 channels: k[c][j]. Dynamic: row bt of kern (B, T, D, 4), 32 bf16 in a row;
+// static: w (D, 4) fp32.
+template <bool DYN>
+static __device__ __forceinline__ void cv4_taps(float k[8][4], const __nv_bfloat16 *__restrict__ kern,
+                                                const float *__restrict__ w, int64_t bt, int D, int d0) {
+    if constexpr (DYN) {
+        const __nv_bfloat16 *p = kern + (bt * D + d0) * 4;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            float f[8];
+            load8(p + 8 * q, f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) k[2 * q + e / 4][e % 4] = f[e];
+        }
+    } else {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            float f[8];
+            load8(w + (int64_t)(d0 + 2 * q) * 4, f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) k[2 * q + e / 4][e % 4] = f[e];
+        }
+    }
+}
+
+// y (B, T, D) = act(conv), one thread per (row, 8 channels), grid-stride.
+template <bool DYN, typename OT>
+static __global__ void cv4_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
+                                      const __nv_bfloat16 *__restrict__ kern, const float *__restrict__ bias,
+                                      const float *__restrict__ x_prev, int T, int D, int act, int64_t items) {
+    const int G = D / 8;
+    for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
+         it += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t bt = it / G, b = bt / T;
+        const int d0 = (int)(it - bt * G) * 8, t = (int)(bt - b * T);
+        float k[8][4], acc[8];
+        cv4_taps<DYN>(k, kern, w, bt, D, d0);
+#pragma unroll
+        for (int c = 0; c < 8; c++) acc[c] = !DYN && bias ? bias[d0 + c] : 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float u[8];
+            cv4_u(u, x, x_prev, b, t - 3 + j, T, D, d0);
+#pragma unroll
+            for (int c = 0; c < 8; c++) acc[c] += k[c][j] * u[c];
+        }
+        if (act) {
+#pragma unroll
+            for (int c = 0; c < 8; c++) acc[c] *= cv_sigmoid(acc[c]);
+        }
+        store8(y + bt * D + d0, acc);
+    }
+}
+
+// Fused dynamic backward, one thread per (b, run of CV4_R rows t0 .. t1−1, 8 channels):
+// for t = t0 .. min(T, t1 + 3) − 1: dz_t = dy_t ⊙ act'(z_t) with z_t recomputed; the row's
+// dkern (t < t1) dz_t ⊙ u_{t−3+j}; and acc[j] (the partial dx of row t−3+j) += k_t[j] ⊙ dz_t.
+// Row s gets its last term at t = s + 3 (tap 0), so after step t the oldest slot (row t − 3)
+// is complete and is added to dx when it is one of this run's rows. The 3 rows after the run
+// are recomputed here only for the taps that reach back into it (their own dkern and dx
+// belong to the next run). A thread walks its rows in order, so each step first issues the
+// NEXT row's loads (kern, x, dy, packed as loaded) and this step's dx / fp32 dkern loads, and
+// only then computes: one memory latency per row overlaps the previous row's work instead
+// of three in a row.
+template <typename KT>
+static __global__ void __launch_bounds__(128) cv4_dyn_bwd_kernel(float *dx, KT *dkern, const float *__restrict__ dy,
+                                          const __nv_bfloat16 *__restrict__ x, const __nv_bfloat16 *__restrict__ kern,
+                                          const float *__restrict__ x_prev, int T, int D, int act, int64_t items) {
+    // 4 channels per thread (not 8 as the forward): the row window, the dx window and the
+    // prefetched row take ~90 registers instead of ~175, so 4× the threads are in flight.
+    constexpr bool KF32 = sizeof(KT) == sizeof(float);
+    const int G = D / 4, NR = (T + CV4_R - 1) / CV4_R;
+    for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
+         it += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t rest = it / G, b = rest / NR;
+        const int d0 = (int)(it - rest * G) * 4, t0 = (int)(rest - b * NR) * CV4_R;
+        const int t1 = min(T, t0 + CV4_R), tend = min(T, t1 + 3);
+        float u[4][4], acc[4][4];
+#pragma unroll
+        for (int j = 1; j < 4; j++) {
+            const int row = t0 - 4 + j;
+            if (row >= 0) {
+                const uint2 r = *reinterpret_cast<const uint2 *>(x + (b * T + row) * D + d0);
+                const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.x));
+                const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.y));
+                u[j][0] = lo.x, u[j][1] = lo.y, u[j][2] = hi.x, u[j][3] = hi.y;
+            } else {
+#pragma unroll
+                for (int c = 0; c < 4; c++) u[j][c] = x_prev ? x_prev[(b * 3 + 3 + row) * D + d0 + c] : 0.f;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[j][c] = 0.f;
+        uint4 nk[2];  // the next row, as loaded: taps (4 channels × 4), x, dy
+        uint2 nx;
+        float4 ndy;
+        {
+            const int64_t bt = b * T + t0;
+            const uint4 *pk = reinterpret_cast<const uint4 *>(kern + (bt * D + d0) * 4);
+            nk[0] = pk[0], nk[1] = pk[1];
+            nx = *reinterpret_cast<const uint2 *>(x + bt * D + d0);
+            ndy = *reinterpret_cast<const float4 *>(dy + bt * D + d0);
+        }
+        for (int t = t0; t < tend; t++) {
+            const int64_t bt = b * T + t;
+            float k[4][4], dz[4];
+            {  // unpack the current row, slide the windows
+                const __nv_bfloat162 *hk = reinterpret_cast<const __nv_bfloat162 *>(nk);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float2 f = __bfloat1622float2(hk[e]);
+                    k[e / 2][2 * (e % 2)] = f.x, k[e / 2][2 * (e % 2) + 1] = f.y;
+                }
+#pragma unroll
+                for (int j = 0; j < 3; j++)
+#pragma unroll
+                    for (int c = 0; c < 4; c++) u[j][c] = u[j + 1][c], acc[j][c] = acc[j + 1][c];
+                const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&nx.x));
+                const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&nx.y));
+                u[3][0] = lo.x, u[3][1] = lo.y, u[3][2] = hi.x, u[3][3] = hi.y;
+                dz[0] = ndy.x, dz[1] = ndy.y, dz[2] = ndy.z, dz[3] = ndy.w;
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[3][c] = 0.f;
+            }
+            if (t + 1 < tend) {  // issue the next row's loads now
+                const int64_t bn = bt + 1;
+                const uint4 *pk = reinterpret_cast<const uint4 *>(kern + (bn * D + d0) * 4);
+                nk[0] = pk[0], nk[1] = pk[1];
+                nx = *reinterpret_cast<const uint2 *>(x + bn * D + d0);
+                ndy = *reinterpret_cast<const float4 *>(dy + bn * D + d0);
+            }
+            const bool wdx = dx && t - 3 >= t0, wdk = dkern && t < t1;
+            float4 dxo = make_float4(0.f, 0.f, 0.f, 0.f);
+            float dko[KF32 ? 16 : 1];
+            if (wdx) dxo = *reinterpret_cast<const float4 *>(dx + (bt - 3) * D + d0);
+            if constexpr (KF32) {
+                if (wdk) {
+#pragma unroll
+                    for (int q = 0; q < 2; q++) load8(dkern + (bt * D + d0) * 4 + 8 * q, dko + 8 * q);
+                }
+            }
+            if (act) {
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    float z = 0.f;
+#pragma unroll
+                    for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
+                    const float sg = cv_sigmoid(z);
+                    dz[c] *= sg * (1.0f + z * (1.0f - sg));
+                }
+            }
+            if (wdk) {
+                float g[16];
+#pragma unroll
+                for (int c = 0; c < 4; c++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) g[4 * c + j] = dz[c] * u[j][c];
+                if constexpr (KF32) {
+#pragma unroll
+                    for (int e = 0; e < 16; e++) g[e] += dko[e];
+                }
+                KT *p = dkern + (bt * D + d0) * 4;
+                store8(p, g);
+                store8(p + 8, g + 8);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[j][c] += k[c][j] * dz[c];
+            if (wdx) {
+                dxo.x += acc[0][0], dxo.y += acc[0][1], dxo.z += acc[0][2], dxo.w += acc[0][3];
+                *reinterpret_cast<float4 *>(dx + (bt - 3) * D + d0) = dxo;
+            }
+        }
+        if (dx && tend == T) {  // the last rows of the sequence have no later taps
+#pragma unroll
+            for (int m = 1; m < 4; m++) {
+                const int sr = tend - 4 + m;
+                if (sr < t0 || sr >= t1) continue;
+                float4 *p = reinterpret_cast<float4 *>(dx + (b * T + sr) * D + d0);
+                float4 o = *p;
+                o.x += acc[m][0], o.y += acc[m][1], o.z += acc[m][2], o.w += acc[m][3];
+                *p = o;
+            }
+        }
+    }
+}
+
+// The vector forms apply: W = 4, D a multiple of 8, every vector-accessed tensor 16-byte aligned.
+static bool cv4_ok(int D, int W, const void *a, const void *b, const void *c, const void *d) {
+    return W == 4 && D % 8 == 0 && (!a || pn_aligned16(a)) && (!b || pn_aligned16(b)) && (!c || pn_aligned16(c)) &&
+           (!d || pn_aligned16(d));
+}
+
 // ---------------------------------------------------------------- host side
 template <bool DYN>
 static void cv_fwd(const char *op, void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const float *w, const pn_bf16 *kern,
@@ -178,6 +397,18 @@ static void cv_fwd(const char *op, void *y, pn_cuda_dtype y_dt, const pn_bf16 *x
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die(op, "unsupported size", D, W);
     const int64_t total = (int64_t)B * T * D;
     if (total <= 0) return;
+    if (cv4_ok(D, W, x, kern, w, y)) {
+        const int64_t items = total / 8;
+        const unsigned g4 = pn_grid_for(items, CV_THREADS);
+        if (y_dt == PN_CUDA_F32)
+            cv4_fwd_kernel<DYN, float><<<g4, CV_THREADS, 0, pn_stream()>>>((float *)y, as_bf(x), w, as_bf(kern), bias,
+                                                                           x_prev, T, D, act, items);
+        else
+            cv4_fwd_kernel<DYN, __nv_bfloat16><<<g4, CV_THREADS, 0, pn_stream()>>>(
+                (__nv_bfloat16 *)y, as_bf(x), w, as_bf(kern), bias, x_prev, T, D, act, items);
+        PN_CHECK_LAUNCH();
+        return;
+    }
     const unsigned grid = pn_grid_for(total, CV_THREADS);
     if (y_dt == PN_CUDA_F32)
         cv_fwd_kernel<DYN, float><<<grid, CV_THREADS, 0, pn_stream()>>>(
@@ -249,6 +480,18 @@ extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die("dynamic conv backward", "unsupported size", D, W);
     const int64_t total = (int64_t)B * T * D;
     if (total <= 0 || (!dx && !dkern)) return;
+    if (cv4_ok(D, W, x, kern, dy, dx) && (!dkern || pn_aligned16(dkern))) {
+        const int64_t items = (int64_t)B * pn_ceil_div(T, CV4_R) * (D / 4);
+        const unsigned g4 = pn_grid_for(items, 128);
+        if (dkern_dt == PN_CUDA_BF16)
+            cv4_dyn_bwd_kernel<__nv_bfloat16><<<g4, 128, 0, pn_stream()>>>(
+                dx, (__nv_bfloat16 *)dkern, dy, as_bf(x), as_bf(kern), x_prev, T, D, act, items);
+        else
+            cv4_dyn_bwd_kernel<float><<<g4, 128, 0, pn_stream()>>>(dx, (float *)dkern, dy, as_bf(x), as_bf(kern),
+                                                                   x_prev, T, D, act, items);
+        PN_CHECK_LAUNCH();
+        return;
+    }
     float *owned;
     const float *dz = cv_dz<true>(&owned, dy, x, nullptr, kern, nullptr, x_prev, T, D, W, act, total);
     const unsigned grid = pn_grid_for(total, CV_THREADS);

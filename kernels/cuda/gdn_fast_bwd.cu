@@ -327,7 +327,10 @@ struct chunk_layout {
     static constexpr size_t st = (size_t)KD * LDT * 2, tt = (size_t)GDNF_C * LDT * 2;
     static constexpr size_t o_s0 = o_misc + misc, o_ds = o_s0 + st, o_do = o_ds + st, o_vt = o_do + tt;
     static constexpr size_t o_zs = o_vt + tt, o_vn = o_zs + tt, o_dvn = o_vn + tt, o_w1 = o_dvn + tt, o_w2 = o_w1 + tt;
-    static constexpr size_t total_tiles = o_w2 + tt;
+    // fp32 (64, LDV) copy of the caller's dv tile, fetched with the tile so that the += is a
+    // plain store (a read-modify-write per element stalled every warp on global latency).
+    static constexpr int LDV = GDNB_TV + 8;
+    static constexpr size_t o_dvs = o_w2 + tt, total_tiles = o_dvs + (size_t)GDNF_C * LDV * 4;
     // after the V loop (reusing the tile region from o_s0): bf16 (64, 72) dAs, T1, G1, G2, G3;
     // fp32 (64, 65) Mg, dKK; then fp32 (64, KD + 4) staging of dQ̂ and dK̂.
     static constexpr size_t o_das = o_s0, o_t1 = o_das + mm, o_g1 = o_t1 + mm, o_g2 = o_g1 + mm, o_g3 = o_g2 + mm;
@@ -354,6 +357,8 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     gdnf_bf16 *Zs = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_zs), *Vns = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_vn);
     gdnf_bf16 *dVns = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_dvn), *W1 = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_w1);
     gdnf_bf16 *W2 = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_w2);
+    float *dVs = reinterpret_cast<float *>(sm + Lay::o_dvs);
+    constexpr int LDV = Lay::LDV;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int64_t ci = blockIdx.x;  // b·h·NT + n
@@ -415,14 +420,31 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                 const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c : 0;
                 cp_async16(Vt + i * LDT + c, a.v + off, ok);
             }
+            if (a.dv) {
+                for (int e = tid; e < GDNF_C * (GDNB_TV / 2); e += GDNB_THREADS) {
+                    const int i = e / (GDNB_TV / 2), c = (e % (GDNB_TV / 2)) * 2;
+                    const bool ok = i < nr && c0 + c < a.V;
+                    const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c : 0;
+                    cp_async8(dVs + i * LDV + c, a.dv + off, ok);
+                }
+            }
             cp_async_commit();
-            for (int e = tid; e < GDNF_C * (GDNB_TV / 4); e += GDNB_THREADS) {
-                const int i = e / (GDNB_TV / 4), c = (e % (GDNB_TV / 4)) * 4;
-                float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+            // dO: all of this thread's fp32 loads first, then the bf16 conversion (one latency).
+            constexpr int NDO = GDNF_C * (GDNB_TV / 4) / GDNB_THREADS;
+            static_assert(NDO * GDNB_THREADS == GDNF_C * (GDNB_TV / 4), "dO tile split");
+            float4 xo[NDO];
+#pragma unroll
+            for (int u = 0; u < NDO; u++) {
+                const int e = tid + u * GDNB_THREADS, i = e / (GDNB_TV / 4), c = (e % (GDNB_TV / 4)) * 4;
+                xo[u] = make_float4(0.f, 0.f, 0.f, 0.f);
                 if (i < nr && c0 + c < a.V)
-                    x = *reinterpret_cast<const float4 *>(a.dout + ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c);
-                st_bf16x2(dOt + i * LDT + c, x.x, x.y);
-                st_bf16x2(dOt + i * LDT + c + 2, x.z, x.w);
+                    xo[u] = *reinterpret_cast<const float4 *>(a.dout + ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c);
+            }
+#pragma unroll
+            for (int u = 0; u < NDO; u++) {
+                const int e = tid + u * GDNB_THREADS, i = e / (GDNB_TV / 4), c = (e % (GDNB_TV / 4)) * 4;
+                st_bf16x2(dOt + i * LDT + c, xo[u].x, xo[u].y);
+                st_bf16x2(dOt + i * LDT + c + 2, xo[u].z, xo[u].w);
             }
             cp_async_wait_all();
         }
@@ -510,10 +532,9 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                     const float w = -eg[i] * be;
                     st_bf16x2(W1 + i * LDT + col, w * z0, w * z1);
                     if (a.dv && i < nr && c0 + col < a.V) {
-                        float2 *p = reinterpret_cast<float2 *>(a.dv + ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + col);
-                        float2 s = *p;
-                        s.x += be * z0, s.y += be * z1;
-                        *p = s;
+                        const float2 s = *reinterpret_cast<const float2 *>(dVs + i * LDV + col);
+                        *reinterpret_cast<float2 *>(a.dv + ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + col) =
+                            make_float2(s.x + be * z0, s.y + be * z1);
                     }
                 }
         }
@@ -564,7 +585,8 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             red[(2 * 2 + ch) * 64 + i] = v2, red[(3 * 2 + ch) * 64 + i] = v3;
         }
     }
-    blk[tid] = sdot;
+    sdot = gdnf_warp_sum(sdot);  // ⟨S0, dS1⟩: warp sums, then 8 values in warp order
+    if (lane == 0) blk[warp] = sdot;
 
     // dP → Mg (dP ⊙ P), G2 = dQK ⊙ rq_i, G3 = dQK ⊙ rk_j with dQK = scale E ⊙ dP (j <= i);
     // dA → dAs (j < i). KK = K Kᵀ for the dL step (same fragment layout).
@@ -670,7 +692,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
         dgam[j] = -c;
     } else if (tid == 128) {
         float s = 0.f;
-        for (int x = 0; x < GDNB_THREADS; x++) s += blk[x];
+        for (int x = 0; x < GDNB_THREADS / 32; x++) s += blk[x];
         blk[0] = s;  // blk[1..] are read by nobody after this
     }
     __syncthreads();
@@ -685,24 +707,43 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
         lda_t(af, G2, LDA, 16 * rt, 16 * kk);
         mma_row<NQ / 2, false>(dK, af, Qs, LDK, 16 * kk, ch * (KD / 2));
     }
-    // dγ and dβ per row, dg = reverse cumsum (one thread, fixed order).
-    if (tid == 0) {
-        // dγ_last = e^{γ_last} ⟨S0, dS1⟩ + Σ_i d_i (K̂ dS1)_i·Vn_i (= ⟨S1, dS1⟩, but this form
-        // shares its Vn, K dS1 with the row terms below, so their large parts cancel exactly:
-        // ⟨ht, dht⟩ in fp32 from the forward's ht measured 2–10× worse in dg).
-        float dgl = blk[0] * Rs[0].w;
-        for (int i = 0; i < nr; i++) dgl += Rs[i].z * tot[0 * 64 + i];
-        float run = 0.f;
-        for (int i = nr - 1; i >= 0; i--) {
-            float dgi = tot[3 * 64 + i] - Rs[i].y * Rx[i].w * tot[2 * 64 + i] - Rs[i].z * tot[0 * 64 + i] +
-                        tot[4 * 64 + i] + dgam[i];
-            if (i == nr - 1) dgi += dgl;
-            run += dgi;
-            if (a.dg) a.dg[(row0 + i) * a.H + h] += run;
+    // dγ per row and dg = its reverse cumsum, in parallel: warps 0 and 1 hold rows
+    // i = 32w + 31 − lane (reversed, so an inclusive shfl_up scan over lanes is the suffix sum
+    // over rows), each warp's total crosses through shared memory. Fixed order throughout
+    // (deterministic). One thread walking the 64 rows with a global += each stalled the block
+    // on 64 dependent round trips.
+    // dγ_last = e^{γ_last} ⟨S0, dS1⟩ + Σ_i d_i (K̂ dS1)_i·Vn_i (= ⟨S1, dS1⟩, but this form
+    // shares its Vn, K dS1 with the row terms below, so their large parts cancel exactly:
+    // ⟨ht, dht⟩ in fp32 from the forward's ht measured 2–10× worse in dg). It is in every
+    // suffix sum, since it belongs to the last row.
+    float suf = 0.f;
+    if (tid < 64) {
+        const int i = 32 * warp + 31 - lane;
+        float dgi = 0.f, xl = 0.f;
+        if (i < nr) {
+            dgi = tot[3 * 64 + i] - Rs[i].y * Rx[i].w * tot[2 * 64 + i] - Rs[i].z * tot[0 * 64 + i] + tot[4 * 64 + i] +
+                  dgam[i];
+            xl = Rs[i].z * tot[0 * 64 + i];
         }
+        suf = dgi;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float y = __shfl_up_sync(0xffffffffu, suf, o);
+            if (lane >= o) suf += y;
+        }
+        xl = gdnf_warp_sum(xl);
+        if (lane == 31) red[warp] = suf, red[2 + warp] = xl;  // red is dead: its dβ part was read above
     }
     if (a.dbeta && tid < nr)
         a.dbeta[(row0 + tid) * a.H + h] += tot[1 * 64 + tid] + red[(4 * 2 + 0) * 64 + tid] + red[(4 * 2 + 1) * 64 + tid];
+    __syncthreads();
+    if (a.dg && tid < 64) {
+        const int i = 32 * warp + 31 - lane;
+        if (i < nr) {
+            const float dgl = blk[0] * Rs[0].w + (red[2] + red[3]);
+            a.dg[(row0 + i) * a.H + h] += suf + (warp == 0 ? red[1] : 0.f) + dgl;
+        }
+    }
     __syncthreads();  // G*, Mg, dKK, tot are dead: stage dQ̂, dK̂
     float *Sq = reinterpret_cast<float *>(sm + Lay::o_sq), *Sk = reinterpret_cast<float *>(sm + Lay::o_sk);
 #pragma unroll
@@ -714,23 +755,46 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             *reinterpret_cast<float2 *>(Sk + i * LDS + col) = make_float2(dK[nt][2 * hh], dK[nt][2 * hh + 1]);
         }
     __syncthreads();
-    // L2-norm backward per row (warp per row): dx += r dx̂ − r³ (dx̂·x) x, or dx += dx̂.
-    for (int i = warp; i < nr; i += GDNB_THREADS / 32) {
+    // L2-norm backward per row (warp per row): dx += r dx̂ − r³ (dx̂·x) x, or dx += dx̂. The
+    // caller's values for all of a warp's rows are loaded before any is used (one latency,
+    // not one per row).
+    constexpr int RW = GDNF_C / (GDNB_THREADS / 32), CL = KD / 32;
 #pragma unroll
-        for (int which = 0; which < 2; which++) {
-            float *dst = which == 0 ? a.dq : a.dk;
-            if (!dst) continue;
-            const float *src = (which == 0 ? Sq : Sk) + i * LDS;
-            const gdnf_bf16 *x = (which == 0 ? Qs : Ks) + i * LDK;
+    for (int which = 0; which < 2; which++) {
+        float *dst = which == 0 ? a.dq : a.dk;
+        if (!dst) continue;
+        const float *srcb = which == 0 ? Sq : Sk;
+        const gdnf_bf16 *xb = which == 0 ? Qs : Ks;
+        float old[RW][CL];
+#pragma unroll
+        for (int j = 0; j < RW; j++) {
+            const int i = warp + j * (GDNB_THREADS / 32);
+            if (i < nr) {
+                const float *out = dst + ((row0 + i) * a.H + h) * KD;
+#pragma unroll
+                for (int u = 0; u < CL; u++) old[j][u] = out[lane + 32 * u];
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < RW; j++) {
+            const int i = warp + j * (GDNB_THREADS / 32);
+            if (i >= nr) continue;
+            const float *src = srcb + i * LDS;
+            const gdnf_bf16 *x = xb + i * LDK;
             const float r = which == 0 ? Rx[i].x : Rx[i].y;
             float dot = 0.f;
             if (a.l2) {
-                for (int c = lane; c < KD; c += 32) dot += src[c] * bf2f(x[c]);
+#pragma unroll
+                for (int u = 0; u < CL; u++) dot += src[lane + 32 * u] * bf2f(x[lane + 32 * u]);
                 dot = gdnf_warp_sum(dot);
             }
             const float c3 = r * r * r * dot;
             float *out = dst + ((row0 + i) * a.H + h) * KD;
-            for (int c = lane; c < KD; c += 32) out[c] += a.l2 ? r * src[c] - c3 * bf2f(x[c]) : src[c];
+#pragma unroll
+            for (int u = 0; u < CL; u++) {
+                const int c = lane + 32 * u;
+                out[c] = old[j][u] + (a.l2 ? r * src[c] - c3 * bf2f(x[c]) : src[c]);
+            }
         }
     }
 }
