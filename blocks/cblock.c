@@ -106,9 +106,9 @@ void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const floa
     pn_cuda_linear_bwd(d_on, PN_CUDA_F32, b->grads[p_o], NULL, dy16, on, b->w16[p_o], N, HV, c->C);
     pn_cuda_free(dy16);
     pn_cuda_free(on);
-    *d_o = pn_cblock_zeros(N * HV);
-    *dg = pn_cblock_zeros(N * HV);
-    pn_cuda_rmsnorm_gated_bwd(*d_o, b->grads[p_norm], *dg, d_on, o, b->w32[p_norm], g, rstd, N * c->H, c->V);
+    *d_o = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(float));  // written, not added to
+    *dg = g ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(float)) : pn_cblock_zeros(N * HV);
+    pn_cuda_rmsnorm_gated_bwd_write(*d_o, b->grads[p_norm], *dg, d_on, o, b->w32[p_norm], g, rstd, N * c->H, c->V);
     pn_cuda_free(d_on);
     pn_cuda_free(rstd);
 }

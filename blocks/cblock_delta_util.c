@@ -134,9 +134,10 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
     float *don = pn_cbd_zeros_f32(N * d.HV);
     cbd_oproj_bwd(don, G[ix->o], dy, on, W[ix->o], N, d.HV, d.C);
     pn_cuda_free(on);
-    float *dout = pn_cbd_zeros_f32(N * d.HV);
-    float *dgp = ix->g >= 0 ? pn_cbd_zeros_f32(N * d.HV) : NULL;
-    pn_cuda_rmsnorm_gated_bwd(dout, G[ix->o_norm], dgp, don, a->o, P[ix->o_norm], a->gp, ro, N * d.H, d.V);
+    // dout, dgp are written by the norm's backward (no zeroing pass)
+    float *dout = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * d.HV * sizeof(float));
+    float *dgp = ix->g >= 0 ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * d.HV * sizeof(float)) : NULL;
+    pn_cuda_rmsnorm_gated_bwd_write(dout, G[ix->o_norm], dgp, don, a->o, P[ix->o_norm], a->gp, ro, N * d.H, d.V);
     pn_cuda_free(don), pn_cuda_free(ro);
     if (dgp) {
         pn_cbd_linear_bwd(dx, G[ix->g], NULL, dgp, x, W[ix->g], N, d.C, d.HV);

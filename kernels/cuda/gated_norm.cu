@@ -12,12 +12,17 @@
 // warps' partials are summed in warp order at the end of the block. Wider rows take the
 // block-per-row kernel (dw partial per column in shared memory). Either way a second
 // kernel sums the slices in slice order: dw is deterministic, no atomics.
+// D = 64, 128, 256 exactly (the head sizes in use) take vector forms, forward and backward:
+// a lane owns NC consecutive columns, so every row moves in 16-byte accesses, and the
+// caller's dx / dgate are loaded with the row's inputs (one memory latency per row, not two).
+// The backward's WRITE variant (pn_cuda_rmsnorm_gated_bwd_write) stores dx and dgate without
+// reading them, for callers whose buffers would otherwise be zeroed just to be added to.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
 
 #define GN_THREADS 256
-#define GN_MAX_SLICES 1024
+#define GN_MAX_SLICES 2048
 
 static __device__ __forceinline__ float gn_sigmoid(float z) {
     if (z >= 0.f) return 1.f / (1.f + expf(-z));
@@ -156,6 +161,154 @@ static __global__ void __launch_bounds__(GN_THREADS)
     }
 }
 
+// NC consecutive values at p (fp32 or bf16) into registers, or stored; p aligned to NC elements.
+template <int NC>
+static __device__ __forceinline__ void gn_ld(float f[NC], const float *p) {
+    if constexpr (NC == 8) {
+        load8(p, f);
+    } else if constexpr (NC == 4) {
+        const float4 a = *reinterpret_cast<const float4 *>(p);
+        f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w;
+    } else {
+        const float2 a = *reinterpret_cast<const float2 *>(p);
+        f[0] = a.x, f[1] = a.y;
+    }
+}
+template <int NC>
+static __device__ __forceinline__ void gn_ld(float f[NC], const __nv_bfloat16 *p) {
+    if constexpr (NC == 8) {
+        load8(p, f);
+    } else if constexpr (NC == 4) {
+        const uint2 r = *reinterpret_cast<const uint2 *>(p);
+        const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.x));
+        const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.y));
+        f[0] = lo.x, f[1] = lo.y, f[2] = hi.x, f[3] = hi.y;
+    } else {
+        const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p));
+        f[0] = a.x, f[1] = a.y;
+    }
+}
+template <int NC>
+static __device__ __forceinline__ void gn_st(float *p, const float f[NC]) {
+    if constexpr (NC == 8) {
+        store8(p, f);
+    } else if constexpr (NC == 4) {
+        *reinterpret_cast<float4 *>(p) = make_float4(f[0], f[1], f[2], f[3]);
+    } else {
+        *reinterpret_cast<float2 *>(p) = make_float2(f[0], f[1]);
+    }
+}
+
+template <int NC>
+static __device__ __forceinline__ void gn_st(__nv_bfloat16 *p, const float f[NC]) {
+    if constexpr (NC == 8) {
+        store8(p, f);
+    } else if constexpr (NC == 4) {
+        const __nv_bfloat162 lo = __floats2bfloat162_rn(f[0], f[1]), hi = __floats2bfloat162_rn(f[2], f[3]);
+        uint2 r;
+        memcpy(&r.x, &lo, 4);
+        memcpy(&r.y, &hi, 4);
+        *reinterpret_cast<uint2 *>(p) = r;
+    } else {
+        *reinterpret_cast<__nv_bfloat162 *>(p) = __floats2bfloat162_rn(f[0], f[1]);
+    }
+}
+
+// Vector warp-per-row forward, D == 32·NC (lane owns NC consecutive columns; the row is
+// read once, 16-byte accesses).
+template <int NC, typename OT>
+static __global__ void gn_fwd_vec_kernel(OT *y, float *rstd, const __nv_bfloat16 *__restrict__ x,
+                                         const float *__restrict__ w, const __nv_bfloat16 *__restrict__ gate,
+                                         int64_t N, float eps) {
+    constexpr int D = 32 * NC;
+    const int lane = threadIdx.x & 31, c0 = NC * lane;
+    const int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= N) return;
+    float xv[NC], gv[NC];
+    gn_ld<NC>(xv, x + row * D + c0);
+    if (gate) gn_ld<NC>(gv, gate + row * D + c0);
+    float ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < NC; j++) ss += xv[j] * xv[j];
+    const float r = 1.0f / sqrtf(warp_sum(ss) / (float)D + eps);
+    if (rstd && lane == 0) rstd[row] = r;
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        xv[j] *= r * (w ? w[c0 + j] : 1.0f);
+        if (gate) xv[j] *= gv[j] * gn_sigmoid(gv[j]);
+    }
+    gn_st<NC>(y + row * D + c0, xv);
+}
+
+// Vector warp-per-row backward, D == 32·NC: lane owns columns NC·lane .. NC·lane + NC − 1.
+// WRITE: dx, dgate are stored (their old values never read); else +=. wpart as gn_bwd_kernel.
+template <int NC, bool WRITE>
+static __global__ void __launch_bounds__(GN_THREADS)
+    gn_bwd_vec_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy,
+                      const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
+                      const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd, int64_t N,
+                      int64_t rps) {
+    constexpr int NW = GN_THREADS / 32, D = 32 * NC;
+    __shared__ float wsum[NW][D];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, c0 = NC * lane;
+    const int64_t r0 = (int64_t)blockIdx.x * rps, r1 = min(N, r0 + rps);
+    float wv[NC], acc[NC];
+#pragma unroll
+    for (int j = 0; j < NC; j++) wv[j] = w ? w[c0 + j] : 1.0f, acc[j] = 0.f;
+    for (int64_t row = r0 + warp; row < r1; row += NW) {
+        const int64_t base = row * D + c0;
+        float dyv[NC], xv[NC], gv[NC], ox[NC], og[NC];
+        const float r = rstd[row];
+        gn_ld<NC>(dyv, dy + base);
+        gn_ld<NC>(xv, x + base);
+        if (gate) gn_ld<NC>(gv, gate + base);
+        if (!WRITE) {
+            if (dx) gn_ld<NC>(ox, dx + base);
+            if (gate && dgate) gn_ld<NC>(og, dgate + base);
+        }
+        float dot = 0.f, a[NC], dgv[NC];
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            const float nd = xv[j] * r;
+            float sg = 1.0f;  // silu(gate)
+            dgv[j] = 0.f;
+            if (gate) {
+                const float g = gv[j], sgm = gn_sigmoid(g);
+                sg = g * sgm;
+                dgv[j] = dyv[j] * nd * wv[j] * sgm * (1.0f + g * (1.0f - sgm));
+            }
+            a[j] = wv[j] * sg;
+            dot += dyv[j] * a[j] * nd;
+            acc[j] += dyv[j] * nd * sg;
+            xv[j] = nd;
+        }
+        if (gate && dgate) {
+            if (!WRITE) {
+#pragma unroll
+                for (int j = 0; j < NC; j++) dgv[j] += og[j];
+            }
+            gn_st<NC>(dgate + base, dgv);
+        }
+        if (!dx) continue;
+        const float mean = warp_sum(dot) / (float)D;
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            const float v = r * (dyv[j] * a[j] - xv[j] * mean);
+            ox[j] = WRITE ? v : ox[j] + v;
+        }
+        gn_st<NC>(dx + base, ox);
+    }
+    if (!wpart) return;
+#pragma unroll
+    for (int j = 0; j < NC; j++) wsum[warp][c0 + j] = acc[j];
+    __syncthreads();
+    for (int c = threadIdx.x; c < D; c += GN_THREADS) {
+        float t = 0.f;
+        for (int k = 0; k < NW; k++) t += wsum[k][c];
+        wpart[(int64_t)blockIdx.x * D + c] = t;
+    }
+}
+
 static __global__ void gn_dw_final_kernel(float *dw, const float *__restrict__ wpart, int D, int nslice) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= D) return;
@@ -169,6 +322,21 @@ extern "C" void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rs
     if (N <= 0 || D <= 0) return;
     const int rows_per_block = 8;
     const unsigned grid = (unsigned)pn_ceil_div(N, rows_per_block);
+    const int T = 32 * rows_per_block;
+    if ((D == 64 || D == 128 || D == 256) && pn_aligned16(x) && (!gate || pn_aligned16(gate)) && pn_aligned16(y)) {
+        const __nv_bfloat16 *xb = as_bf(x), *gb = as_bf(gate);
+        float *yf = (float *)y;
+        __nv_bfloat16 *yb = (__nv_bfloat16 *)y;
+        const bool f32 = y_dt == PN_CUDA_F32;
+        if (D == 64 && f32) gn_fwd_vec_kernel<2, float><<<grid, T, 0, pn_stream()>>>(yf, rstd, xb, w, gb, N, eps);
+        if (D == 64 && !f32) gn_fwd_vec_kernel<2, __nv_bfloat16><<<grid, T, 0, pn_stream()>>>(yb, rstd, xb, w, gb, N, eps);
+        if (D == 128 && f32) gn_fwd_vec_kernel<4, float><<<grid, T, 0, pn_stream()>>>(yf, rstd, xb, w, gb, N, eps);
+        if (D == 128 && !f32) gn_fwd_vec_kernel<4, __nv_bfloat16><<<grid, T, 0, pn_stream()>>>(yb, rstd, xb, w, gb, N, eps);
+        if (D == 256 && f32) gn_fwd_vec_kernel<8, float><<<grid, T, 0, pn_stream()>>>(yf, rstd, xb, w, gb, N, eps);
+        if (D == 256 && !f32) gn_fwd_vec_kernel<8, __nv_bfloat16><<<grid, T, 0, pn_stream()>>>(yb, rstd, xb, w, gb, N, eps);
+        PN_CHECK_LAUNCH();
+        return;
+    }
     if (y_dt == PN_CUDA_F32)
         gn_fwd_kernel<float>
             <<<grid, 32 * rows_per_block, 0, pn_stream()>>>((float *)y, rstd, as_bf(x), w, as_bf(gate), N, D, eps);
@@ -178,33 +346,43 @@ extern "C" void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rs
     PN_CHECK_LAUNCH();
 }
 
-extern "C" void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
-                                          const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+template <bool WRITE>
+static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x, const float *w,
+                   const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
     if (N <= 0 || D <= 0 || (!dx && !dw && !(dgate && gate))) return;
     const size_t smem = (size_t)D * sizeof(float);
     if (smem > 48 * 1024) {
         fprintf(stderr, "postnas: internal error: %s: gated RMSNorm backward: D = %d > %d\n", __FILE__, D, 48 * 256);
         exit(1);
     }
+    float *dg = gate ? dgate : nullptr;
+    const bool vec = (D == 64 || D == 128 || D == 256) && pn_aligned16(dy) && pn_aligned16(x) &&
+                     (!gate || pn_aligned16(gate)) && (!dx || pn_aligned16(dx)) && (!dg || pn_aligned16(dg));
+    if (WRITE && !vec) {  // the += kernels below on zeroed outputs
+        if (dx) pn_cuda_memset(dx, 0, (size_t)N * D * sizeof(float));
+        if (dg) pn_cuda_memset(dg, 0, (size_t)N * D * sizeof(float));
+    }
     int64_t nslice = pn_ceil_div(N, 32);  // at least 32 rows per block
     if (nslice > GN_MAX_SLICES) nslice = GN_MAX_SLICES;
     const int64_t rps = pn_ceil_div(N, nslice);
     nslice = pn_ceil_div(N, rps);
     float *wpart = dw ? (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D) * sizeof(float)) : nullptr;
-    float *dg = gate ? dgate : nullptr;
     const unsigned grid = (unsigned)nslice;
-    if (D <= 64)
-        gn_bwd_warp_kernel<2><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd,
-                                                                    N, D, rps);
+    const __nv_bfloat16 *xb = as_bf(x), *gb = as_bf(gate);
+    if (vec && D == 64)
+        gn_bwd_vec_kernel<2, WRITE><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, rps);
+    else if (vec && D == 128)
+        gn_bwd_vec_kernel<4, WRITE><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, rps);
+    else if (vec)
+        gn_bwd_vec_kernel<8, WRITE><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, rps);
+    else if (D <= 64)
+        gn_bwd_warp_kernel<2><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else if (D <= 128)
-        gn_bwd_warp_kernel<4><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd,
-                                                                    N, D, rps);
+        gn_bwd_warp_kernel<4><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else if (D <= 256)
-        gn_bwd_warp_kernel<8><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd,
-                                                                    N, D, rps);
+        gn_bwd_warp_kernel<8><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else
-        gn_bwd_kernel<<<grid, GN_THREADS, smem, pn_stream()>>>(dx, dg, wpart, dy, as_bf(x), w, as_bf(gate), rstd, N, D,
-                                                               rps);
+        gn_bwd_kernel<<<grid, GN_THREADS, smem, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     PN_CHECK_LAUNCH();
     if (dw) {
         gn_dw_final_kernel<<<(unsigned)pn_ceil_div(D, GN_THREADS), GN_THREADS, 0, pn_stream()>>>(dw, wpart, D,
@@ -212,4 +390,15 @@ extern "C" void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, co
         PN_CHECK_LAUNCH();
         pn_cuda_free(wpart);
     }
+}
+
+extern "C" void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
+                                          const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+    gn_bwd<false>(dx, dw, dgate, dy, x, w, gate, rstd, N, D);
+}
+
+extern "C" void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
+                                                const float *w, const pn_bf16 *gate, const float *rstd, int64_t N,
+                                                int D) {
+    gn_bwd<true>(dx, dw, dgate, dy, x, w, gate, rstd, N, D);
 }

@@ -95,6 +95,10 @@ void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const p
 // in a fixed order (deterministic).
 void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x, const float *w,
                                const pn_bf16 *gate, const float *rstd, int64_t N, int D);
+// The same with dx and dgate WRITTEN (their old contents ignored; dw still +=): for fresh
+// buffers, which then need no zeroing.
+void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
+                                     const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D);
 
 #ifdef __cplusplus
 }

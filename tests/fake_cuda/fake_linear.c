@@ -209,3 +209,11 @@ void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *
     pn_rmsnorm_gated_bwd(dx, dw, gate ? dgate : NULL, dy, xf, w, gf, rstd, N, D);
     free(xf), free(gf);
 }
+
+void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
+                                     const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+    if (N <= 0 || D <= 0) return;
+    if (dx) memset(dx, 0, (size_t)N * D * sizeof(float));
+    if (dgate && gate) memset(dgate, 0, (size_t)N * D * sizeof(float));
+    pn_cuda_rmsnorm_gated_bwd(dx, dw, dgate, dy, x, w, gate, rstd, N, D);
+}

@@ -487,6 +487,28 @@ static void test_norm(int64_t N, int D, int with_w, int with_gate, int y_f32) {
     snprintf(bw, sizeof bw, "%s: bwd", what);
     grads_check(&g, bw, NULL);
     grads_free(&g);
+
+    // The WRITE form (dx, dgate stored into poisoned buffers, dw += from a random start).
+    float *wx = zeros_host(n), *wg = with_gate ? zeros_host(n) : NULL, *w0 = rand_host((size_t)D, 1.0f);
+    float *ww = zeros_host((size_t)D);
+    memcpy(ww, w0, (size_t)D * sizeof(float));
+    pn_rmsnorm_gated_bwd(wx, ww, wg, dy, x, w, gate, r_ref, N, D);
+    float *d_wx = dev_poisoned(n * sizeof(float)), *d_wg = with_gate ? dev_poisoned(n * sizeof(float)) : NULL;
+    float *d_ww = dev_f32(w0, (size_t)D);
+    pn_cuda_rmsnorm_gated_bwd_write(d_wx, d_ww, d_wg, d_dy, d_x, d_w, d_gate, d_rr, N, D);
+    got = get_out(d_wx, n, 1);
+    report(rel_err(got, wx, n), TOL_F32, "%s: bwd write form: dx fp32 (written)", what);
+    free(got);
+    if (with_gate) {
+        got = get_out(d_wg, n, 1);
+        report(rel_err(got, wg, n), TOL_F32, "%s: bwd write form: dgate fp32 (written)", what);
+        free(got);
+    }
+    got = get_out(d_ww, (size_t)D, 1);
+    for (int i = 0; i < D; i++) got[i] -= w0[i], ww[i] -= w0[i];
+    report(rel_err(got, ww, (size_t)D), TOL_F32, "%s: bwd write form: dw fp32 +=", what);
+    free(got), free(wx), free(wg), free(w0), free(ww);
+    pn_cuda_free(d_wx), pn_cuda_free(d_wg), pn_cuda_free(d_ww);
     free(x), free(gate), free(w), free(y_ref), free(r_ref), free(dy);
     pn_cuda_free(d_x), pn_cuda_free(d_gate), pn_cuda_free(d_w), pn_cuda_free(d_y), pn_cuda_free(d_r);
     pn_cuda_free(d_dy), pn_cuda_free(d_rr);
@@ -499,7 +521,8 @@ static void run_norm(void) {
     test_norm(63, 256, 1, 0, 1);
     test_norm(1, 30, 1, 1, 0);
     test_norm(5000, 128, 1, 1, 1);  // 5000 rows: several slices in the dw reduction
-    test_norm(40000, 256, 1, 1, 0);  // the warp-per-row kernel over 1024 slices of 40 rows
+    test_norm(40000, 256, 1, 1, 0);  // the vector warp-per-row kernel over 2048 slices
+    test_norm(9000, 64, 0, 0, 1);    // vector kernel, NC = 2, plain RMSNorm
     test_norm(70, 384, 1, 1, 1);     // D > 256: the block-per-row kernel
 }
 
