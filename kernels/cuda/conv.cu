@@ -19,7 +19,9 @@
 // backward is one fused pass per (sequence, run of CV4_R rows, 8 channels): dz of each row
 // (recomputed z), the row's dkern, and dx through a 4-row sliding window of partial sums;
 // the run recomputes dz for the 3 rows after it (the taps that reach back into it), so no
-// dz buffer, no second pass and no atomics. Measured in results/bench/h100.json.
+// dz buffer, no second pass and no atomics. The static conv walks rows the same way (cv4s_*:
+// each x row read once, the taps held for the run), its backward also summing the run's dw /
+// dbias partials for the ordered slice reduction. Measured in results/bench/h100.json.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
@@ -384,6 +386,161 @@ static __global__ void __launch_bounds__(128) cv4_dyn_bwd_kernel(float *dx, KT *
     }
 }
 
+// Static conv, W = 4, a thread per (b, run of CV4_RS rows, 8 channels) walking its rows with
+// a 4-row window of x in registers: each x row is read once (the row-parallel form read it
+// four times, once per tap, and the taps once per row), the taps and bias once per run.
+#define CV4_RS 16
+template <typename OT>
+static __global__ void __launch_bounds__(128) cv4s_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x,
+                                                              const float *__restrict__ w,
+                                                              const float *__restrict__ bias,
+                                                              const float *__restrict__ x_prev, int T, int D,
+                                                              int act, int64_t items) {
+    const int G = D / 8, NR = (T + CV4_RS - 1) / CV4_RS;
+    for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
+         it += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t rest = it / G, b = rest / NR;
+        const int d0 = (int)(it - rest * G) * 8, t0 = (int)(rest - b * NR) * CV4_RS;
+        const int t1 = min(T, t0 + CV4_RS);
+        float k[8][4], bs[8], u[4][8];
+        cv4_taps<false>(k, nullptr, w, 0, D, d0);
+#pragma unroll
+        for (int c = 0; c < 8; c++) bs[c] = bias ? bias[d0 + c] : 0.f;
+#pragma unroll
+        for (int j = 1; j < 4; j++) cv4_u(u[j], x, x_prev, b, t0 - 4 + j, T, D, d0);
+        uint4 nx = *reinterpret_cast<const uint4 *>(x + (b * T + t0) * D + d0);  // the next row, a row ahead
+        for (int t = t0; t < t1; t++) {
+#pragma unroll
+            for (int j = 0; j < 3; j++)
+#pragma unroll
+                for (int c = 0; c < 8; c++) u[j][c] = u[j + 1][c];
+            const uint32_t hw[4] = {nx.x, nx.y, nx.z, nx.w};
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&hw[q]));
+                u[3][2 * q] = f.x, u[3][2 * q + 1] = f.y;
+            }
+            if (t + 1 < t1) nx = *reinterpret_cast<const uint4 *>(x + (b * T + t + 1) * D + d0);
+            float acc[8];
+#pragma unroll
+            for (int c = 0; c < 8; c++) {
+                float z = bs[c];
+#pragma unroll
+                for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
+                acc[c] = act ? z * cv_sigmoid(z) : z;
+            }
+            store8(y + (b * T + t) * D + d0, acc);
+        }
+    }
+}
+
+// Static conv backward, W = 4, a thread per (b, run of CV4_RS rows, 4 channels): the dynamic
+// backward's sliding windows with fixed taps, plus this run's dw / dbias partial sums
+// (Σ_t dz_t u_{t−3+j}, Σ_t dz_t over its own rows) written to part (B·NR slices, D, 5) for
+// cv_dw_final_kernel, which sums the slices in order (deterministic, no atomics).
+static __global__ void __launch_bounds__(128) cv4s_bwd_kernel(float *dx, float *part, const float *__restrict__ dy,
+                                                              const __nv_bfloat16 *__restrict__ x,
+                                                              const float *__restrict__ w,
+                                                              const float *__restrict__ bias,
+                                                              const float *__restrict__ x_prev, int T, int D,
+                                                              int act, int64_t items) {
+    const int G = D / 4, NR = (T + CV4_RS - 1) / CV4_RS;
+    for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
+         it += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t rest = it / G, b = rest / NR;
+        const int d0 = (int)(it - rest * G) * 4, t0 = (int)(rest - b * NR) * CV4_RS;
+        const int t1 = min(T, t0 + CV4_RS), tend = min(T, t1 + 3);
+        float k[4][4], bs[4], u[4][4], acc[4][4], pw[4][5];
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const float4 wc = *reinterpret_cast<const float4 *>(w + (int64_t)(d0 + c) * 4);
+            k[c][0] = wc.x, k[c][1] = wc.y, k[c][2] = wc.z, k[c][3] = wc.w;
+            bs[c] = bias ? bias[d0 + c] : 0.f;
+#pragma unroll
+            for (int j = 0; j < 5; j++) pw[c][j] = 0.f;
+        }
+#pragma unroll
+        for (int j = 1; j < 4; j++) {
+            const int row = t0 - 4 + j;
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+                u[j][c] = row >= 0 ? to_f32(x[(b * T + row) * D + d0 + c])
+                                   : (x_prev ? x_prev[(b * 3 + 3 + row) * D + d0 + c] : 0.f);
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[j][c] = 0.f;
+        uint2 nxr = *reinterpret_cast<const uint2 *>(x + (b * T + t0) * D + d0);  // the next row, a row ahead
+        float4 ng4 = *reinterpret_cast<const float4 *>(dy + (b * T + t0) * D + d0);
+        for (int t = t0; t < tend; t++) {
+            const int64_t bt = b * T + t;
+            const uint2 xr = nxr;
+            const float4 g4 = ng4;
+            if (t + 1 < tend) {
+                nxr = *reinterpret_cast<const uint2 *>(x + (bt + 1) * D + d0);
+                ng4 = *reinterpret_cast<const float4 *>(dy + (bt + 1) * D + d0);
+            }
+            const bool wdx = dx && t - 3 >= t0;
+            float4 dxo = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (wdx) dxo = *reinterpret_cast<const float4 *>(dx + (bt - 3) * D + d0);
+#pragma unroll
+            for (int j = 0; j < 3; j++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) u[j][c] = u[j + 1][c], acc[j][c] = acc[j + 1][c];
+            const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&xr.x));
+            const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&xr.y));
+            u[3][0] = lo.x, u[3][1] = lo.y, u[3][2] = hi.x, u[3][3] = hi.y;
+            float dz[4] = {g4.x, g4.y, g4.z, g4.w};
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                acc[3][c] = 0.f;
+                if (act) {
+                    float z = bs[c];
+#pragma unroll
+                    for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
+                    const float sg = cv_sigmoid(z);
+                    dz[c] *= sg * (1.0f + z * (1.0f - sg));
+                }
+            }
+            if (t < t1) {
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+#pragma unroll
+                    for (int j = 0; j < 4; j++) pw[c][j] += dz[c] * u[j][c];
+                    pw[c][4] += dz[c];
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[j][c] += k[c][j] * dz[c];
+            if (wdx) {
+                dxo.x += acc[0][0], dxo.y += acc[0][1], dxo.z += acc[0][2], dxo.w += acc[0][3];
+                *reinterpret_cast<float4 *>(dx + (bt - 3) * D + d0) = dxo;
+            }
+        }
+        if (dx && tend == T) {  // the last rows of the sequence have no later taps
+#pragma unroll
+            for (int m = 1; m < 4; m++) {
+                const int sr = tend - 4 + m;
+                if (sr < t0 || sr >= t1) continue;
+                float4 *p = reinterpret_cast<float4 *>(dx + (b * T + sr) * D + d0);
+                float4 o = *p;
+                o.x += acc[m][0], o.y += acc[m][1], o.z += acc[m][2], o.w += acc[m][3];
+                *p = o;
+            }
+        }
+        if (part) {
+            float *o = part + (rest * D + d0) * 5;  // slice = rest = b·NR + run
+#pragma unroll
+            for (int c = 0; c < 4; c++)
+#pragma unroll
+                for (int j = 0; j < 5; j++) o[c * 5 + j] = pw[c][j];
+        }
+    }
+}
+
 // The vector forms apply: W = 4, D a multiple of 8, every vector-accessed tensor 16-byte aligned.
 static bool cv4_ok(int D, int W, const void *a, const void *b, const void *c, const void *d) {
     return W == 4 && D % 8 == 0 && (!a || pn_aligned16(a)) && (!b || pn_aligned16(b)) && (!c || pn_aligned16(c)) &&
@@ -397,6 +554,17 @@ static void cv_fwd(const char *op, void *y, pn_cuda_dtype y_dt, const pn_bf16 *x
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die(op, "unsupported size", D, W);
     const int64_t total = (int64_t)B * T * D;
     if (total <= 0) return;
+    if (!DYN && cv4_ok(D, W, x, w, y, nullptr)) {
+        const int64_t items = (int64_t)B * pn_ceil_div(T, CV4_RS) * (D / 8);
+        const unsigned g4 = pn_grid_for(items, 128);
+        if (y_dt == PN_CUDA_F32)
+            cv4s_fwd_kernel<float><<<g4, 128, 0, pn_stream()>>>((float *)y, as_bf(x), w, bias, x_prev, T, D, act, items);
+        else
+            cv4s_fwd_kernel<__nv_bfloat16><<<g4, 128, 0, pn_stream()>>>((__nv_bfloat16 *)y, as_bf(x), w, bias, x_prev,
+                                                                        T, D, act, items);
+        PN_CHECK_LAUNCH();
+        return;
+    }
     if (cv4_ok(D, W, x, kern, w, y)) {
         const int64_t items = total / 8;
         const unsigned g4 = pn_grid_for(items, CV_THREADS);
@@ -449,6 +617,21 @@ extern "C" void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, cons
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die("conv backward", "unsupported size", D, W);
     const int64_t N = (int64_t)B * T, total = N * D;
     if (total <= 0 || (!dx && !dw && !dbias)) return;
+    if (cv4_ok(D, W, x, w, dy, dx)) {
+        const int64_t nslice = (int64_t)B * pn_ceil_div(T, CV4_RS), items = nslice * (D / 4);
+        float *part = dw || dbias ? (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D * 5) * sizeof(float))
+                                  : nullptr;
+        cv4s_bwd_kernel<<<pn_grid_for(items, 128), 128, 0, pn_stream()>>>(dx, part, dy, as_bf(x), w, bias, x_prev, T, D,
+                                                                          act, items);
+        PN_CHECK_LAUNCH();
+        if (part) {
+            cv_dw_final_kernel<<<(unsigned)pn_ceil_div((int64_t)D * 5, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(
+                dw, dbias, part, D, W, (int)nslice);
+            PN_CHECK_LAUNCH();
+            pn_cuda_free(part);
+        }
+        return;
+    }
     float *owned;
     const float *dz = cv_dz<false>(&owned, dy, x, w, nullptr, bias, x_prev, T, D, W, act, total);
     if (dx) {

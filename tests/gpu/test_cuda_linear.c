@@ -438,7 +438,7 @@ static void run_conv(void) {
     test_conv(1, 1, 257, 96, 4, 0, 0, 0, 1);
     test_conv(1, 3, 1, 40, 4, 1, 0, 1, 1);
     test_conv(1, 2, 63, 256, 3, 1, 0, 0, 1);
-    // the vector forms (W = 4, D % 8 == 0; conv.cu's cv4_*): runs of 16 rows with a partial
+    // the vector forms (W = 4, D % 8 == 0; conv.cu's cv4_*, cv4s_*): runs of 16 rows with a partial
     // last run, T < 3 with x_prev, the generic fallback at D % 8 != 0, a grid-stride size
     test_conv(1, 2, 37, 64, 4, 1, 0, 1, 0);
     test_conv(1, 3, 2, 16, 4, 1, 0, 1, 1);
@@ -446,6 +446,8 @@ static void run_conv(void) {
     test_conv(1, 2, 50, 36, 4, 1, 0, 1, 1);
     test_conv(0, 2, 37, 64, 4, 1, 1, 1, 0);
     test_conv(1, 4, 2048, 1536, 4, 1, 0, 0, 0);
+    test_conv(0, 1, 16, 24, 4, 0, 0, 1, 1);
+    test_conv(0, 4, 2048, 1536, 4, 1, 1, 0, 0);  // 512 dw slices, grid-stride
 }
 
 // ================================================================ gated RMSNorm
