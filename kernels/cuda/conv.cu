@@ -182,7 +182,7 @@ static __global__ void cv_dw_final_kernel(float *dw, float *dbias, const float *
 }
 
 // ---------------------------------------------------------------- W = 4, 8 channels per thread
-#define CV4_R 16  // rows per thread in the fused dynamic backward (3 more are recomputed)
+#define CV4_R 16  // rows per thread of the row-walking kernels (the backwards recompute 3 more)
 
 // u_row[d0 .. d0+7] of sequence b: x row `row` when row ≥ 0, else x_prev row 3 + row (or 0).
 static __device__ __forceinline__ void cv4_u(float u[8], const __nv_bfloat16 *__restrict__ x,
@@ -250,158 +250,21 @@ static __global__ void cv4_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x
     }
 }
 
-// Fused dynamic backward, one thread per (b, run of CV4_R rows t0 .. t1−1, 8 channels):
-// for t = t0 .. min(T, t1 + 3) − 1: dz_t = dy_t ⊙ act'(z_t) with z_t recomputed; the row's
-// dkern (t < t1) dz_t ⊙ u_{t−3+j}; and acc[j] (the partial dx of row t−3+j) += k_t[j] ⊙ dz_t.
-// Row s gets its last term at t = s + 3 (tap 0), so after step t the oldest slot (row t − 3)
-// is complete and is added to dx when it is one of this run's rows. The 3 rows after the run
-// are recomputed here only for the taps that reach back into it (their own dkern and dx
-// belong to the next run). A thread walks its rows in order, so each step first issues the
-// NEXT row's loads (kern, x, dy, packed as loaded) and this step's dx / fp32 dkern loads, and
-// only then computes: one memory latency per row overlaps the previous row's work instead
-// of three in a row.
-template <typename KT>
-static __global__ void __launch_bounds__(128) cv4_dyn_bwd_kernel(float *dx, KT *dkern, const float *__restrict__ dy,
-                                          const __nv_bfloat16 *__restrict__ x, const __nv_bfloat16 *__restrict__ kern,
-                                          const float *__restrict__ x_prev, int T, int D, int act, int64_t items) {
-    // 4 channels per thread (not 8 as the forward): the row window, the dx window and the
-    // prefetched row take ~90 registers instead of ~175, so 4× the threads are in flight.
-    constexpr bool KF32 = sizeof(KT) == sizeof(float);
-    const int G = D / 4, NR = (T + CV4_R - 1) / CV4_R;
-    for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
-         it += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t rest = it / G, b = rest / NR;
-        const int d0 = (int)(it - rest * G) * 4, t0 = (int)(rest - b * NR) * CV4_R;
-        const int t1 = min(T, t0 + CV4_R), tend = min(T, t1 + 3);
-        float u[4][4], acc[4][4];
-#pragma unroll
-        for (int j = 1; j < 4; j++) {
-            const int row = t0 - 4 + j;
-            if (row >= 0) {
-                const uint2 r = *reinterpret_cast<const uint2 *>(x + (b * T + row) * D + d0);
-                const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.x));
-                const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.y));
-                u[j][0] = lo.x, u[j][1] = lo.y, u[j][2] = hi.x, u[j][3] = hi.y;
-            } else {
-#pragma unroll
-                for (int c = 0; c < 4; c++) u[j][c] = x_prev ? x_prev[(b * 3 + 3 + row) * D + d0 + c] : 0.f;
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) acc[j][c] = 0.f;
-        uint4 nk[2];  // the next row, as loaded: taps (4 channels × 4), x, dy
-        uint2 nx;
-        float4 ndy;
-        {
-            const int64_t bt = b * T + t0;
-            const uint4 *pk = reinterpret_cast<const uint4 *>(kern + (bt * D + d0) * 4);
-            nk[0] = pk[0], nk[1] = pk[1];
-            nx = *reinterpret_cast<const uint2 *>(x + bt * D + d0);
-            ndy = *reinterpret_cast<const float4 *>(dy + bt * D + d0);
-        }
-        for (int t = t0; t < tend; t++) {
-            const int64_t bt = b * T + t;
-            float k[4][4], dz[4];
-            {  // unpack the current row, slide the windows
-                const __nv_bfloat162 *hk = reinterpret_cast<const __nv_bfloat162 *>(nk);
-#pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    const float2 f = __bfloat1622float2(hk[e]);
-                    k[e / 2][2 * (e % 2)] = f.x, k[e / 2][2 * (e % 2) + 1] = f.y;
-                }
-#pragma unroll
-                for (int j = 0; j < 3; j++)
-#pragma unroll
-                    for (int c = 0; c < 4; c++) u[j][c] = u[j + 1][c], acc[j][c] = acc[j + 1][c];
-                const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&nx.x));
-                const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&nx.y));
-                u[3][0] = lo.x, u[3][1] = lo.y, u[3][2] = hi.x, u[3][3] = hi.y;
-                dz[0] = ndy.x, dz[1] = ndy.y, dz[2] = ndy.z, dz[3] = ndy.w;
-#pragma unroll
-                for (int c = 0; c < 4; c++) acc[3][c] = 0.f;
-            }
-            if (t + 1 < tend) {  // issue the next row's loads now
-                const int64_t bn = bt + 1;
-                const uint4 *pk = reinterpret_cast<const uint4 *>(kern + (bn * D + d0) * 4);
-                nk[0] = pk[0], nk[1] = pk[1];
-                nx = *reinterpret_cast<const uint2 *>(x + bn * D + d0);
-                ndy = *reinterpret_cast<const float4 *>(dy + bn * D + d0);
-            }
-            const bool wdx = dx && t - 3 >= t0, wdk = dkern && t < t1;
-            float4 dxo = make_float4(0.f, 0.f, 0.f, 0.f);
-            float dko[KF32 ? 16 : 1];
-            if (wdx) dxo = *reinterpret_cast<const float4 *>(dx + (bt - 3) * D + d0);
-            if constexpr (KF32) {
-                if (wdk) {
-#pragma unroll
-                    for (int q = 0; q < 2; q++) load8(dkern + (bt * D + d0) * 4 + 8 * q, dko + 8 * q);
-                }
-            }
-            if (act) {
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    float z = 0.f;
-#pragma unroll
-                    for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
-                    const float sg = cv_sigmoid(z);
-                    dz[c] *= sg * (1.0f + z * (1.0f - sg));
-                }
-            }
-            if (wdk) {
-                float g[16];
-#pragma unroll
-                for (int c = 0; c < 4; c++)
-#pragma unroll
-                    for (int j = 0; j < 4; j++) g[4 * c + j] = dz[c] * u[j][c];
-                if constexpr (KF32) {
-#pragma unroll
-                    for (int e = 0; e < 16; e++) g[e] += dko[e];
-                }
-                KT *p = dkern + (bt * D + d0) * 4;
-                store8(p, g);
-                store8(p + 8, g + 8);
-            }
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) acc[j][c] += k[c][j] * dz[c];
-            if (wdx) {
-                dxo.x += acc[0][0], dxo.y += acc[0][1], dxo.z += acc[0][2], dxo.w += acc[0][3];
-                *reinterpret_cast<float4 *>(dx + (bt - 3) * D + d0) = dxo;
-            }
-        }
-        if (dx && tend == T) {  // the last rows of the sequence have no later taps
-#pragma unroll
-            for (int m = 1; m < 4; m++) {
-                const int sr = tend - 4 + m;
-                if (sr < t0 || sr >= t1) continue;
-                float4 *p = reinterpret_cast<float4 *>(dx + (b * T + sr) * D + d0);
-                float4 o = *p;
-                o.x += acc[m][0], o.y += acc[m][1], o.z += acc[m][2], o.w += acc[m][3];
-                *p = o;
-            }
-        }
-    }
-}
-
-// Static conv, W = 4, a thread per (b, run of CV4_RS rows, 8 channels) walking its rows with
+// Static conv, W = 4, a thread per (b, run of CV4_R rows, 8 channels) walking its rows with
 // a 4-row window of x in registers: each x row is read once (the row-parallel form read it
 // four times, once per tap, and the taps once per row), the taps and bias once per run.
-#define CV4_RS 16
 template <typename OT>
 static __global__ void __launch_bounds__(128) cv4s_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x,
                                                               const float *__restrict__ w,
                                                               const float *__restrict__ bias,
                                                               const float *__restrict__ x_prev, int T, int D,
                                                               int act, int64_t items) {
-    const int G = D / 8, NR = (T + CV4_RS - 1) / CV4_RS;
+    const int G = D / 8, NR = (T + CV4_R - 1) / CV4_R;
     for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
          it += (int64_t)gridDim.x * blockDim.x) {
         const int64_t rest = it / G, b = rest / NR;
-        const int d0 = (int)(it - rest * G) * 8, t0 = (int)(rest - b * NR) * CV4_RS;
-        const int t1 = min(T, t0 + CV4_RS);
+        const int d0 = (int)(it - rest * G) * 8, t0 = (int)(rest - b * NR) * CV4_R;
+        const int t1 = min(T, t0 + CV4_R);
         float k[8][4], bs[8], u[4][8];
         cv4_taps<false>(k, nullptr, w, 0, D, d0);
 #pragma unroll
@@ -434,68 +297,106 @@ static __global__ void __launch_bounds__(128) cv4s_fwd_kernel(OT *y, const __nv_
     }
 }
 
-// Static conv backward, W = 4, a thread per (b, run of CV4_RS rows, 4 channels): the dynamic
-// backward's sliding windows with fixed taps, plus this run's dw / dbias partial sums
-// (Σ_t dz_t u_{t−3+j}, Σ_t dz_t over its own rows) written to part (B·NR slices, D, 5) for
-// cv_dw_final_kernel, which sums the slices in order (deterministic, no atomics).
-static __global__ void __launch_bounds__(128) cv4s_bwd_kernel(float *dx, float *part, const float *__restrict__ dy,
-                                                              const __nv_bfloat16 *__restrict__ x,
-                                                              const float *__restrict__ w,
-                                                              const float *__restrict__ bias,
-                                                              const float *__restrict__ x_prev, int T, int D,
-                                                              int act, int64_t items) {
-    const int G = D / 4, NR = (T + CV4_RS - 1) / CV4_RS;
+// 4 bf16 (8 bytes) → floats.
+static __device__ __forceinline__ void cv_bf16x4(const uint2 r, float f[4]) {
+    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.x));
+    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&r.y));
+    f[0] = lo.x, f[1] = lo.y, f[2] = hi.x, f[3] = hi.y;
+}
+
+// Fused backward, W = 4, one thread per (b, run of CV4_R rows t0 .. t1−1, 4 channels), for the
+// dynamic conv (DYN: per-token taps, dkern) and the static one (fixed taps and bias, dw/dbias):
+// for t = t0 .. min(T, t1 + 3) − 1: dz_t = dy_t ⊙ act'(z_t) with z_t recomputed; for the run's
+// own rows (t < t1) the row's dkern dz_t ⊙ u_{t−3+j} (DYN) or the run's dw / dbias partials
+// Σ_t dz_t u_{t−3+j}, Σ_t dz_t (static, written to part (B·NR slices, D, 5) for
+// cv_dw_final_kernel's ordered sum); and acc[j] (the partial dx of row t−3+j) += k_t[j] ⊙ dz_t.
+// Row s gets its last term at t = s + 3 (tap 0), so after step t the oldest slot (row t − 3)
+// is complete and is added to dx when it is one of this run's rows; the 3 rows after the run
+// are recomputed only for the taps that reach back into it. Each step first issues the NEXT
+// row's loads (taps, x, dy, packed as loaded) and this step's dx / fp32 dkern loads, then
+// computes: one memory latency per row, overlapping the previous row's work. 4 channels per
+// thread (the forward has 8): the windows and the prefetched row then take ~100 registers
+// instead of ~175, so 4× the threads are in flight.
+template <bool DYN, typename KT>
+static __global__ void __launch_bounds__(128)
+    cv4_bwd_kernel(float *dx, KT *dkern, float *part, const float *__restrict__ dy, const __nv_bfloat16 *__restrict__ x,
+                   const __nv_bfloat16 *__restrict__ kern, const float *__restrict__ w, const float *__restrict__ bias,
+                   const float *__restrict__ x_prev, int T, int D, int act, int64_t items) {
+    constexpr bool KF32 = sizeof(KT) == sizeof(float);
+    const int G = D / 4, NR = (T + CV4_R - 1) / CV4_R;
     for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
          it += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t rest = it / G, b = rest / NR;
-        const int d0 = (int)(it - rest * G) * 4, t0 = (int)(rest - b * NR) * CV4_RS;
-        const int t1 = min(T, t0 + CV4_RS), tend = min(T, t1 + 3);
+        const int64_t rest = it / G, b = rest / NR;  // rest = b·NR + run: the static dw slice
+        const int d0 = (int)(it - rest * G) * 4, t0 = (int)(rest - b * NR) * CV4_R;
+        const int t1 = min(T, t0 + CV4_R), tend = min(T, t1 + 3);
         float k[4][4], bs[4], u[4][4], acc[4][4], pw[4][5];
 #pragma unroll
         for (int c = 0; c < 4; c++) {
-            const float4 wc = *reinterpret_cast<const float4 *>(w + (int64_t)(d0 + c) * 4);
-            k[c][0] = wc.x, k[c][1] = wc.y, k[c][2] = wc.z, k[c][3] = wc.w;
-            bs[c] = bias ? bias[d0 + c] : 0.f;
+            bs[c] = 0.f;
+            if constexpr (!DYN) {
+                const float4 wc = *reinterpret_cast<const float4 *>(w + (int64_t)(d0 + c) * 4);
+                k[c][0] = wc.x, k[c][1] = wc.y, k[c][2] = wc.z, k[c][3] = wc.w;
+                if (bias) bs[c] = bias[d0 + c];
+            }
 #pragma unroll
             for (int j = 0; j < 5; j++) pw[c][j] = 0.f;
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[j][c] = 0.f;
         }
 #pragma unroll
         for (int j = 1; j < 4; j++) {
             const int row = t0 - 4 + j;
+            if (row >= 0) {
+                cv_bf16x4(*reinterpret_cast<const uint2 *>(x + (b * T + row) * D + d0), u[j]);
+            } else {
 #pragma unroll
-            for (int c = 0; c < 4; c++)
-                u[j][c] = row >= 0 ? to_f32(x[(b * T + row) * D + d0 + c])
-                                   : (x_prev ? x_prev[(b * 3 + 3 + row) * D + d0 + c] : 0.f);
+                for (int c = 0; c < 4; c++) u[j][c] = x_prev ? x_prev[(b * 3 + 3 + row) * D + d0 + c] : 0.f;
+            }
         }
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) acc[j][c] = 0.f;
-        uint2 nxr = *reinterpret_cast<const uint2 *>(x + (b * T + t0) * D + d0);  // the next row, a row ahead
-        float4 ng4 = *reinterpret_cast<const float4 *>(dy + (b * T + t0) * D + d0);
+        uint4 nk[2];  // the next row, as loaded: taps (DYN), x, dy
+        uint2 nx;
+        float4 ndy;
+        auto fetch = [&](int64_t bt) {
+            if constexpr (DYN) {
+                const uint4 *pk = reinterpret_cast<const uint4 *>(kern + (bt * D + d0) * 4);
+                nk[0] = pk[0], nk[1] = pk[1];
+            }
+            nx = *reinterpret_cast<const uint2 *>(x + bt * D + d0);
+            ndy = *reinterpret_cast<const float4 *>(dy + bt * D + d0);
+        };
+        fetch(b * T + t0);
         for (int t = t0; t < tend; t++) {
             const int64_t bt = b * T + t;
-            const uint2 xr = nxr;
-            const float4 g4 = ng4;
-            if (t + 1 < tend) {
-                nxr = *reinterpret_cast<const uint2 *>(x + (bt + 1) * D + d0);
-                ng4 = *reinterpret_cast<const float4 *>(dy + (bt + 1) * D + d0);
+            float dz[4] = {ndy.x, ndy.y, ndy.z, ndy.w};
+            if constexpr (DYN) {
+                const __nv_bfloat162 *hk = reinterpret_cast<const __nv_bfloat162 *>(nk);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float2 f = __bfloat1622float2(hk[e]);
+                    k[e / 2][2 * (e % 2)] = f.x, k[e / 2][2 * (e % 2) + 1] = f.y;
+                }
             }
-            const bool wdx = dx && t - 3 >= t0;
-            float4 dxo = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (wdx) dxo = *reinterpret_cast<const float4 *>(dx + (bt - 3) * D + d0);
 #pragma unroll
             for (int j = 0; j < 3; j++)
 #pragma unroll
                 for (int c = 0; c < 4; c++) u[j][c] = u[j + 1][c], acc[j][c] = acc[j + 1][c];
-            const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&xr.x));
-            const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&xr.y));
-            u[3][0] = lo.x, u[3][1] = lo.y, u[3][2] = hi.x, u[3][3] = hi.y;
-            float dz[4] = {g4.x, g4.y, g4.z, g4.w};
+            cv_bf16x4(nx, u[3]);
 #pragma unroll
-            for (int c = 0; c < 4; c++) {
-                acc[3][c] = 0.f;
-                if (act) {
+            for (int c = 0; c < 4; c++) acc[3][c] = 0.f;
+            if (t + 1 < tend) fetch(bt + 1);  // issue the next row's loads now
+            const bool wdx = dx && t - 3 >= t0, own = t < t1;
+            float4 dxo = make_float4(0.f, 0.f, 0.f, 0.f);
+            float dko[DYN && KF32 ? 16 : 1];
+            if (wdx) dxo = *reinterpret_cast<const float4 *>(dx + (bt - 3) * D + d0);
+            if constexpr (DYN && KF32) {
+                if (dkern && own) {
+#pragma unroll
+                    for (int q = 0; q < 2; q++) load8(dkern + (bt * D + d0) * 4 + 8 * q, dko + 8 * q);
+                }
+            }
+            if (act) {
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
                     float z = bs[c];
 #pragma unroll
                     for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
@@ -503,7 +404,22 @@ static __global__ void __launch_bounds__(128) cv4s_bwd_kernel(float *dx, float *
                     dz[c] *= sg * (1.0f + z * (1.0f - sg));
                 }
             }
-            if (t < t1) {
+            if constexpr (DYN) {
+                if (dkern && own) {
+                    float g[16];
+#pragma unroll
+                    for (int c = 0; c < 4; c++)
+#pragma unroll
+                        for (int j = 0; j < 4; j++) g[4 * c + j] = dz[c] * u[j][c];
+                    if constexpr (KF32) {
+#pragma unroll
+                        for (int e = 0; e < 16; e++) g[e] += dko[e];
+                    }
+                    KT *p = dkern + (bt * D + d0) * 4;
+                    store8(p, g);
+                    store8(p + 8, g + 8);
+                }
+            } else if (own) {
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
 #pragma unroll
@@ -531,8 +447,8 @@ static __global__ void __launch_bounds__(128) cv4s_bwd_kernel(float *dx, float *
                 *p = o;
             }
         }
-        if (part) {
-            float *o = part + (rest * D + d0) * 5;  // slice = rest = b·NR + run
+        if (!DYN && part) {
+            float *o = part + (rest * D + d0) * 5;
 #pragma unroll
             for (int c = 0; c < 4; c++)
 #pragma unroll
@@ -555,7 +471,7 @@ static void cv_fwd(const char *op, void *y, pn_cuda_dtype y_dt, const pn_bf16 *x
     const int64_t total = (int64_t)B * T * D;
     if (total <= 0) return;
     if (!DYN && cv4_ok(D, W, x, w, y, nullptr)) {
-        const int64_t items = (int64_t)B * pn_ceil_div(T, CV4_RS) * (D / 8);
+        const int64_t items = (int64_t)B * pn_ceil_div(T, CV4_R) * (D / 8);
         const unsigned g4 = pn_grid_for(items, 128);
         if (y_dt == PN_CUDA_F32)
             cv4s_fwd_kernel<float><<<g4, 128, 0, pn_stream()>>>((float *)y, as_bf(x), w, bias, x_prev, T, D, act, items);
@@ -618,11 +534,11 @@ extern "C" void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, cons
     const int64_t N = (int64_t)B * T, total = N * D;
     if (total <= 0 || (!dx && !dw && !dbias)) return;
     if (cv4_ok(D, W, x, w, dy, dx)) {
-        const int64_t nslice = (int64_t)B * pn_ceil_div(T, CV4_RS), items = nslice * (D / 4);
+        const int64_t nslice = (int64_t)B * pn_ceil_div(T, CV4_R), items = nslice * (D / 4);
         float *part = dw || dbias ? (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D * 5) * sizeof(float))
                                   : nullptr;
-        cv4s_bwd_kernel<<<pn_grid_for(items, 128), 128, 0, pn_stream()>>>(dx, part, dy, as_bf(x), w, bias, x_prev, T, D,
-                                                                          act, items);
+        cv4_bwd_kernel<false, float><<<pn_grid_for(items, 128), 128, 0, pn_stream()>>>(
+            dx, nullptr, part, dy, as_bf(x), nullptr, w, bias, x_prev, T, D, act, items);
         PN_CHECK_LAUNCH();
         if (part) {
             cv_dw_final_kernel<<<(unsigned)pn_ceil_div((int64_t)D * 5, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(
@@ -667,11 +583,12 @@ extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype
         const int64_t items = (int64_t)B * pn_ceil_div(T, CV4_R) * (D / 4);
         const unsigned g4 = pn_grid_for(items, 128);
         if (dkern_dt == PN_CUDA_BF16)
-            cv4_dyn_bwd_kernel<__nv_bfloat16><<<g4, 128, 0, pn_stream()>>>(
-                dx, (__nv_bfloat16 *)dkern, dy, as_bf(x), as_bf(kern), x_prev, T, D, act, items);
+            cv4_bwd_kernel<true, __nv_bfloat16><<<g4, 128, 0, pn_stream()>>>(
+                dx, (__nv_bfloat16 *)dkern, nullptr, dy, as_bf(x), as_bf(kern), nullptr, nullptr, x_prev, T, D, act, items);
         else
-            cv4_dyn_bwd_kernel<float><<<g4, 128, 0, pn_stream()>>>(dx, (float *)dkern, dy, as_bf(x), as_bf(kern),
-                                                                   x_prev, T, D, act, items);
+            cv4_bwd_kernel<true, float><<<g4, 128, 0, pn_stream()>>>(dx, (float *)dkern, nullptr, dy, as_bf(x),
+                                                                     as_bf(kern), nullptr, nullptr, x_prev, T, D, act,
+                                                                     items);
         PN_CHECK_LAUNCH();
         return;
     }

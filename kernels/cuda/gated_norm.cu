@@ -100,67 +100,6 @@ static __global__ void __launch_bounds__(GN_THREADS)
         for (int c = tid; c < D; c += GN_THREADS) wpart[(int64_t)blockIdx.x * D + c] = wp[c];
 }
 
-// Warp-per-row backward, D ≤ 32·NC; a block is GN_THREADS threads = 8 warps, the slice's
-// rows strided by warp. wpart as gn_bwd_kernel.
-template <int NC>
-static __global__ void __launch_bounds__(GN_THREADS)
-    gn_bwd_warp_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy,
-                       const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
-                       const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd, int64_t N, int D,
-                       int64_t rps) {
-    constexpr int NW = GN_THREADS / 32;
-    __shared__ float wsum[NW][32 * NC];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t r0 = (int64_t)blockIdx.x * rps, r1 = min(N, r0 + rps);
-    float wv[NC], acc[NC];
-#pragma unroll
-    for (int j = 0; j < NC; j++) {
-        const int c = lane + 32 * j;
-        wv[j] = c < D && w ? w[c] : 1.0f;
-        acc[j] = 0.f;
-    }
-    for (int64_t row = r0 + warp; row < r1; row += NW) {
-        const float r = rstd[row];
-        const int64_t base = row * D;
-        float dyv[NC], nd[NC], a[NC];  // a = w·silu(gate)
-        float dot = 0.f;
-#pragma unroll
-        for (int j = 0; j < NC; j++) {
-            const int c = lane + 32 * j;
-            dyv[j] = nd[j] = a[j] = 0.f;
-            if (c < D) {
-                dyv[j] = dy[base + c];
-                nd[j] = to_f32(x[base + c]) * r;
-                float sg = 1.0f;  // silu(gate)
-                if (gate) {
-                    const float g = to_f32(gate[base + c]), sgm = gn_sigmoid(g);
-                    sg = g * sgm;
-                    if (dgate) dgate[base + c] += dyv[j] * nd[j] * wv[j] * sgm * (1.0f + g * (1.0f - sgm));
-                }
-                a[j] = wv[j] * sg;
-                dot += dyv[j] * a[j] * nd[j];
-                acc[j] += dyv[j] * nd[j] * sg;
-            }
-        }
-        if (!dx) continue;
-        const float mean = warp_sum(dot) / (float)D;
-#pragma unroll
-        for (int j = 0; j < NC; j++) {
-            const int c = lane + 32 * j;
-            if (c < D) dx[base + c] += r * (dyv[j] * a[j] - nd[j] * mean);
-        }
-    }
-    if (!wpart) return;
-#pragma unroll
-    for (int j = 0; j < NC; j++) wsum[warp][lane + 32 * j] = acc[j];
-    __syncthreads();
-    for (int c = threadIdx.x; c < D; c += GN_THREADS) {
-        float t = 0.f;
-        for (int k = 0; k < NW; k++) t += wsum[k][c];
-        wpart[(int64_t)blockIdx.x * D + c] = t;
-    }
-}
-
 // NC consecutive values at p (fp32 or bf16) into registers, or stored; p aligned to NC elements.
 template <int NC>
 static __device__ __forceinline__ void gn_ld(float f[NC], const float *p) {
@@ -240,31 +179,64 @@ static __global__ void gn_fwd_vec_kernel(OT *y, float *rstd, const __nv_bfloat16
     gn_st<NC>(y + row * D + c0, xv);
 }
 
-// Vector warp-per-row backward, D == 32·NC: lane owns columns NC·lane .. NC·lane + NC − 1.
-// WRITE: dx, dgate are stored (their old values never read); else +=. wpart as gn_bwd_kernel.
-template <int NC, bool WRITE>
+// A row's NC values of this lane: VEC, columns NC·lane .. (vector access, D == 32·NC); else
+// columns lane + 32·j below D (scalar access, any D ≤ 32·NC). Missing columns read as 0.
+template <int NC, bool VEC, typename T>
+static __device__ __forceinline__ void gn_row_ld(float f[NC], const T *row, int lane, int D) {
+    if constexpr (VEC) {
+        gn_ld<NC>(f, row + NC * lane);
+    } else {
+#pragma unroll
+        for (int j = 0; j < NC; j++) f[j] = lane + 32 * j < D ? to_f32(row[lane + 32 * j]) : 0.f;
+    }
+}
+template <int NC, bool VEC>
+static __device__ __forceinline__ void gn_row_st(float *row, const float f[NC], int lane, int D) {
+    if constexpr (VEC) {
+        gn_st<NC>(row + NC * lane, f);
+    } else {
+#pragma unroll
+        for (int j = 0; j < NC; j++)
+            if (lane + 32 * j < D) row[lane + 32 * j] = f[j];
+    }
+}
+
+// Warp-per-row backward, D ≤ 32·NC; a block is GN_THREADS threads = 8 warps, the slice's rows
+// strided by warp. The row's dy, x, gate (and the caller's dx, dgate unless WRITE) are loaded
+// together, kept in registers through the mean, and written once; each lane keeps its
+// columns' dw partial, the 8 warps' partials are summed in warp order at the end. WRITE: dx,
+// dgate are stored, their old values never read; else +=. VEC: see gn_row_ld. wpart as
+// gn_bwd_kernel.
+template <int NC, bool WRITE, bool VEC>
 static __global__ void __launch_bounds__(GN_THREADS)
-    gn_bwd_vec_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy,
-                      const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
-                      const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd, int64_t N,
-                      int64_t rps) {
-    constexpr int NW = GN_THREADS / 32, D = 32 * NC;
-    __shared__ float wsum[NW][D];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, c0 = NC * lane;
+    gn_bwd_warp_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy,
+                       const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
+                       const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd, int64_t N, int D,
+                       int64_t rps) {
+    constexpr int NW = GN_THREADS / 32;
+    if (VEC) D = 32 * NC;  // a compile-time row length for the vector form
+    __shared__ float wsum[NW][32 * NC];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t r0 = (int64_t)blockIdx.x * rps, r1 = min(N, r0 + rps);
     float wv[NC], acc[NC];
+    if (w) {
+        gn_row_ld<NC, VEC>(wv, w, lane, D);
+    } else {
 #pragma unroll
-    for (int j = 0; j < NC; j++) wv[j] = w ? w[c0 + j] : 1.0f, acc[j] = 0.f;
+        for (int j = 0; j < NC; j++) wv[j] = 1.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < NC; j++) acc[j] = 0.f;
     for (int64_t row = r0 + warp; row < r1; row += NW) {
-        const int64_t base = row * D + c0;
+        const int64_t base = row * D;
         float dyv[NC], xv[NC], gv[NC], ox[NC], og[NC];
         const float r = rstd[row];
-        gn_ld<NC>(dyv, dy + base);
-        gn_ld<NC>(xv, x + base);
-        if (gate) gn_ld<NC>(gv, gate + base);
+        gn_row_ld<NC, VEC>(dyv, dy + base, lane, D);
+        gn_row_ld<NC, VEC>(xv, x + base, lane, D);
+        if (gate) gn_row_ld<NC, VEC>(gv, gate + base, lane, D);
         if (!WRITE) {
-            if (dx) gn_ld<NC>(ox, dx + base);
-            if (gate && dgate) gn_ld<NC>(og, dgate + base);
+            if (dx) gn_row_ld<NC, VEC>(ox, dx + base, lane, D);
+            if (gate && dgate) gn_row_ld<NC, VEC>(og, dgate + base, lane, D);
         }
         float dot = 0.f, a[NC], dgv[NC];
 #pragma unroll
@@ -287,7 +259,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
 #pragma unroll
                 for (int j = 0; j < NC; j++) dgv[j] += og[j];
             }
-            gn_st<NC>(dgate + base, dgv);
+            gn_row_st<NC, VEC>(dgate + base, dgv, lane, D);
         }
         if (!dx) continue;
         const float mean = warp_sum(dot) / (float)D;
@@ -296,11 +268,11 @@ static __global__ void __launch_bounds__(GN_THREADS)
             const float v = r * (dyv[j] * a[j] - xv[j] * mean);
             ox[j] = WRITE ? v : ox[j] + v;
         }
-        gn_st<NC>(dx + base, ox);
+        gn_row_st<NC, VEC>(dx + base, ox, lane, D);
     }
     if (!wpart) return;
 #pragma unroll
-    for (int j = 0; j < NC; j++) wsum[warp][c0 + j] = acc[j];
+    for (int j = 0; j < NC; j++) wsum[warp][VEC ? NC * lane + j : lane + 32 * j] = acc[j];
     __syncthreads();
     for (int c = threadIdx.x; c < D; c += GN_THREADS) {
         float t = 0.f;
@@ -317,6 +289,16 @@ static __global__ void gn_dw_final_kernel(float *dw, const float *__restrict__ w
     dw[c] += s;
 }
 
+template <int NC>
+static void gn_fwd_vec_launch(void *y, bool f32, float *rstd, const __nv_bfloat16 *x, const float *w,
+                              const __nv_bfloat16 *gate, int64_t N, float eps, unsigned grid, int threads) {
+    if (f32)
+        gn_fwd_vec_kernel<NC, float><<<grid, threads, 0, pn_stream()>>>((float *)y, rstd, x, w, gate, N, eps);
+    else
+        gn_fwd_vec_kernel<NC, __nv_bfloat16>
+            <<<grid, threads, 0, pn_stream()>>>((__nv_bfloat16 *)y, rstd, x, w, gate, N, eps);
+}
+
 extern "C" void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const pn_bf16 *x, const float *w,
                                           const pn_bf16 *gate, int64_t N, int D, float eps) {
     if (N <= 0 || D <= 0) return;
@@ -324,16 +306,13 @@ extern "C" void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rs
     const unsigned grid = (unsigned)pn_ceil_div(N, rows_per_block);
     const int T = 32 * rows_per_block;
     if ((D == 64 || D == 128 || D == 256) && pn_aligned16(x) && (!gate || pn_aligned16(gate)) && pn_aligned16(y)) {
-        const __nv_bfloat16 *xb = as_bf(x), *gb = as_bf(gate);
-        float *yf = (float *)y;
-        __nv_bfloat16 *yb = (__nv_bfloat16 *)y;
         const bool f32 = y_dt == PN_CUDA_F32;
-        if (D == 64 && f32) gn_fwd_vec_kernel<2, float><<<grid, T, 0, pn_stream()>>>(yf, rstd, xb, w, gb, N, eps);
-        if (D == 64 && !f32) gn_fwd_vec_kernel<2, __nv_bfloat16><<<grid, T, 0, pn_stream()>>>(yb, rstd, xb, w, gb, N, eps);
-        if (D == 128 && f32) gn_fwd_vec_kernel<4, float><<<grid, T, 0, pn_stream()>>>(yf, rstd, xb, w, gb, N, eps);
-        if (D == 128 && !f32) gn_fwd_vec_kernel<4, __nv_bfloat16><<<grid, T, 0, pn_stream()>>>(yb, rstd, xb, w, gb, N, eps);
-        if (D == 256 && f32) gn_fwd_vec_kernel<8, float><<<grid, T, 0, pn_stream()>>>(yf, rstd, xb, w, gb, N, eps);
-        if (D == 256 && !f32) gn_fwd_vec_kernel<8, __nv_bfloat16><<<grid, T, 0, pn_stream()>>>(yb, rstd, xb, w, gb, N, eps);
+        if (D == 64)
+            gn_fwd_vec_launch<2>(y, f32, rstd, as_bf(x), w, as_bf(gate), N, eps, grid, T);
+        else if (D == 128)
+            gn_fwd_vec_launch<4>(y, f32, rstd, as_bf(x), w, as_bf(gate), N, eps, grid, T);
+        else
+            gn_fwd_vec_launch<8>(y, f32, rstd, as_bf(x), w, as_bf(gate), N, eps, grid, T);
         PN_CHECK_LAUNCH();
         return;
     }
@@ -357,8 +336,9 @@ static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn
     }
     float *dg = gate ? dgate : nullptr;
     const bool vec = (D == 64 || D == 128 || D == 256) && pn_aligned16(dy) && pn_aligned16(x) &&
-                     (!gate || pn_aligned16(gate)) && (!dx || pn_aligned16(dx)) && (!dg || pn_aligned16(dg));
-    if (WRITE && !vec) {  // the += kernels below on zeroed outputs
+                     (!w || pn_aligned16(w)) && (!gate || pn_aligned16(gate)) && (!dx || pn_aligned16(dx)) &&
+                     (!dg || pn_aligned16(dg));
+    if (WRITE && D > 256) {  // the block-per-row kernel only adds: zero its outputs first
         if (dx) pn_cuda_memset(dx, 0, (size_t)N * D * sizeof(float));
         if (dg) pn_cuda_memset(dg, 0, (size_t)N * D * sizeof(float));
     }
@@ -370,17 +350,23 @@ static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn
     const unsigned grid = (unsigned)nslice;
     const __nv_bfloat16 *xb = as_bf(x), *gb = as_bf(gate);
     if (vec && D == 64)
-        gn_bwd_vec_kernel<2, WRITE><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, rps);
+        gn_bwd_warp_kernel<2, WRITE, true>
+            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else if (vec && D == 128)
-        gn_bwd_vec_kernel<4, WRITE><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, rps);
+        gn_bwd_warp_kernel<4, WRITE, true>
+            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else if (vec)
-        gn_bwd_vec_kernel<8, WRITE><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, rps);
+        gn_bwd_warp_kernel<8, WRITE, true>
+            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else if (D <= 64)
-        gn_bwd_warp_kernel<2><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        gn_bwd_warp_kernel<2, WRITE, false>
+            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else if (D <= 128)
-        gn_bwd_warp_kernel<4><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        gn_bwd_warp_kernel<4, WRITE, false>
+            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else if (D <= 256)
-        gn_bwd_warp_kernel<8><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        gn_bwd_warp_kernel<8, WRITE, false>
+            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     else
         gn_bwd_kernel<<<grid, GN_THREADS, smem, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
     PN_CHECK_LAUNCH();

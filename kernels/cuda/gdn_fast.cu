@@ -211,7 +211,7 @@ static void fwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
                      pn_cuda_dtype o_dt, float *ht) {
     const int64_t BH = (int64_t)B * H;
     const int NT = (int)pn_ceil_div(T, GDNF_C);
-    const int BV = V % 64 == 0 ? 64 : 32, ntiles = V / BV;
+    const int BV = pn_cuda_gdn_fast_pick_bv(V), ntiles = V / BV;
     const int64_t nchunks = BH * NT;
     if (nchunks > 0x7fffffff || BH * NT * ((V + KD) / 32) > 0x7fffffff) {
         fprintf(stderr, "postnas: internal error: %s: gated delta rule fast forward: grid too large (B·H = %lld, T = %d)\n",
@@ -301,6 +301,12 @@ extern "C" void pn_cuda_gated_delta_fwd_fast(int B, int T, int H, int K, int V, 
 }
 
 extern "C" void pn_cuda_gdn_fast_debug_segments(int nseg) { g_force_nseg = nseg > 0 ? nseg : 0; }
+static int g_force_bv = 0;
+extern "C" void pn_cuda_gdn_fast_debug_bv(int bv) { g_force_bv = bv == 32 || bv == 64 ? bv : 0; }
+extern "C" int pn_cuda_gdn_fast_pick_bv(int V) {
+    if (g_force_bv == 32 || (g_force_bv == 64 && V % 64 == 0)) return g_force_bv;
+    return V % 64 == 0 ? 64 : 32;
+}
 extern "C" int pn_cuda_gdn_fast_debug_last_segments(void) { return g_last_nseg; }
 
 extern "C" void pn_cuda_gdn_fast_debug_prep(int B, int T, int H, int K, float scale, int qk_l2norm, const pn_bf16 *q,

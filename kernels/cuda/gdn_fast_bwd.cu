@@ -843,7 +843,7 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
                      const float *dht, float *dq, float *dk, float *dv, float *dg, float *dbeta, float *dh0) {
     const int64_t BH = (int64_t)B * H;
     const int NT = (int)pn_ceil_div(T, GDNF_C);
-    const int BV = V % 64 == 0 ? 64 : 32, ntiles = V / BV;
+    const int BV = pn_cuda_gdn_fast_pick_bv(V), ntiles = V / BV;
     const int64_t nchunks = BH * NT;
     if (nchunks > 0x7fffffff || BH * ntiles > 0x7fffffff) {
         fprintf(stderr, "postnas: internal error: %s: gated delta rule fast backward: grid too large (B·H = %lld, T = %d)\n",

@@ -52,6 +52,11 @@ int pn_cuda_gated_delta_bwd_fast_supported(int K, int V);
 void pn_cuda_gdn_fast_debug_segments(int nseg);
 // Segments the last fast call used (1 = one sequential pass per V tile; 0 = fell back).
 int pn_cuda_gdn_fast_debug_last_segments(void);
+// State columns per block of the sequential passes (forward scan, backward state pass and
+// reverse scan): 0 = automatic (default), 32 or 64 = forced where V allows. Process-wide;
+// pn_cuda_gdn_fast_pick_bv is the choice both .cu files make.
+void pn_cuda_gdn_fast_debug_bv(int bv);
+int pn_cuda_gdn_fast_pick_bv(int V);
 // The per-chunk stage alone (K ∈ {64, 96, 128}; chunk 64, NT = ⌈T/64⌉), for stage tests:
 // A (B·H, NT, 64, 64) bf16 = (I + L)⁻¹ diag(β), L_ij = β_i k̂_i·k̂_j e^{γ_i−γ_j} (j < i);
 // P (B·H, NT, 64, 64) bf16 = scale q̂_i·k̂_j e^{γ_i−γ_j} (j ≤ i), zero above the diagonal;

@@ -81,6 +81,12 @@ void pn_cuda_gated_delta_fwd_fast(int B, int T, int H, int K, int V, float scale
 
 void pn_cuda_gdn_fast_debug_segments(int nseg) { g_fast_segments = nseg; }
 int pn_cuda_gdn_fast_debug_last_segments(void) { return g_fast_last; }
+static int g_fast_bv = 0;  // the V tile has no meaning for the CPU twins; kept for the API
+void pn_cuda_gdn_fast_debug_bv(int bv) { g_fast_bv = bv == 32 || bv == 64 ? bv : 0; }
+int pn_cuda_gdn_fast_pick_bv(int V) {
+    if (g_fast_bv == 32 || (g_fast_bv == 64 && V % 64 == 0)) return g_fast_bv;
+    return V % 64 == 0 ? 64 : 32;
+}
 
 void pn_cuda_gdn_fast_debug_prep(int B, int T, int H, int K, float scale, int qk_l2norm, const pn_bf16 *q,
                                  const pn_bf16 *k, const float *g, const float *beta, pn_bf16 *A, pn_bf16 *P,

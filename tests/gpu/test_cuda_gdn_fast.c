@@ -302,6 +302,11 @@ static void time_shape(int B, int T, int H, int K, int V, const char *ref_note) 
     c.fn = pn_cuda_gated_delta_fwd_fast;
     const double t_fast = time_median(run_fwd, &c, 2, 20);
     const int segs = pn_cuda_gdn_fast_debug_last_segments();
+    pn_cuda_gdn_fast_debug_bv(32);  // the state pass with 32-column tiles instead (2× the blocks)
+    const double t_bv32 = time_median(run_fwd, &c, 2, 20);
+    pn_cuda_gdn_fast_debug_bv(0);
+    printf("timing: chunked fwd B%d T%d H%d K%d V%d: fast %.4f ms with the automatic V tile, %.4f ms with 32 columns\n",
+           B, T, H, K, V, t_fast, t_bv32);
     c.fn = pn_cuda_gated_delta_fwd;
     const double t_old = time_median(run_fwd, &c, 1, 20);
     printf("timing: chunked fwd B%d T%d H%d K%d V%d (bf16 o, h0 + ht, l2 norm, g): fast %.4f ms (%d segment%s, "

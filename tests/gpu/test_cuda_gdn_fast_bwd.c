@@ -202,6 +202,10 @@ static void timings(void) {
     c.dg = dev_poisoned(tok * 4), c.db = dev_poisoned(tok * 4), c.dh0 = dev_poisoned(ns * 4);
     c.which = 0;
     const double tb = time_median(&c, 2, 10);
+    pn_cuda_gdn_fast_debug_bv(32);  // the sequential passes with 32-column tiles instead
+    const double tb32 = time_median(&c, 2, 10);
+    pn_cuda_gdn_fast_debug_bv(0);
+    printf("timing: fast bwd, automatic V tile %.3f ms, 32 columns %.3f ms\n", tb, tb32);
     c.which = 1;
     const double tfb = time_median(&c, 1, 10);
     c.which = 2;
