@@ -128,19 +128,8 @@ static __device__ __forceinline__ void dscan_load(unsigned char *stg, const gdnb
     float4 *Rs = reinterpret_cast<float4 *>(stg + Lay::o_rs);
     const int tid = threadIdx.x, t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
     const int64_t row0 = (int64_t)b * a.T + t0, ci = bh * a.NT + n;
-    for (int e = tid; e < GDNF_C * (KD / 8); e += GDNB_THREADS) {
-        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
-        const bool ok = i < nr;
-        const int64_t off = ok ? ((row0 + i) * a.H + h) * KD + c : 0;
-        cp_async16(Ks + i * LDK + c, a.k + off, ok);
-        cp_async16(Qs + i * LDK + c, a.q + off, ok);
-    }
-    for (int e = tid; e < GDNF_C * 8; e += GDNB_THREADS) {
-        const int i = e >> 3, c = (e & 7) * 8;
-        const int64_t off = ci * (GDNF_C * GDNF_C) + i * GDNF_C + c;
-        cp_async16(As + i * GDNF_LDA + c, a.A + off, true);
-        cp_async16(Ps + i * GDNF_LDA + c, a.P + off, true);
-    }
+    gdnf_load_kq<KD, GDNB_THREADS>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
+    gdnf_load_ap<GDNB_THREADS>(As, Ps, a.A, a.P, ci);
     for (int e = tid; e < GDNF_C * (BV / 4); e += GDNB_THREADS) {
         const int i = e / (BV / 4), c = (e % (BV / 4)) * 4;
         const bool ok = i < nr;
@@ -369,19 +358,8 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     const int rt = warp & 3, ch = warp >> 2;
     const bool lowerw = 32 * ch <= 16 * rt + 15;  // the warp's (16, 32) block of a (64, 64) has j <= i somewhere
 
-    for (int e = tid; e < GDNF_C * (KD / 8); e += GDNB_THREADS) {
-        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
-        const bool ok = i < nr;
-        const int64_t off = ok ? ((row0 + i) * a.H + h) * KD + c : 0;
-        cp_async16(Ks + i * LDK + c, a.k + off, ok);
-        cp_async16(Qs + i * LDK + c, a.q + off, ok);
-    }
-    for (int e = tid; e < GDNF_C * 8; e += GDNB_THREADS) {
-        const int i = e >> 3, c = (e & 7) * 8;
-        const int64_t off = ci * (GDNF_C * GDNF_C) + i * GDNF_C + c;
-        cp_async16(As + i * LDA + c, a.A + off, true);
-        cp_async16(Ps + i * LDA + c, a.P + off, true);
-    }
+    gdnf_load_kq<KD, GDNB_THREADS>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
+    gdnf_load_ap<GDNB_THREADS>(As, Ps, a.A, a.P, ci);
     if (tid < GDNF_C) {
         cp_async16(Rs + tid, a.rows + ci * GDNF_C + tid, true);
         cp_async16(Rx + tid, a.rx + ci * GDNF_C + tid, true);

@@ -79,6 +79,31 @@ static __device__ __forceinline__ float gdnf_warp_sum(float v) {
     return v;
 }
 static __device__ __forceinline__ float bf2f(gdnf_bf16 x) { return __bfloat162float(x); }
+// The chunk's raw K rows (and Q rows when Qs) (GDNF_C, KD) bf16 → shared memory with row
+// stride ldk, rows past T zero-filled, by cp.async over NTHR threads (the caller commits and
+// waits). row0 = (b, t0) in (B, T); q, k are (B, T, H, KD).
+template <int KD, int NTHR>
+static __device__ __forceinline__ void gdnf_load_kq(gdnf_bf16 *Ks, gdnf_bf16 *Qs, int ldk, const gdnf_bf16 *k,
+                                                    const gdnf_bf16 *q, int64_t row0, int nr, int H, int h) {
+    for (int e = threadIdx.x; e < GDNF_C * (KD / 8); e += NTHR) {
+        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
+        const bool ok = i < nr;
+        const int64_t off = ok ? ((row0 + i) * H + h) * KD + c : 0;
+        cp_async16(Ks + i * ldk + c, k + off, ok);
+        if (Qs) cp_async16(Qs + i * ldk + c, q + off, ok);
+    }
+}
+// Chunk ci's A (and P when Ps) (GDNF_C, GDNF_C) bf16 → shared memory, row stride GDNF_LDA.
+template <int NTHR>
+static __device__ __forceinline__ void gdnf_load_ap(gdnf_bf16 *As, gdnf_bf16 *Ps, const gdnf_bf16 *A,
+                                                    const gdnf_bf16 *P, int64_t ci) {
+    for (int e = threadIdx.x; e < GDNF_C * 8; e += NTHR) {
+        const int i = e >> 3, c = (e & 7) * 8;
+        const int64_t off = ci * (GDNF_C * GDNF_C) + i * GDNF_C + c;
+        cp_async16(As + i * GDNF_LDA + c, A + off, true);
+        if (Ps) cp_async16(Ps + i * GDNF_LDA + c, P + off, true);
+    }
+}
 // Two floats → one register of two bf16, the first in the low half (lower column index).
 static __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
@@ -151,13 +176,7 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
     const int t0 = n * GDNF_C, nr = min(GDNF_C, T - t0);
     const int64_t row0 = (int64_t)b * T + t0;  // (b, t0) in (B, T)
 
-    for (int e = tid; e < GDNF_C * (KD / 8); e += GDNF_PREP_THREADS) {
-        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
-        const bool ok = i < nr;
-        const int64_t off = ok ? ((row0 + i) * H + h) * KD + c : 0;
-        cp_async16(Ks + i * LDK + c, k + off, ok);
-        cp_async16(Qs + i * LDK + c, q + off, ok);
-    }
+    gdnf_load_kq<KD, GDNF_PREP_THREADS>(Ks, Qs, LDK, k, q, row0, nr, H, h);
     cp_async_commit();
     if (tid < GDNF_C) {
         const bool ok = tid < nr;
@@ -363,19 +382,8 @@ static __device__ __forceinline__ void scan_load(unsigned char *stg, const gdnf_
     float4 *Rs = reinterpret_cast<float4 *>(stg + Lay::o_rs);
     const int tid = threadIdx.x, t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
     const int64_t row0 = (int64_t)b * a.T + t0, ci = bh * a.NT + n;
-    for (int e = tid; e < GDNF_C * (KD / 8); e += GDNF_SCAN_THREADS) {
-        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
-        const bool ok = i < nr;
-        const int64_t off = ok ? ((row0 + i) * a.H + h) * KD + c : 0;
-        cp_async16(Ks + i * LDK + c, a.k + off, ok);
-        if (OUT) cp_async16(Qs + i * LDK + c, a.q + off, ok);
-    }
-    for (int e = tid; e < GDNF_C * 8; e += GDNF_SCAN_THREADS) {
-        const int i = e >> 3, c = (e & 7) * 8;
-        const int64_t off = ci * (GDNF_C * GDNF_C) + i * GDNF_C + c;
-        cp_async16(As + i * GDNF_LDA + c, a.A + off, true);
-        if (OUT) cp_async16(Ps + i * GDNF_LDA + c, a.P + off, true);
-    }
+    gdnf_load_kq<KD, GDNF_SCAN_THREADS>(Ks, OUT ? Qs : nullptr, LDK, a.k, a.q, row0, nr, a.H, h);
+    gdnf_load_ap<GDNF_SCAN_THREADS>(As, OUT ? Ps : nullptr, a.A, a.P, ci);
     for (int e = tid; e < GDNF_C * (BV / 8); e += GDNF_SCAN_THREADS) {
         const int i = e / (BV / 8), c = (e % (BV / 8)) * 8, ca = c0 + c;
         const bool ok = i < nr && ca < a.V;
