@@ -31,9 +31,9 @@
 // The other linear-attention training ops (pn_cuda_gdn_fast.h, pn_cuda_linear.h) follow:
 // the tensor-core gdn forward at both gdn shapes, simple GLA / GLA / DPLR fwd and fwd+bwd,
 // static and dynamic causal conv fwd and bwd (the dynamic bwd also in JetBlock's bf16-dkern
-// form), gated RMSNorm fwd and bwd (shapes and byte
-// counts at their section below). The supernet step has its own benchmark (`postnas bench
-// train-step`); its row here only points there.
+// form), gated RMSNorm fwd and bwd (shapes and byte counts at their section below). The
+// supernet step has its own benchmark (`postnas bench train-step`); its row here only
+// points there.
 // Library code: progress goes to pn_info; the CLI prints the table from the JSON.
 #include "search/bench.h"
 #include "core/common.h"
