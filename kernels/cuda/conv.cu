@@ -181,7 +181,7 @@ static __global__ void cv_dw_final_kernel(float *dw, float *dbias, const float *
     }
 }
 
-// ---------------------------------------------------------------- W = 4, 8 channels per thread
+// ---------------------------------------------------------------- W = 4: vector and row-walking kernels
 #define CV4_R 16  // rows per thread of the row-walking kernels (the backwards recompute 3 more)
 
 // u_row[d0 .. d0+7] of sequence b: x row `row` when row ≥ 0, else x_prev row 3 + row (or 0).
@@ -221,20 +221,21 @@ static __device__ __forceinline__ void cv4_taps(float k[8][4], const __nv_bfloat
     }
 }
 
-// y (B, T, D) = act(conv), one thread per (row, 8 channels), grid-stride.
-template <bool DYN, typename OT>
-static __global__ void cv4_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
-                                      const __nv_bfloat16 *__restrict__ kern, const float *__restrict__ bias,
-                                      const float *__restrict__ x_prev, int T, int D, int act, int64_t items) {
+// Dynamic conv forward: y (B, T, D) = act(conv), one thread per (row, 8 channels),
+// grid-stride (every row has its own taps, so there is nothing to keep across rows).
+template <typename OT>
+static __global__ void cv4_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x,
+                                      const __nv_bfloat16 *__restrict__ kern, const float *__restrict__ x_prev, int T,
+                                      int D, int act, int64_t items) {
     const int G = D / 8;
     for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
          it += (int64_t)gridDim.x * blockDim.x) {
         const int64_t bt = it / G, b = bt / T;
         const int d0 = (int)(it - bt * G) * 8, t = (int)(bt - b * T);
         float k[8][4], acc[8];
-        cv4_taps<DYN>(k, kern, w, bt, D, d0);
+        cv4_taps<true>(k, kern, nullptr, bt, D, d0);
 #pragma unroll
-        for (int c = 0; c < 8; c++) acc[c] = !DYN && bias ? bias[d0 + c] : 0.f;
+        for (int c = 0; c < 8; c++) acc[c] = 0.f;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             float u[8];
@@ -481,15 +482,15 @@ static void cv_fwd(const char *op, void *y, pn_cuda_dtype y_dt, const pn_bf16 *x
         PN_CHECK_LAUNCH();
         return;
     }
-    if (cv4_ok(D, W, x, kern, w, y)) {
+    if (DYN && cv4_ok(D, W, x, kern, y, nullptr)) {
         const int64_t items = total / 8;
         const unsigned g4 = pn_grid_for(items, CV_THREADS);
         if (y_dt == PN_CUDA_F32)
-            cv4_fwd_kernel<DYN, float><<<g4, CV_THREADS, 0, pn_stream()>>>((float *)y, as_bf(x), w, as_bf(kern), bias,
-                                                                           x_prev, T, D, act, items);
+            cv4_fwd_kernel<float>
+                <<<g4, CV_THREADS, 0, pn_stream()>>>((float *)y, as_bf(x), as_bf(kern), x_prev, T, D, act, items);
         else
-            cv4_fwd_kernel<DYN, __nv_bfloat16><<<g4, CV_THREADS, 0, pn_stream()>>>(
-                (__nv_bfloat16 *)y, as_bf(x), w, as_bf(kern), bias, x_prev, T, D, act, items);
+            cv4_fwd_kernel<__nv_bfloat16><<<g4, CV_THREADS, 0, pn_stream()>>>((__nv_bfloat16 *)y, as_bf(x), as_bf(kern),
+                                                                              x_prev, T, D, act, items);
         PN_CHECK_LAUNCH();
         return;
     }
