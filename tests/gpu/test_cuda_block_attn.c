@@ -57,93 +57,38 @@ static const char *fixture(const char *rel) {
 // 1, so dq and dk — and every q/k-side parameter gradient — are exactly 0.
 static int one_key(const pn_block *h, int T) { return T == 1 || (h->type->name[0] == 's' && h->cfg.window == 1); }
 
-// One forward + backward of the host block's CUDA twin against the CPU block.
+// attn's parameter checks: with one visible key per query dq = dk = 0 exactly (both sides
+// hold rounding noise: finiteness only); k_proj.bias against a cancellation-free scale.
+static void attn_param_check(const pn_block *h, int T, int i, const float *g, const float *g0, size_t n,
+                             const char *what) {
+    const char *name = h->spec[i].name;
+    const int qk_side = strncmp(name, "q_", 2) == 0 || strncmp(name, "k_", 2) == 0;
+    if (one_key(h, T) && qk_side) {
+        cbt_param_finite(i, h, g, g0, n, what, "exact value 0: one visible key per query");
+    } else if (strcmp(name, "k_proj.bias") == 0) {
+        // Softmax ignores a constant added to every key, so Σ_n dk_n nearly cancels (exactly
+        // without RoPE): measured against the cancellation-free scale ‖dWk‖/√C, the size Σ_n dk_n
+        // would have for uncorrelated rows (x has unit-variance entries).
+        const int iw = pn_block_param_index(h, "k_proj.weight");
+        const size_t nw = (size_t)pn_param_numel(&h->spec[iw]);
+        double sw = 0, sb = 0, se = 0;
+        for (size_t j = 0; j < nw; j++) sw += (double)h->grads[iw][j] * h->grads[iw][j];
+        for (size_t j = 0; j < n; j++) {
+            const double d = (double)g[j] - g0[j] - h->grads[i][j];
+            se += d * d;
+            sb += (double)h->grads[i][j] * h->grads[i][j];
+        }
+        const double scale = fmax(sqrt(sb), sqrt(sw / h->cfg.C));
+        report(isfinite(se) ? sqrt(se) / scale : INFINITY, TOL_BF16,
+               "%s: d %s (added; vs max(|cpu|, |dWk|/sqrt C); plain %.1e)", what, name,
+               diff_err(g, g0, h->grads[i], n));
+    } else {
+        cbt_param_plain(h, i, g, g0, n, what);
+    }
+}
+
 static void run_case(pn_block *h, int B, int T, int trainable, const char *label) {
-    const pn_block_cfg *c = &h->cfg;
-    const size_t N = (size_t)B * T, nx = N * c->C;
-    char what[200];
-    snprintf(what, sizeof what, "%s %s B%d T%d %s", h->type->name, label, B, T, trainable ? "train" : "frozen");
-
-    float *x = rand_host(nx, 1.0f), *dy = rand_host(nx, 1.0f), *dx0 = rand_host(nx, 0.5f);
-    round_bf16(x, nx);
-    round_bf16(dy, nx);
-
-    // CPU reference.
-    float *act = pn_calloc(h->type->act_floats(c, B, T) + 1, sizeof(float));
-    float *scratch = pn_calloc(h->type->scratch_floats(c, B, T) + 1, sizeof(float));
-    float *y_cpu = pn_calloc(nx + 1, sizeof(float)), *dx_cpu = pn_calloc(nx + 1, sizeof(float));
-    for (int i = 0; i < h->n_params; i++)
-        h->grads[i] = trainable ? pn_calloc((size_t)pn_param_numel(&h->spec[i]) + 1, sizeof(float)) : NULL;
-    h->type->forward(h, y_cpu, x, B, T, act, scratch, NULL);
-    h->type->backward(h, dx_cpu, dy, x, B, T, act, scratch, NULL);
-
-    // GPU.
-    pn_cblock cb;
-    pn_cblock_alloc_owned(&cb, h, trainable);
-    float *g0[PN_BLOCK_MAX_PARAMS] = {0};
-    if (trainable)
-        for (int i = 0; i < cb.n_params; i++) {
-            const size_t n = (size_t)pn_param_numel(&cb.spec[i]);
-            g0[i] = rand_host(n, 0.5f);
-            pn_cuda_upload(cb.grads[i], g0[i], n * sizeof(float));
-        }
-    const size_t abytes = cb.type->act_bytes(&cb.cfg, B, T);
-    pn_bf16 *xd = dev_bf16(x, nx), *yd = dev_poisoned(nx * sizeof(pn_bf16));
-    void *actd = dev_poisoned(abytes);
-    float *dyd = dev_f32(dy, nx), *dxd = dev_f32(dx0, nx);
-    pn_cuda_sync();
-    const size_t scratch0 = pn_cuda_mem_in_use(PN_CUDA_MEM_SCRATCH);
-    cb.type->forward(&cb, yd, xd, B, T, actd, NULL);
-    float *y_gpu = get_bf16(yd, nx);
-    report(rel_err(y_gpu, y_cpu, nx), TOL_BF16, "%s: y", what);
-    cb.type->backward(&cb, dxd, dyd, xd, B, T, actd, NULL);
-    float *dx_gpu = get_f32(dxd, nx);
-    report(diff_err(dx_gpu, dx0, dx_cpu, nx), TOL_BF16, "%s: dx (added)", what);
-    for (int i = 0; i < cb.n_params && trainable; i++) {
-        const size_t n = (size_t)pn_param_numel(&cb.spec[i]);
-        float *g = get_f32(cb.grads[i], n);
-        const char *name = cb.spec[i].name;
-        const int qk_side = strncmp(name, "q_", 2) == 0 || strncmp(name, "k_", 2) == 0;
-        if (one_key(h, T) && qk_side) {
-            // dq = dk = 0 exactly; both sides hold rounding noise, so only finiteness is checked.
-            report(diff_err(g, g0[i], g0[i], n) < INFINITY ? 0.0 : 1.0, 0.0,
-                   "%s: d %s finite (exact value 0: one visible key per query)", what, name);
-        } else if (strcmp(name, "k_proj.bias") == 0) {
-            // Softmax ignores a constant added to every key, so Σ_n dk_n nearly cancels (exactly
-            // without RoPE): measured against the cancellation-free scale ‖dWk‖/√C, the size Σ_n dk_n
-            // would have for uncorrelated rows (x has unit-variance entries).
-            const int iw = pn_block_param_index(h, "k_proj.weight");
-            const size_t nw = (size_t)pn_param_numel(&h->spec[iw]);
-            double sw = 0, sb = 0, se = 0;
-            for (size_t j = 0; j < nw; j++) sw += (double)h->grads[iw][j] * h->grads[iw][j];
-            for (size_t j = 0; j < n; j++) {
-                const double d = (double)g[j] - g0[i][j] - h->grads[i][j];
-                se += d * d;
-                sb += (double)h->grads[i][j] * h->grads[i][j];
-            }
-            const double scale = fmax(sqrt(sb), sqrt(sw / c->C));
-            report(isfinite(se) ? sqrt(se) / scale : INFINITY, TOL_BF16,
-                   "%s: d %s (added; vs max(|cpu|, |dWk|/sqrt C); plain %.1e)", what, name,
-                   diff_err(g, g0[i], h->grads[i], n));
-        } else {
-            report(diff_err(g, g0[i], h->grads[i], n), TOL_BF16, "%s: d %s (added)", what, name);
-        }
-        free(g);
-        free(g0[i]);
-    }
-    report(pn_cuda_mem_in_use(PN_CUDA_MEM_SCRATCH) == scratch0 ? 0.0 : 1.0, 0.0, "%s: block scratch returned", what);
-
-    pn_cuda_free(xd);
-    pn_cuda_free(yd);
-    pn_cuda_free(actd);
-    pn_cuda_free(dyd);
-    pn_cuda_free(dxd);
-    pn_cblock_free_owned(&cb);
-    for (int i = 0; i < h->n_params; i++) {
-        free(h->grads[i]);
-        h->grads[i] = NULL;
-    }
-    free(x), free(dy), free(dx0), free(act), free(scratch), free(y_cpu), free(dx_cpu), free(y_gpu), free(dx_gpu);
+    cbt_run_case(h, B, T, trainable, label, attn_param_check, NULL);
 }
 
 typedef struct {

@@ -41,81 +41,22 @@
 #include "gpu_test_util.h"
 #include "cblock_test_util.h"
 
-// One forward + backward of the host block's CUDA twin against the CPU block.
-static void run_case(pn_block *h, int B, int T, int trainable, const char *label) {
-    const pn_block_cfg *c = &h->cfg;
-    const size_t N = (size_t)B * T, nx = N * c->C;
-    char what[200];
-    snprintf(what, sizeof what, "%s %s B%d T%d %s", h->type->name, label, B, T, trainable ? "train" : "frozen");
-
-    float *x = rand_host(nx, 1.0f), *dy = rand_host(nx, 1.0f), *dx0 = rand_host(nx, 0.5f);
-    round_bf16(x, nx);
-    round_bf16(dy, nx);
-
-    // CPU reference.
-    float *act = pn_calloc(h->type->act_floats(c, B, T) + 1, sizeof(float));
-    float *scratch = pn_calloc(h->type->scratch_floats(c, B, T) + 1, sizeof(float));
-    float *y_cpu = pn_calloc(nx + 1, sizeof(float)), *dx_cpu = pn_calloc(nx + 1, sizeof(float));
-    for (int i = 0; i < h->n_params; i++)
-        h->grads[i] = trainable ? pn_calloc((size_t)pn_param_numel(&h->spec[i]) + 1, sizeof(float)) : NULL;
-    h->type->forward(h, y_cpu, x, B, T, act, scratch, NULL);
-    h->type->backward(h, dx_cpu, dy, x, B, T, act, scratch, NULL);
-
-    // GPU.
-    pn_cblock cb;
-    pn_cblock_alloc_owned(&cb, h, trainable);
-    float *g0[PN_BLOCK_MAX_PARAMS] = {0};
-    if (trainable)
-        for (int i = 0; i < cb.n_params; i++) {
-            const size_t n = (size_t)pn_param_numel(&cb.spec[i]);
-            g0[i] = rand_host(n, 0.5f);
-            pn_cuda_upload(cb.grads[i], g0[i], n * sizeof(float));
-        }
-    const size_t abytes = cb.type->act_bytes(&cb.cfg, B, T);
-    pn_bf16 *xd = dev_bf16(x, nx), *yd = dev_poisoned(nx * sizeof(pn_bf16));
-    void *actd = dev_poisoned(abytes);
-    float *dyd = dev_f32(dy, nx), *dxd = dev_f32(dx0, nx);
-    pn_cuda_sync();
-    const size_t scratch0 = pn_cuda_mem_in_use(PN_CUDA_MEM_SCRATCH);
-    cb.type->forward(&cb, yd, xd, B, T, actd, NULL);
-    float *y_gpu = get_bf16(yd, nx);
-    report(rel_err(y_gpu, y_cpu, nx), TOL_BF16, "%s: y", what);
-    cb.type->backward(&cb, dxd, dyd, xd, B, T, actd, NULL);
-    float *dx_gpu = get_f32(dxd, nx);
-    if (T == 1)
-        // A single token's output is rank one (o = (scale q·k) v per head) and the per-head RMSNorm
-        // is scale-invariant, so the exact dq, dk and gate gradients are 0; the bf16 o amplifies
-        // rounding noise in them by rstd (up to 1/sqrt(eps)). dx carries that noise: checked finite.
-        report(diff_err(dx_gpu, dx0, dx0, nx) < INFINITY ? 0.0 : 1.0, 0.0, "%s: dx finite (q/k part exactly 0)",
-               what);
+// At T = 1 a token's output is rank one (o = (scale q·k) v per head) and the per-head RMSNorm
+// is scale-invariant, so the exact dq, dk and gate gradients are 0; the bf16 o amplifies
+// rounding noise in them by rstd (up to 1/sqrt(eps)). Those, and dx (which carries that
+// noise), are checked finite.
+static void gla_param_check(const pn_block *h, int T, int i, const float *g, const float *g0, size_t n,
+                            const char *what) {
+    const char *name = h->spec[i].name;
+    const int qk_side = strncmp(name, "q_", 2) == 0 || strncmp(name, "k_", 2) == 0 || strncmp(name, "gk_", 3) == 0;
+    if (T == 1 && qk_side)
+        cbt_param_finite(i, h, g, g0, n, what, "exact value 0 at T = 1");
     else
-        report(diff_err(dx_gpu, dx0, dx_cpu, nx), TOL_BF16, "%s: dx (added)", what);
-    for (int i = 0; i < cb.n_params && trainable; i++) {
-        const size_t n = (size_t)pn_param_numel(&cb.spec[i]);
-        float *g = get_f32(cb.grads[i], n);
-        const char *name = cb.spec[i].name;
-        const int qk_side = strncmp(name, "q_", 2) == 0 || strncmp(name, "k_", 2) == 0 || strncmp(name, "gk_", 3) == 0;
-        if (T == 1 && qk_side)
-            report(diff_err(g, g0[i], g0[i], n) < INFINITY ? 0.0 : 1.0, 0.0,
-                   "%s: d %s finite (exact value 0 at T = 1)", what, name);
-        else
-            report(diff_err(g, g0[i], h->grads[i], n), TOL_BF16, "%s: d %s (added)", what, name);
-        free(g);
-        free(g0[i]);
-    }
-    report(pn_cuda_mem_in_use(PN_CUDA_MEM_SCRATCH) == scratch0 ? 0.0 : 1.0, 0.0, "%s: block scratch returned", what);
+        cbt_param_plain(h, i, g, g0, n, what);
+}
 
-    pn_cuda_free(xd);
-    pn_cuda_free(yd);
-    pn_cuda_free(actd);
-    pn_cuda_free(dyd);
-    pn_cuda_free(dxd);
-    pn_cblock_free_owned(&cb);
-    for (int i = 0; i < h->n_params; i++) {
-        free(h->grads[i]);
-        h->grads[i] = NULL;
-    }
-    free(x), free(dy), free(dx0), free(act), free(scratch), free(y_cpu), free(dx_cpu), free(y_gpu), free(dx_gpu);
+static void run_case(pn_block *h, int B, int T, int trainable, const char *label) {
+    cbt_run_case(h, B, T, trainable, label, gla_param_check, T == 1 ? "q/k part exactly 0" : NULL);
 }
 
 typedef struct {
