@@ -68,6 +68,28 @@ static inline void *pn_cblock_take(char *base, size_t *off, size_t bytes) {
     return p;
 }
 
+// The saved activations of the gated linear blocks (gla, retnet), bf16: q, k (N, H·K); v, g
+// (N, H·V); lr (N, rank), gla's low-rank gate input (rank 0: none, no bytes); o (N, H·V).
+// Fills *a (may be NULL) from base (NULL: sizes only) and returns the bytes: act_bytes.
+typedef struct {
+    pn_bf16 *q, *k, *v, *g, *lr, *o;
+} pn_cblock_gated_act;
+
+static inline size_t pn_cblock_gated_act_layout(const pn_block_cfg *c, int B, int T, int rank, void *base,
+                                                pn_cblock_gated_act *a) {
+    const size_t N = (size_t)B * T, HK = (size_t)c->H * c->K, HV = (size_t)c->H * c->V;
+    pn_cblock_gated_act z;
+    if (!a) a = &z;
+    size_t off = 0;
+    a->q = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->k = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
+    a->v = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->g = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->lr = rank > 0 ? pn_cblock_take(base, &off, N * (size_t)rank * sizeof(pn_bf16)) : NULL;
+    a->o = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    return off;
+}
+
 // Short-lived helpers of the blocks' backward passes (PN_CUDA_MEM_SCRATCH; the caller
 // frees with pn_cuda_free): a zeroed fp32 buffer of n floats, and a bf16 copy of an fp32
 // tensor (the GEMMs read bf16).

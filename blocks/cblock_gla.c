@@ -22,22 +22,10 @@
 
 enum { P_Q, P_K, P_V, P_G, P_GK0, P_GK1, P_GK1B, P_O, P_NORM, CGLA_NP };
 
-typedef struct {
-    pn_bf16 *q, *k, *v, *g, *lr, *o;
-} cgla_act;
+typedef pn_cblock_gated_act cgla_act;
 
 static size_t cgla_act_layout(const pn_block_cfg *c, int B, int T, void *base, cgla_act *a) {
-    const size_t N = (size_t)B * T, HK = (size_t)c->H * c->K, HV = (size_t)c->H * c->V;
-    cgla_act z;
-    if (!a) a = &z;
-    size_t off = 0;
-    a->q = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->k = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->v = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->g = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->lr = pn_cblock_take(base, &off, N * CGLA_RANK * sizeof(pn_bf16));
-    a->o = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
-    return off;
+    return pn_cblock_gated_act_layout(c, B, T, CGLA_RANK, base, a);
 }
 
 static size_t cgla_act_bytes(const pn_block_cfg *c, int B, int T) { return cgla_act_layout(c, B, T, NULL, NULL); }

@@ -19,21 +19,10 @@
 
 enum { P_Q, P_K, P_V, P_G, P_O, P_NORM, CRET_NP };
 
-typedef struct {
-    pn_bf16 *q, *k, *v, *g, *o;
-} cret_act;
+typedef pn_cblock_gated_act cret_act;
 
 static size_t cret_act_layout(const pn_block_cfg *c, int B, int T, void *base, cret_act *a) {
-    const size_t N = (size_t)B * T, HK = (size_t)c->H * c->K, HV = (size_t)c->H * c->V;
-    cret_act z;
-    if (!a) a = &z;
-    size_t off = 0;
-    a->q = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->k = pn_cblock_take(base, &off, N * HK * sizeof(pn_bf16));
-    a->v = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->g = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
-    a->o = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
-    return off;
+    return pn_cblock_gated_act_layout(c, B, T, 0, base, a);
 }
 
 static size_t cret_act_bytes(const pn_block_cfg *c, int B, int T) { return cret_act_layout(c, B, T, NULL, NULL); }
