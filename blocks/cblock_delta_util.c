@@ -49,18 +49,14 @@ void pn_cbd_linear_bwd(float *dx, float *dw, float *db, const float *dy, const p
 // output norm's input gradient feeds dg, whose per-head sums (dA_log, ddt_bias) cancel
 // strongly: a single bf16 rounding of dy showed up there as ~3e-2 relative error against
 // the fp32 block, the split brings it to ~1e-3 for one extra (N, C)·(C, H·V) GEMM.
+// dx is WRITTEN (the hi GEMM with beta 0), dw added to.
 static void cbd_oproj_bwd(float *dx, float *dw, const float *dy, const pn_bf16 *x, const pn_bf16 *w, int64_t M,
                           int K, int N) {
     int64_t n = M * N;
     pn_bf16 *hi = pn_cbd_scratch_bf16(n), *lo = pn_cbd_scratch_bf16(n);
-    pn_cuda_f32_to_bf16(hi, dy, n);
-    float *rest = pn_cbd_scratch_f32(n);
-    pn_cuda_bf16_to_f32(rest, hi, n);
-    pn_cuda_scale(rest, rest, -1.0f, n);
-    pn_cuda_add_inplace(rest, dy, n);
-    pn_cuda_f32_to_bf16(lo, rest, n);
-    pn_cuda_free(rest);
-    pn_cuda_linear_bwd(dx, PN_CUDA_F32, dw, NULL, hi, x, w, M, K, N);
+    pn_cuda_f32_split_bf16(hi, lo, dy, n);
+    pn_cuda_gemm(0, 0, M, K, N, 1.0f, hi, N, w, K, 0.0f, dx, PN_CUDA_F32, K, NULL);  // (M,N)·(N,K)
+    pn_cuda_linear_bwd(NULL, PN_CUDA_F32, dw, NULL, hi, x, w, M, K, N);
     pn_cuda_linear_bwd(dx, PN_CUDA_F32, NULL, NULL, lo, x, w, M, K, N);
     pn_cuda_free(hi), pn_cuda_free(lo);
 }
@@ -131,7 +127,7 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
     pn_bf16 *on;
     float *ro;
     cbd_norm(b, ix, a, N, &on, &ro);
-    float *don = pn_cbd_zeros_f32(N * d.HV);
+    float *don = pn_cbd_scratch_f32(N * d.HV);
     cbd_oproj_bwd(don, G[ix->o], dy, on, W[ix->o], N, d.HV, d.C);
     pn_cuda_free(on);
     // dout, dgp are written by the norm's backward (no zeroing pass)

@@ -183,6 +183,7 @@ static int bench_train_step_cmd(int argc, char **argv) {
         {"--device", "DEV", "cuda (the only device; default cuda)"},
         {"--out", "FILE", "JSON output (default results/bench/h100-train-step.json; the row of the same label is replaced)"},
         {"--label", "NAME", "the row's name (default: model directory name, block, B, T, loss, subnet)"},
+        {"--mlp-keep", "N|auto", "layers keeping their MLP gate / up for the backward (default auto: what fits)"},
     };
     const char *pos[1];
     pn_args_parse(cmd, "--model DIR [options]",
@@ -206,6 +207,7 @@ static int bench_train_step_cmd(int argc, char **argv) {
     a.device = opts[8].present ? opts[8].value : NULL;
     a.out_json = opts[9].present ? opts[9].value : NULL;
     a.label = opts[10].present ? opts[10].value : NULL;
+    a.mlp_keep = opts[11].present ? opts[11].value : NULL;
     pn_bench_train_step_result r;
     int rc = pn_bench_train_step(&a, &r);
     if (rc) return rc;
@@ -216,7 +218,8 @@ static int bench_train_step_cmd(int argc, char **argv) {
     printf("  MFU                   %10.3f of %.1f TFLOP/s; %.3f of the %.0f TFLOP/s cuBLAS anchor\n", r.mfu,
            PN_BENCH_H100_PEAK_BF16_TFLOPS, r.mfu_vs_anchor, PN_BENCH_H100_GEMM_ANCHOR_TFLOPS);
     printf("  loss                  %10.4f -> %.4f\n", r.loss_first, r.loss_last);
-    printf("  device memory         %10.1f MiB (csupernet)\n", r.mem_total / 1048576.0);
+    printf("  device memory         %10.1f MiB (csupernet; MLP products kept for %d layers)\n",
+           r.mem_total / 1048576.0, r.mlp_kept);
     printf("  wrote %s\n", a.out_json ? a.out_json : "results/bench/h100-train-step.json");
     return 0;
 }

@@ -87,7 +87,7 @@ static void list_names(char *out, size_t n, const char *const *names) {
 static const char *const subnet_names[] = {"uniform_k", "all_linear", NULL};
 
 // Exits 2 naming the option for every bad value; fills the resolved enums.
-static void args_check(const pn_bench_train_step_args *a, int *block, int *distill, int *subnet) {
+static void args_check(const pn_bench_train_step_args *a, int *block, int *distill, int *subnet, int *keep) {
     char list[512];
     const char *dev = a->device ? a->device : "cuda";
     if (strcmp(dev, "cuda") != 0)
@@ -113,13 +113,21 @@ static void args_check(const pn_bench_train_step_args *a, int *block, int *disti
     if (a->seq < 1) pn_die_input(TS_WHERE, "--seq must be >= 1 (got %d)", a->seq);
     if (a->steps < 1) pn_die_input(TS_WHERE, "--steps must be >= 1 (got %d)", a->steps);
     if (a->warmup < 0) pn_die_input(TS_WHERE, "--warmup must be >= 0 (got %d)", a->warmup);
+    *keep = -1;
+    if (a->mlp_keep && strcmp(a->mlp_keep, "auto") != 0) {
+        char *end = NULL;
+        const long v = strtol(a->mlp_keep, &end, 10);
+        if (!a->mlp_keep[0] || *end || v < 0 || v > 1000000)
+            pn_die_input(TS_WHERE, "--mlp-keep '%s': expected auto or a layer count >= 0", a->mlp_keep);
+        *keep = (int)v;
+    }
 }
 
 #ifndef POSTNAS_HAVE_CUDA
 
 int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_result *res) {
-    int block, distill, subnet;
-    args_check(a, &block, &distill, &subnet);
+    int block, distill, subnet, keep;
+    args_check(a, &block, &distill, &subnet, &keep);
     (void)res;
     pn_die_input(TS_WHERE, "--device cuda: postnas was built without CUDA (rebuild with -DPOSTNAS_CUDA=ON where nvcc "
                            "exists and run on a GPU machine)");
@@ -202,8 +210,8 @@ static void ts_rows_merge_write(const char *path, json_t *row, const char *label
 static json_t *num_or_null(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_result *res) {
-    int block, distill, subnet;
-    args_check(a, &block, &distill, &subnet);
+    int block, distill, subnet, keep;
+    args_check(a, &block, &distill, &subnet, &keep);
     const char *out = a->out_json && a->out_json[0] ? a->out_json : "results/bench/h100-train-step.json";
     if (pn_cuda_device_count() < 1) {
         fprintf(stderr, "postnas: device error: %s: no CUDA device is visible\n", TS_WHERE);
@@ -229,6 +237,7 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
     pn_cuda_device_info_get(0, &info);
     const size_t free0 = info.free_mem;
     pn_csupernet *cs = pn_csupernet_create(sn);
+    pn_csupernet_set_mlp_keep(cs, keep);
 
     char lab[512];
     if (a->label && a->label[0]) {
@@ -349,6 +358,12 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
                         json_string("sample subnet; zero grads; pn_csupernet_distill_step (teacher fwd, student fwd, "
                                     "loss, bwd); pn_csupernet_grad_norm; clip; pn_csupernet_adamw_step; sync"));
     json_object_set_new(row, "warmup_steps", json_integer(a->warmup));
+    json_object_set_new(row, "mlp_keep", keep < 0 ? json_string("auto") : json_integer(keep));
+    json_object_set_new(row, "mlp_kept_layers", json_integer(pn_csupernet_mlp_kept(cs)));
+    json_object_set_new(row, "mlp_kept_note",
+                        json_string("layers (the top ones) whose MLP gate / up products the forward keeps for the "
+                                    "backward; the others recompute them (two GEMMs each). auto chooses after the "
+                                    "first backward, so the first step recomputes every layer"));
     json_object_set_new(row, "steps", json_integer(n));
     json_object_set_new(row, "step_ms_median", json_real(med));
     json_object_set_new(row, "step_ms_min", json_real(fastest));
@@ -405,6 +420,7 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
         res->loss_first = loss_first;
         res->loss_last = loss_last;
         res->mem_total = mem_total;
+        res->mlp_kept = pn_csupernet_mlp_kept(cs);
         snprintf(res->gpu, sizeof res->gpu, "%s", info.name);
     }
     free(t_ms);

@@ -18,6 +18,7 @@ typedef struct {
     const char *label;      // row name; NULL = "<model dir name> <block> B.. T.. <distill> <subnet>"
     int batch, seq;         // B, T (>= 1)
     int steps, warmup;      // timed steps (>= 1; median reported), untimed steps before (>= 0)
+    const char *mlp_keep;   // layers keeping their MLP gate / up products: "auto" (NULL) or a count
 } pn_bench_train_step_args;
 
 // Model FLOPs of one supernet step (multiply-add = 2), counted from the shapes:
@@ -48,6 +49,7 @@ typedef struct {
     double mfu, mfu_vs_anchor;   // Σ FLOPs / Σ time over the timed steps, / peak and / anchor
     double loss_first, loss_last;
     size_t mem_total;            // bytes held by the csupernet (pn_csupernet_memory summed)
+    int mlp_kept;                // layers that kept their MLP products at the end (pn_csupernet_mlp_kept)
     char gpu[256];
 } pn_bench_train_step_result;
 

@@ -10,9 +10,16 @@
 //    MSE compares fp32 student and teacher hidden states; the LM head reads bf16;
 //  - saved per layer for the backward: the layer input resid[l] and the residual
 //    after the mixer h[l] (both fp32), and the mixer's own activations. The input
-//    norm output xn1, the post-norm output xn2 and the MLP's gate / up are NOT kept:
-//    the backward recomputes them (one RMSNorm, two GEMMs per layer; the forward's
-//    norm is deterministic, so the recomputed values are the same bits);
+//    norm output xn1 and the post-norm output xn2 are NOT kept: the backward
+//    recomputes them (the norm is deterministic, so the same bits);
+//  - the MLP's gate / up products (2·N·I bf16, 1.1 GiB per layer at 8×4096 rows of
+//    Qwen2.5-1.5B) are kept for the top `mlp_keep` layers, with the post-norm's rstd;
+//    the other layers recompute them in the backward (RMSNorm + two GEMMs: 1.8 TFLOP
+//    per layer at that shape). Recomputed and kept values are the same bits (same
+//    GEMM, same inputs), so the gradient does not depend on the split. By default
+//    (mlp_keep < 0, "auto") the split is chosen after the first backward of a (B, T),
+//    when every lazy buffer (teacher cache, block scratch, GEMM and cuDNN workspaces)
+//    exists: as many layers as fit in the device's free memory minus a reserve;
 //  - the MLP runs in row chunks of MLP_ROWS (forward and backward), so its (N, I)
 //    intermediates exist only for one chunk;
 //  - the student's LM head and the KL loss run in row chunks of the logits (about
@@ -33,6 +40,7 @@
 #include "supernet/csupernet.h"
 #include "blocks/cblock.h"
 #include "core/log.h"
+#include "kernels/cuda/pn_cuda.h"
 #include "kernels/cuda/pn_cuda_distill.h"
 #include "kernels/cuda/pn_cuda_norm_f32.h"
 #include <math.h>
@@ -83,6 +91,10 @@ struct pn_csupernet {
     pn_bf16 *drb;       // (MLP_ROWS, C)
     pn_bf16 *gate, *up, *mid;  // (MLP_ROWS, I)
     float *dmid;        // (MLP_ROWS, I)
+    int mlp_keep_req;   // layers whose gate / up the forward keeps: < 0 auto, else at most L
+    int mlp_keep;       // layers kept now (the top ones: L - mlp_keep .. L - 1)
+    int mlp_keep_done;  // the auto choice was made for this (B, T)
+    pn_bf16 **gu;       // (L): (2, N, I) gate then up, then (N) fp32 rstd; NULL = recompute
     pn_bf16 *logits;    // (logit_rows, V)
     int64_t logit_rows;
     double *row_kl;     // (N)
@@ -90,6 +102,7 @@ struct pn_csupernet {
     pn_bf16 *v_first;   // (N, C) rwkv7 only
     float *dv_first;    // (N, C)
     size_t bytes_acts, bytes_logits;
+    size_t bytes_gu;    // one layer's kept gate / up / rstd
 
     // teacher cache
     int64_t *t_ids;  // host copy
@@ -160,6 +173,7 @@ pn_csupernet *pn_csupernet_create(const pn_supernet *sn) {
     cs->V = bb->V;
     cs->eps = (float)bb->cfg.rms_norm_eps;
     cs->mlp_rows = MLP_ROWS;
+    cs->mlp_keep_req = -1;
     const int L = cs->L, C = cs->C, I = cs->I, V = cs->V;
 
     // Frozen backbone → bf16.
@@ -242,7 +256,21 @@ pn_csupernet *pn_csupernet_create(const pn_supernet *sn) {
     return cs;
 }
 
+static void free_kept(pn_csupernet *cs) {
+    if (cs->gu)
+        for (int l = 0; l < cs->L; l++)
+            if (cs->gu[l]) {
+                pn_cuda_free(cs->gu[l]);
+                cs->bytes_acts -= cs->bytes_gu;
+            }
+    free(cs->gu);
+    cs->gu = NULL;
+    cs->mlp_keep = 0;
+}
+
 static void free_acts(pn_csupernet *cs) {
+    free_kept(cs);
+    cs->mlp_keep_done = 0;
     if (cs->resid)
         for (int l = 0; l <= cs->L; l++) pn_cuda_free(cs->resid[l]);
     if (cs->h)
@@ -352,6 +380,64 @@ void pn_csupernet_adamw_step(pn_csupernet *cs, int64_t t, float lr, float beta1,
     }
 }
 
+// ---------------------------------------------------------------- kept MLP products
+
+static size_t gu_rstd_offset(int64_t N, int I) { return ((size_t)2 * N * I * sizeof(pn_bf16) + 255) / 256 * 256; }
+static pn_bf16 *gu_gate(const pn_csupernet *cs, int l) { return cs->gu[l]; }
+static pn_bf16 *gu_up(const pn_csupernet *cs, int l) { return cs->gu[l] + (size_t)cs->aB * cs->aT * cs->I; }
+static float *gu_rstd(const pn_csupernet *cs, int l) {
+    return (float *)((char *)cs->gu[l] + gu_rstd_offset((int64_t)cs->aB * cs->aT, cs->I));
+}
+
+// Keeps the gate / up products of the top n layers (frees the rest). Needs ensure_acts.
+static void set_kept(pn_csupernet *cs, int n) {
+    n = PN_MAX(0, PN_MIN(n, cs->L));
+    const int64_t N = (int64_t)cs->aB * cs->aT;
+    PN_ASSERT(N > 0);
+    if (!cs->gu) cs->gu = pn_calloc((size_t)cs->L, sizeof(pn_bf16 *));
+    cs->bytes_gu = gu_rstd_offset(N, cs->I) + (size_t)N * sizeof(float);
+    for (int l = 0; l < cs->L; l++) {
+        const int want = l >= cs->L - n;
+        if (want && !cs->gu[l]) {
+            cs->gu[l] = pn_cuda_alloc(PN_CUDA_MEM_ACTS, cs->bytes_gu);
+            cs->bytes_acts += cs->bytes_gu;
+        } else if (!want && cs->gu[l]) {
+            pn_cuda_free(cs->gu[l]);
+            cs->gu[l] = NULL;
+            cs->bytes_acts -= cs->bytes_gu;
+        }
+    }
+    cs->mlp_keep = n;
+}
+
+// The auto choice, after a backward: every layer whose products fit in the free device
+// memory less a reserve for what a later step may still allocate (another subnet's
+// block scratch, cuDNN plans): 2 GiB + 4 % of the device.
+static void choose_kept(pn_csupernet *cs) {
+    pn_cuda_device_info info;
+    pn_cuda_device_info_get(0, &info);
+    const size_t reserve = ((size_t)2 << 30) + info.total_mem / 25;
+    const int64_t N = (int64_t)cs->aB * cs->aT;
+    const size_t per = gu_rstd_offset(N, cs->I) + (size_t)N * sizeof(float);
+    const size_t avail = info.free_mem > reserve ? info.free_mem - reserve : 0;
+    set_kept(cs, (int)PN_MIN((size_t)cs->L, avail / per));
+    cs->mlp_keep_done = 1;
+    pn_info("csupernet: B·T %lld: keeping the MLP gate / up of %d of %d layers (%.2f GiB; %.1f GiB free before, "
+            "%.1f GiB reserve), the rest recompute them in the backward",
+            (long long)N, cs->mlp_keep, cs->L, (double)cs->mlp_keep * per / 1073741824.0,
+            (double)info.free_mem / 1073741824.0, (double)reserve / 1073741824.0);
+}
+
+void pn_csupernet_set_mlp_keep(pn_csupernet *cs, int layers) {
+    pn_cuda_sync();
+    free_kept(cs);
+    cs->mlp_keep_req = layers;
+    cs->mlp_keep_done = 0;
+    if (layers >= 0 && cs->aB > 0) set_kept(cs, layers);
+}
+
+int pn_csupernet_mlp_kept(const pn_csupernet *cs) { return cs->mlp_keep; }
+
 // ---------------------------------------------------------------- per-(B, T) buffers
 
 static size_t act_bytes_of(const pn_cblock *cb, int B, int T) {
@@ -407,6 +493,7 @@ static void ensure_acts(pn_csupernet *cs, int B, int T) {
     cs->bytes_logits = lb;
     cs->aB = B;
     cs->aT = T;
+    if (cs->mlp_keep_req >= 0) set_kept(cs, cs->mlp_keep_req);
 }
 
 // ---------------------------------------------------------------- forward
@@ -469,13 +556,18 @@ static void forward_stack(pn_csupernet *cs, const int64_t *ids, int B, int T, co
         cb->type->forward(cb, cs->y, cs->xn, B, T, cs->mact[l], &ctx);
         pn_cuda_add_bf16_to_f32(cs->h[l], cs->resid[l], cs->y, N * C);
         // out = h + down(silu(gate(h')) · up(h')), h' = RMSNorm_post(h), by row chunks
+        // A student layer the backward reaches writes gate / up / rstd where it keeps them.
+        const int keep = s && l0 >= 0 && l >= l0 && cs->gu && cs->gu[l];
         for (int64_t r0 = 0; r0 < N; r0 += cs->mlp_rows) {
             const int64_t rows = PN_MIN(cs->mlp_rows, N - r0);
             const float *hc = cs->h[l] + r0 * C;
-            pn_cuda_rmsnorm_f32_fwd(cs->xn + r0 * C, NULL, cs->rstd + r0, hc, w->post_norm, rows, C, cs->eps);
-            pn_cuda_linear_fwd(cs->gate, PN_CUDA_BF16, cs->xn + r0 * C, w->gate, NULL, rows, C, I);
-            pn_cuda_linear_fwd(cs->up, PN_CUDA_BF16, cs->xn + r0 * C, w->up, NULL, rows, C, I);
-            pn_cuda_swiglu_fwd(cs->mid, cs->gate, cs->up, rows * I);
+            pn_bf16 *gate = keep ? gu_gate(cs, l) + r0 * I : cs->gate;
+            pn_bf16 *up = keep ? gu_up(cs, l) + r0 * I : cs->up;
+            float *rstd = keep ? gu_rstd(cs, l) + r0 : cs->rstd + r0;
+            pn_cuda_rmsnorm_f32_fwd(cs->xn + r0 * C, NULL, rstd, hc, w->post_norm, rows, C, cs->eps);
+            pn_cuda_linear_fwd(gate, PN_CUDA_BF16, cs->xn + r0 * C, w->gate, NULL, rows, C, I);
+            pn_cuda_linear_fwd(up, PN_CUDA_BF16, cs->xn + r0 * C, w->up, NULL, rows, C, I);
+            pn_cuda_swiglu_fwd(cs->mid, gate, up, rows * I);
             // out = h + mid · downᵀ in the GEMM epilogue (fp32 C, beta = 1)
             float *out = cs->resid[l + 1] + r0 * C;
             pn_cuda_copy(out, hc, (size_t)rows * C * sizeof(float));
@@ -590,24 +682,30 @@ static void backward_stack(pn_csupernet *cs, int B, int T, const pn_subnet *s, i
         const cs_layer *w = &cs->lw[l];
         const pn_cblock *cb = path_block(cs, s, l, l0);
         // MLP branch, by row chunks; the residual passes dr straight to h.
+        const int kept = cs->gu && cs->gu[l];
         for (int64_t r0 = 0; r0 < N; r0 += cs->mlp_rows) {
             const int64_t rows = PN_MIN(cs->mlp_rows, N - r0);
             const float *hc = cs->h[l] + r0 * C;
             float *drc = dr + r0 * C, *dxc = cs->dx2 + r0 * C;
-            pn_bf16 *xnc = cs->xn + r0 * C;
-            // recompute h', gate, up (the same bits as the forward)
-            pn_cuda_rmsnorm_f32_fwd(xnc, NULL, cs->rstd + r0, hc, w->post_norm, rows, C, cs->eps);
-            pn_cuda_linear_fwd(cs->gate, PN_CUDA_BF16, xnc, w->gate, NULL, rows, C, I);
-            pn_cuda_linear_fwd(cs->up, PN_CUDA_BF16, xnc, w->up, NULL, rows, C, I);
+            pn_bf16 *gate = kept ? gu_gate(cs, l) + r0 * I : cs->gate;
+            pn_bf16 *up = kept ? gu_up(cs, l) + r0 * I : cs->up;
+            const float *rstd = kept ? gu_rstd(cs, l) + r0 : cs->rstd + r0;
+            if (!kept) {
+                // recompute h', gate, up (the same bits as the forward)
+                pn_bf16 *xnc = cs->xn + r0 * C;
+                pn_cuda_rmsnorm_f32_fwd(xnc, NULL, cs->rstd + r0, hc, w->post_norm, rows, C, cs->eps);
+                pn_cuda_linear_fwd(gate, PN_CUDA_BF16, xnc, w->gate, NULL, rows, C, I);
+                pn_cuda_linear_fwd(up, PN_CUDA_BF16, xnc, w->up, NULL, rows, C, I);
+            }
             pn_cuda_f32_to_bf16(cs->drb, drc, rows * C);
-            pn_cuda_memset(cs->dmid, 0, (size_t)rows * I * sizeof(float));
-            pn_cuda_linear_bwd(cs->dmid, PN_CUDA_F32, NULL, NULL, cs->drb, NULL, w->down, rows, I, C);
+            // dmid = dr · down (written: beta 0, no zero fill and no read of the old values)
+            pn_cuda_gemm(0, 0, rows, I, C, 1.0f, cs->drb, C, w->down, I, 0.0f, cs->dmid, PN_CUDA_F32, I, NULL);
             // gate / up are no longer needed: their buffers take the bf16 gradients.
-            pn_cuda_swiglu_bwd_bf16(cs->gate, cs->up, cs->dmid, cs->gate, cs->up, rows * I);
-            pn_cuda_memset(dxc, 0, (size_t)rows * C * sizeof(float));
-            pn_cuda_linear_bwd(dxc, PN_CUDA_F32, NULL, NULL, cs->gate, NULL, w->gate, rows, C, I);
-            pn_cuda_linear_bwd(dxc, PN_CUDA_F32, NULL, NULL, cs->up, NULL, w->up, rows, C, I);
-            pn_cuda_rmsnorm_f32_bwd(drc, NULL, dxc, hc, w->post_norm, cs->rstd + r0, rows, C);
+            pn_cuda_swiglu_bwd_bf16(gate, up, cs->dmid, gate, up, rows * I);
+            // dx = dgate · W_gate (written) + dup · W_up (added)
+            pn_cuda_gemm(0, 0, rows, C, I, 1.0f, gate, I, w->gate, C, 0.0f, dxc, PN_CUDA_F32, C, NULL);
+            pn_cuda_linear_bwd(dxc, PN_CUDA_F32, NULL, NULL, up, NULL, w->up, rows, C, I);
+            pn_cuda_rmsnorm_f32_bwd(drc, NULL, dxc, hc, w->post_norm, rstd, rows, C);
         }
         // Mixer branch; the residual passes dr (now d/d h) straight to the layer input.
         pn_cuda_rmsnorm_f32_fwd(cs->xn, NULL, cs->rstd, cs->resid[l], w->in_norm, N, C, cs->eps);
@@ -640,6 +738,7 @@ double pn_csupernet_distill_step(pn_csupernet *cs, const int64_t *ids, int B, in
     if (l0 >= 0) {
         backward_stack(cs, B, T, s, l0);
         pn_cuda_sync();
+        if (cs->mlp_keep_req < 0 && !cs->mlp_keep_done) choose_kept(cs);
     }
     return loss;
 }

@@ -21,9 +21,10 @@
 //  - backward: the loss gradient through every layer (frozen weights take no weight
 //    gradient, only dx), ADDING grad_scale · dloss/dθ into the device gradients of
 //    the linear paths; a subnet with no linear layer skips it (gradient exactly 0).
-// Memory: activations the backward needs are kept per layer; what is cheap to
-// recompute (the MLP's gate / up products) may be recomputed in the backward, so a
-// Qwen2.5-1.5B-shaped model fits at B·T = 8·4096 on one 80 GB GPU.
+// Memory: activations the backward needs are kept per layer; the MLP's gate / up
+// products (2·B·T·I bf16 per layer) are kept for as many of the top layers as fit and
+// recomputed in the backward for the others (pn_csupernet_set_mlp_keep), so a
+// Qwen2.5-1.5B-shaped model runs at B·T = 8·4096 on one 80 GB GPU either way.
 // Results equal the CPU supernet's within bf16 tolerance (tests/gpu/test_cuda_supernet.c).
 #pragma once
 #include "supernet/supernet.h"
@@ -63,6 +64,14 @@ void pn_csupernet_scale_grads(pn_csupernet *cs, float factor);
 // the step count after the increment. Updates masters and bf16 copies.
 void pn_csupernet_adamw_step(pn_csupernet *cs, int64_t t, float lr, float beta1, float beta2, float eps,
                              float weight_decay);
+
+// How many layers keep their MLP gate / up products from the forward for the backward
+// (the top ones; the rest recompute them: two GEMMs per layer). layers < 0 = auto (the
+// default): after the first backward of each batch shape, as many as fit in the free
+// device memory less a reserve. The gradient is the same bits either way.
+void pn_csupernet_set_mlp_keep(pn_csupernet *cs, int layers);
+// Layers keeping them now (0 before the auto choice was made).
+int pn_csupernet_mlp_kept(const pn_csupernet *cs);
 
 // Device bytes held by the image, by part (for `bench train-step` and messages).
 typedef struct {

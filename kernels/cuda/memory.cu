@@ -215,6 +215,41 @@ __global__ void bf16_to_f32_kernel(float *dst, const __nv_bfloat16 *src, int64_t
     }
 }
 
+// hi = bf16(x), lo = bf16(x − hi): x − hi is exact in fp32 (hi is x rounded to fewer
+// bits of the same exponent range), so hi + lo carries x to ~2^-17 relative.
+template <bool VEC>
+__global__ void f32_split_bf16_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *src, int64_t n) {
+    const int64_t n8 = VEC ? n / 8 : 0;
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8 + (n - 8 * n8); i += stride) {
+        if (i < n8) {
+            float f[8], r[8];
+            load8(src + 8 * i, f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) r[e] = f[e] - __bfloat162float(__float2bfloat16_rn(f[e]));
+            store8(hi + 8 * i, f);
+            store8(lo + 8 * i, r);
+        } else {
+            const int64_t j = 8 * n8 + (i - n8);
+            const __nv_bfloat16 h = __float2bfloat16_rn(src[j]);
+            hi[j] = h;
+            lo[j] = __float2bfloat16_rn(src[j] - __bfloat162float(h));
+        }
+    }
+}
+
+extern "C" void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, const float *src, int64_t n) {
+    if (n <= 0) return;
+    const int threads = 256;
+    if (pn_aligned16(hi) && pn_aligned16(lo) && pn_aligned16(src)) {
+        f32_split_bf16_kernel<true><<<pn_grid_for(n / 8 + 8, threads), threads, 0, g_stream>>>(as_bf(hi), as_bf(lo),
+                                                                                               src, n);
+    } else {
+        f32_split_bf16_kernel<false><<<pn_grid_for(n, threads), threads, 0, g_stream>>>(as_bf(hi), as_bf(lo), src, n);
+    }
+    PN_CHECK_LAUNCH();
+}
+
 extern "C" void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n) {
     if (n <= 0) return;
     const int threads = 256;

@@ -62,6 +62,9 @@ void pn_cuda_memset(void *dst, int byte, size_t bytes);  // async
 void pn_cuda_copy(void *dst, const void *src, size_t bytes);  // device -> device, async
 // Device-side conversions, round-to-nearest-even; n any (16-byte path when aligned).
 void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n);
+// hi = bf16(src), lo = bf16(src − hi) (the difference is exact in fp32): two bf16 GEMM
+// operands whose sum carries src to ~2^-17 relative.
+void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, const float *src, int64_t n);
 void pn_cuda_bf16_to_f32(float *dst, const pn_bf16 *src, int64_t n);
 // Convenience for tests and loaders: host f32 -> device bf16 / device bf16 -> host f32
 // through a scratch buffer (syncs).

@@ -266,5 +266,12 @@ void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n) { fk_store_b
 void pn_cuda_bf16_to_f32(float *dst, const pn_bf16 *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = pn_bf16_to_f32(src[i]);
 }
+void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, const float *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const pn_bf16 h = pn_f32_to_bf16(src[i]);
+        hi[i] = h;
+        lo[i] = pn_f32_to_bf16(src[i] - pn_bf16_to_f32(h));
+    }
+}
 void pn_cuda_upload_bf16(pn_bf16 *dst, const float *host_src, int64_t n) { fk_store_bf16(dst, host_src, n); }
 void pn_cuda_download_bf16(float *host_dst, const pn_bf16 *src, int64_t n) { pn_cuda_bf16_to_f32(host_dst, src, n); }

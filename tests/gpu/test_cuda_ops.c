@@ -103,6 +103,28 @@ static void test_convert(int64_t n, int offset) {
     pn_cuda_bf16_to_f32(d32 + offset, d16 + offset, n);
     float *back = get_f32(d32 + offset, (size_t)n);
     report(rel_err(back, ref, (size_t)n), 0.0, "bf16->f32 n=%lld offset %d (exact)", (long long)n, offset);
+    // hi / lo split: bits as the host rounding of x and of x - hi; hi + lo within 2^-16 of x
+    pn_bf16 *d_lo = dev_poisoned((size_t)(n + offset) * sizeof(pn_bf16));
+    pn_cuda_memset(d16, 0xFF, (size_t)(n + offset) * sizeof(pn_bf16));
+    pn_cuda_upload(d32 + offset, h, (size_t)n * sizeof(float));
+    pn_cuda_f32_split_bf16(d16 + offset, d_lo + offset, d32 + offset, n);
+    uint16_t *lbits = pn_malloc((size_t)n * sizeof(uint16_t));
+    pn_cuda_download(bits, d16 + offset, (size_t)n * sizeof(uint16_t));
+    pn_cuda_download(lbits, d_lo + offset, (size_t)n * sizeof(uint16_t));
+    int64_t bad = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t wh = pn_f32_to_bf16(h[i]), wl = pn_f32_to_bf16(h[i] - pn_bf16_to_f32(wh));
+        bad += bits[i] != wh || lbits[i] != wl;
+        const double sum = (double)pn_bf16_to_f32(bits[i]) + (double)pn_bf16_to_f32(lbits[i]);
+        const double e = fabs(sum - (double)h[i]) / fmax(fabs((double)h[i]), 1e-30);
+        worst = isfinite(e) ? fmax(worst, e) : INFINITY;
+    }
+    report(bad == 0 ? worst : INFINITY, 1.0 / 65536,
+           "f32 -> bf16 hi + lo n=%lld offset %d: %lld elements off the host bits; worst |hi + lo - x| / |x|",
+           (long long)n, offset, (long long)bad);
+    free(lbits);
+    pn_cuda_free(d_lo);
     free(h), free(bits), free(gpu), free(ref), free(back);
     pn_cuda_free(d32), pn_cuda_free(d16);
 }

@@ -13,6 +13,8 @@
 //    the linear path exactly 0, eval loss (tol 1e-2), the teacher cache (a second
 //    batch of ids, then the first again);
 //  - the flat-buffer plumbing exactly: parameter upload / download round trip;
+//  - the MLP gate / up products kept for 0, 1 or 2 layers, and auto: loss and gradient
+//    bitwise the same as recomputing them;
 //  - AdamW (two steps, weight decay on) vs pn_adamw_step on the host from the same
 //    gradient: the updates w_new − w_old, tol 1e-4 (identical fp32 arithmetic up to
 //    FMA contraction); the gradient norm vs pn_grad_norm (1e-4; double sums of the
@@ -262,6 +264,49 @@ static void compare_eval(pn_supernet *sn, pn_csupernet *cs, const char *tag, con
     report(rel1(a, b), 0.0, "%s %s: eval loss with the cached teacher is reproducible", tag, code);
 }
 
+// The MLP gate / up products kept from the forward (pn_csupernet_set_mlp_keep) or
+// recomputed in the backward: the same GEMMs on the same inputs, so the loss and the
+// gradient must be the same bits for every split (0, 1 and both layers kept), and with
+// auto the choice is made after the first backward (the tiny model fits: both kept).
+static void test_mlp_keep(pn_supernet *sn, pn_csupernet *cs, const char *tag, const char *code) {
+    pn_subnet s = subnet_of(code);
+    const int64_t n = sn->n_floats;
+    float *ref = pn_calloc((size_t)n, sizeof(float)), *g = pn_calloc((size_t)n, sizeof(float));
+    double loss_ref = 0;
+    for (int keep = 0; keep <= TL; keep++) {
+        pn_csupernet_set_mlp_keep(cs, keep);
+        pn_csupernet_zero_grads(cs);
+        const double loss = pn_csupernet_distill_step(cs, g_ids, TB, TT, &s, 0.5f, NULL);
+        report(fabs((double)(pn_csupernet_mlp_kept(cs) - keep)), 0.0, "%s %s: %d layer(s) keep their MLP products",
+               tag, code, keep);
+        float *dst = keep == 0 ? ref : g;
+        memset(dst, 0, (size_t)n * sizeof(float));
+        pn_csupernet_add_grads_to_host(cs, dst);
+        if (keep == 0) {
+            loss_ref = loss;
+            continue;
+        }
+        report(rel1(loss, loss_ref), 0.0, "%s %s: MLP products of %d layer(s) kept: loss bitwise as recomputed", tag,
+               code, keep);
+        report(rel_err(g, ref, (size_t)n), 0.0, "%s %s: MLP products of %d layer(s) kept: gradient bitwise as recomputed",
+               tag, code, keep);
+    }
+    pn_csupernet_set_mlp_keep(cs, -1);
+    report(fabs((double)pn_csupernet_mlp_kept(cs)), 0.0, "%s %s: auto keeps nothing before a backward", tag, code);
+    pn_csupernet_zero_grads(cs);
+    pn_csupernet_distill_step(cs, g_ids, TB, TT, &s, 0.5f, NULL);
+    report(fabs((double)(pn_csupernet_mlp_kept(cs) - TL)), 0.0, "%s %s: auto keeps every layer of the tiny model",
+           tag, code);
+    pn_csupernet_zero_grads(cs);
+    pn_csupernet_distill_step(cs, g_ids, TB, TT, &s, 0.5f, NULL);
+    memset(g, 0, (size_t)n * sizeof(float));
+    pn_csupernet_add_grads_to_host(cs, g);
+    report(rel_err(g, ref, (size_t)n), 0.0, "%s %s: a step after the auto choice: gradient bitwise as recomputed", tag,
+           code);
+    free(ref);
+    free(g);
+}
+
 static void test_optimizer(pn_supernet *sn, pn_csupernet *cs, const char *tag) {
     pn_subnet s = subnet_of("LL");
     const int64_t n = sn->n_floats;
@@ -350,6 +395,8 @@ static void test_config(int block, int distill, int small_chunks, int full) {
         if (swa) compare_step(sn, cs, tag, "SL");
         compare_step(sn, cs, tag, "AA");
         compare_eval(sn, cs, tag, swa ? "LS" : "LA");
+        test_mlp_keep(sn, cs, tag, "LL");
+        test_mlp_keep(sn, cs, tag, "AL");
         test_optimizer(sn, cs, tag);
         pn_csupernet_mem m = pn_csupernet_memory(cs);
         printf("info %s: device bytes weights %zu params %zu grads %zu optim %zu acts %zu logits %zu\n", tag, m.weights,
