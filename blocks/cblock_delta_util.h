@@ -55,9 +55,6 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
 float *pn_cbd_scratch_f32(int64_t n);
 float *pn_cbd_zeros_f32(int64_t n);
 pn_bf16 *pn_cbd_scratch_bf16(int64_t n);
-// dst (n) bf16 = silu(src (n) bf16), through fp32 (the op the forward and the backward's
-// recomputation both use, so they see the same bits).
-void pn_cbd_silu_bf16(pn_bf16 *dst, const pn_bf16 *src, int64_t n);
 // n bf16 values as fresh fp32 scratch.
 float *pn_cbd_to_f32(const pn_bf16 *src, int64_t n);
 // pn_cuda_linear_bwd with an fp32 upstream gradient (rounded to bf16 for the GEMMs) and

@@ -65,11 +65,8 @@ static void cjet_proj_silu(const pn_cblock *b, const pn_bf16 *x, int p, int64_t 
                            pn_bf16 **act) {
     *pre = pn_cbd_scratch_f32(rows * D);
     pn_cuda_linear_fwd(*pre, PN_CUDA_F32, x, b->w16[p], NULL, rows, b->cfg.C, D);
-    float *t = pn_cbd_scratch_f32(rows * D);
-    pn_cuda_silu_fwd(t, *pre, rows * D);
     *act = pn_cbd_scratch_bf16(rows * D);
-    pn_cuda_f32_to_bf16(*act, t, rows * D);
-    pn_cuda_free(t);
+    pn_cuda_silu_fwd_bf16(*act, *pre, rows * D);
 }
 
 // Generator for rows [r0, r0 + rows): h1 = x W1ᵀ (rows, R) fp32, s1 = silu(h1) bf16 and
@@ -122,9 +119,10 @@ static void cjet_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
 // dx (rows, C) += through silu and the projection W_p: dpre = dact · silu'(pre).
 static void cjet_silu_proj_bwd(const pn_cblock *b, float *dx, const float *dact, const float *pre, const pn_bf16 *x,
                                int p, int64_t rows, int D) {
-    float *dpre = pn_cbd_zeros_f32(rows * D);
-    pn_cuda_silu_bwd(dpre, dact, pre, rows * D);
-    pn_cbd_linear_bwd(dx, b->grads[p], NULL, dpre, x, b->w16[p], rows, b->cfg.C, D);
+    // dpre straight to bf16: the GEMMs below read it so (one rounding, as before)
+    pn_bf16 *dpre = pn_cbd_scratch_bf16(rows * D);
+    pn_cuda_silu_bwd_bf16(dpre, dact, pre, rows * D);
+    pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[p], NULL, dpre, x, b->w16[p], rows, b->cfg.C, D);
     pn_cuda_free(dpre);
 }
 

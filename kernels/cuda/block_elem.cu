@@ -41,6 +41,20 @@ static __global__ void silu_bwd_kernel(float *dx, const float *dy, const float *
         dx[i] += dy[i] * s * (1.0f + v * (1.0f - s));
     }
 }
+// The same two with a bf16 result (written): the block's projections come out of their
+// GEMMs in fp32 and go on as bf16 GEMM operands, so the activation rounds once, here.
+static __global__ void silu_fwd_bf16_kernel(__nv_bfloat16 *y, const float *x, int64_t n) {
+    BE_FOR(i, n) {
+        const float v = x[i];
+        y[i] = __float2bfloat16_rn(v * be_sigmoid(v));
+    }
+}
+static __global__ void silu_bwd_bf16_kernel(__nv_bfloat16 *dx, const float *dy, const float *x, int64_t n) {
+    BE_FOR(i, n) {
+        const float v = x[i], s = be_sigmoid(v);
+        dx[i] = __float2bfloat16_rn(dy[i] * s * (1.0f + v * (1.0f - s)));
+    }
+}
 static __global__ void sigmoid_fwd_kernel(float *y, const float *x, int64_t n) {
     BE_FOR(i, n) y[i] = be_sigmoid(x[i]);
 }
@@ -79,6 +93,12 @@ extern "C" void pn_cuda_silu_fwd(float *y, const float *x, int64_t n) { BE_LAUNC
 extern "C" void pn_cuda_silu_bwd(float *dx, const float *dy, const float *x, int64_t n) {
     if (!dx) return;
     BE_LAUNCH(silu_bwd_kernel, n, dx, dy, x, n);
+}
+extern "C" void pn_cuda_silu_fwd_bf16(pn_bf16 *y, const float *x, int64_t n) {
+    BE_LAUNCH(silu_fwd_bf16_kernel, n, (__nv_bfloat16 *)y, x, n);
+}
+extern "C" void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, const float *dy, const float *x, int64_t n) {
+    BE_LAUNCH(silu_bwd_bf16_kernel, n, (__nv_bfloat16 *)dx, dy, x, n);
 }
 extern "C" void pn_cuda_sigmoid_fwd(float *y, const float *x, int64_t n) { BE_LAUNCH(sigmoid_fwd_kernel, n, y, x, n); }
 extern "C" void pn_cuda_softplus_fwd(float *y, const float *x, int64_t n) {

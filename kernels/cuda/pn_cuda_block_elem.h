@@ -7,10 +7,12 @@
 // semantics — fp32 in, fp32 out, backward ops ADD (+=) into their gradients, NULL
 // gradient = skip — only the pointers are device pointers. fp32 storage keeps them
 // simple and exact; a block converts to bf16 (pn_cuda_f32_to_bf16) only where a
-// tensor-core GEMM or a recurrence reads the tensor. Reductions over rows (dw, db,
+// tensor-core GEMM or a recurrence reads the tensor — or, for silu, the op itself
+// writes the bf16 operand (the *_bf16 pair: one pass instead of op + conversion). Reductions over rows (dw, db,
 // dA_log, ddt_bias, dmu) run in a fixed order (deterministic, no atomics).
 // Queued on the backend stream (pn_cuda_stream_get); nothing synchronises.
 #pragma once
+#include "kernels/cuda/pn_cuda_ops.h"
 #include <stdint.h>
 #ifdef __cplusplus
 extern "C" {
@@ -19,6 +21,9 @@ extern "C" {
 // ---- activations (twins of kernels/ops.h ops_act.c; y may alias x)
 void pn_cuda_silu_fwd(float *y, const float *x, int64_t n);
 void pn_cuda_silu_bwd(float *dx, const float *dy, const float *x, int64_t n);       // dx += dy · silu'(x)
+// bf16 results, WRITTEN: y = bf16(silu(x)); dx = bf16(dy · silu'(x)) (fp32 math as above)
+void pn_cuda_silu_fwd_bf16(pn_bf16 *y, const float *x, int64_t n);
+void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, const float *dy, const float *x, int64_t n);
 void pn_cuda_sigmoid_fwd(float *y, const float *x, int64_t n);
 void pn_cuda_softplus_fwd(float *y, const float *x, int64_t n);                     // torch threshold 20
 void pn_cuda_logsigmoid_fwd(float *y, const float *x, int64_t n);

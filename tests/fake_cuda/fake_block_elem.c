@@ -19,6 +19,20 @@ void pn_cuda_silu_fwd(float *y, const float *x, int64_t n) {
 void pn_cuda_silu_bwd(float *dx, const float *dy, const float *x, int64_t n) {
     if (dx && n > 0) pn_silu_bwd(dx, dy, x, n);
 }
+void pn_cuda_silu_fwd_bf16(pn_bf16 *y, const float *x, int64_t n) {
+    if (n <= 0) return;
+    float *t = pn_malloc((size_t)n * sizeof(float));
+    pn_silu_fwd(t, x, n);
+    for (int64_t i = 0; i < n; i++) y[i] = pn_f32_to_bf16(t[i]);
+    free(t);
+}
+void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, const float *dy, const float *x, int64_t n) {
+    if (n <= 0) return;
+    float *t = pn_calloc((size_t)n, sizeof(float));
+    pn_silu_bwd(t, dy, x, n);
+    for (int64_t i = 0; i < n; i++) dx[i] = pn_f32_to_bf16(t[i]);
+    free(t);
+}
 void pn_cuda_sigmoid_fwd(float *y, const float *x, int64_t n) {
     if (n > 0) pn_sigmoid_fwd(y, x, n);
 }

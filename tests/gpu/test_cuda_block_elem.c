@@ -127,6 +127,42 @@ static void test_silu_bwd(int64_t n) {
     free(x), free(dy);
 }
 
+// The bf16-result silu pair: every element within one bf16 step (2^-8 relative) of the
+// CPU op's fp32 value rounded to bf16 — plus fp32 noise of the expression's terms, since
+// the device's expf may differ from the host's in the last bits and silu'(x) crosses 0
+// near x = −1.28, where 1 + x(1 − s) cancels (seen on the H100: one element of 65,537
+// off by more than a bf16 step of its near-zero value) — and the normalized error against
+// the unrounded fp32 value at most one rounding (2^-8; a wrong formula or index is far
+// above).
+static void test_silu_bf16(int64_t n) {
+    float *x = rand_host((size_t)n, 4.0f), *dy = rand_host((size_t)n, 1.0f);
+    float *y_ref = pn_malloc((size_t)n * sizeof(float)), *dx_ref = pn_calloc((size_t)n, sizeof(float));
+    pn_silu_fwd(y_ref, x, n);
+    pn_silu_bwd(dx_ref, dy, x, n);
+    float *d_x = dev_f32(x, (size_t)n), *d_dy = dev_f32(dy, (size_t)n);
+    pn_bf16 *d_y = dev_poisoned((size_t)n * sizeof(pn_bf16)), *d_dx = dev_poisoned((size_t)n * sizeof(pn_bf16));
+    pn_cuda_silu_fwd_bf16(d_y, d_x, n);
+    pn_cuda_silu_bwd_bf16(d_dx, d_dy, d_x, n);
+    const char *names[2] = {"y = bf16(silu(x))", "dx = bf16(dy silu'(x)), written"};
+    float *refs[2] = {y_ref, dx_ref};
+    pn_bf16 *devs[2] = {d_y, d_dx};
+    for (int k = 0; k < 2; k++) {
+        float *got = get_bf16(devs[k], (size_t)n);
+        int64_t far = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float want = pn_bf16_to_f32(pn_f32_to_bf16(refs[k][i]));
+            const float terms = k == 0 ? fabsf(x[i]) : fabsf(dy[i]) * (1.0f + fabsf(x[i]));
+            far += !(fabsf(got[i] - want) <= fabsf(want) * (1.0f / 256) + 1e-6f * terms + 1e-30f);
+        }
+        const double e = rel_err(got, refs[k], (size_t)n);
+        report(far ? INFINITY : e, 1.0 / 256, "silu bf16 n %lld: %s (%lld elements over one bf16 step)", (long long)n,
+               names[k], (long long)far);
+        free(got);
+    }
+    pn_cuda_free(d_x), pn_cuda_free(d_dy), pn_cuda_free(d_y), pn_cuda_free(d_dx);
+    free(x), free(dy), free(y_ref), free(dx_ref);
+}
+
 static void test_mul(int64_t n, int mask) {
     float *a = rand_host((size_t)n, 1.0f), *b = rand_host((size_t)n, 1.0f), *dy = rand_host((size_t)n, 1.0f);
     float *ref = pn_malloc((size_t)n * sizeof(float));
@@ -362,6 +398,7 @@ int main(void) {
         test_unary("softplus_fwd", pn_cuda_softplus_fwd, pn_softplus_fwd, n, 12.0f, 0);
         test_unary("logsigmoid_fwd", pn_cuda_logsigmoid_fwd, pn_logsigmoid_fwd, n, 12.0f, 0);
         test_silu_bwd(n);
+        test_silu_bf16(n);
         test_mul(n, i);
         test_sigmoid_bwd_y(n);
     }
