@@ -135,14 +135,15 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
 
     // the recurrence (plain chunked backward; same math as the fast forward)
     float *g = cbd_gate(b, ix, a, N);
-    *dq = pn_cbd_zeros_f32(N * d.HK);
-    *dk = pn_cbd_zeros_f32(N * d.HK);
-    *dv = pn_cbd_zeros_f32(N * d.HV);
-    float *dg = g ? pn_cbd_zeros_f32(N * d.H) : NULL;
-    float *dbeta = pn_cbd_zeros_f32(N * d.H);
+    // written by the op (no zero fill)
+    *dq = pn_cbd_scratch_f32(N * d.HK);
+    *dk = pn_cbd_scratch_f32(N * d.HK);
+    *dv = pn_cbd_scratch_f32(N * d.HV);
+    float *dg = g ? pn_cbd_scratch_f32(N * d.H) : NULL;
+    float *dbeta = pn_cbd_scratch_f32(N * d.H);
     float scale = 1.0f / sqrtf((float)d.K);
-    pn_cuda_gated_delta_bwd_fast(B, T, d.H, d.K, d.V, scale, 1, q, k, v, g, a->beta, NULL, dout, NULL, *dq, *dk, *dv, dg,
-                                 dbeta, NULL);
+    pn_cuda_gated_delta_bwd_fast_write(B, T, d.H, d.K, d.V, scale, 1, q, k, v, g, a->beta, NULL, dout, NULL, *dq, *dk,
+                                       *dv, dg, dbeta, NULL);
     pn_cuda_free(dout);
 
     // β and the decay gate back to x

@@ -5,9 +5,12 @@
 //   kern = w2 silu(w1 x) + b2;  v = silu(dynconv(x Wvᵀ; kern))
 //   β, g, gated delta rule, gated output norm, o_proj   (the shared delta tail)
 //
-// Saved for backward (act): x Wvᵀ (N, H·V) bf16 (the dynamic conv's input) and the tail's
-// (see cblock_delta_util.h). Everything else is recomputed, and that is also the more
-// precise choice: x Wqᵀ, x Wkᵀ and the generator hidden x W1ᵀ come out of their GEMMs in
+// Saved for backward (act): x Wvᵀ (N, H·V) bf16 (the dynamic conv's input), v itself (N, H·V)
+// bf16 (the recurrence's input: recomputing it costs the generator's two GEMMs and the
+// dynamic conv, ~1.1 ms per layer at 8×4096 of Qwen2.5-1.5B, for 201 MB — more time per
+// byte than anything else the training step could keep) and the tail's (see
+// cblock_delta_util.h). Everything else is recomputed, and that is also the more precise
+// choice: x Wqᵀ, x Wkᵀ and the generator hidden x W1ᵀ come out of their GEMMs in
 // fp32 and go straight into the fp32 silu (and its backward), so q, k and silu(h1) are
 // rounded to bf16 once, as operands; the backward redoes those three small GEMMs (C·(2·H·K
 // + R) multiply-adds per token) instead of keeping 2·(2·H·K + R) bytes per token. The
@@ -37,7 +40,7 @@ static cjet_dims cjet_dims_of(const pn_block_cfg *c) {
 }
 
 typedef struct {
-    pn_bf16 *vp;
+    pn_bf16 *vp, *v;
     pn_cbd_act tail;
 } cjet_act;
 
@@ -45,6 +48,7 @@ static size_t cjet_act_layout(const pn_block_cfg *c, int64_t N, void *base, cjet
     cjet_dims d = cjet_dims_of(c);
     pn_cbd_cursor cur = {(char *)base, 0};
     a->vp = pn_cbd_take(&cur, (size_t)(N * d.HV) * sizeof(pn_bf16));
+    a->v = pn_cbd_take(&cur, (size_t)(N * d.HV) * sizeof(pn_bf16));
     pn_cbd_act_layout(c, &JET_IX, N, &cur, &a->tail);
     return cur.used;
 }
@@ -79,10 +83,10 @@ static void cjet_kernels(const pn_cblock *b, const pn_bf16 *x, int64_t r0, int64
     pn_cuda_linear_fwd(*kern, PN_CUDA_BF16, *s1, b->w16[P_W2], b->w16[P_B2], rows, d.R, d.HV * d.W);
 }
 
-// v (N, H·V) bf16 from the saved x Wvᵀ (fresh scratch).
-static pn_bf16 *cjet_v(const pn_cblock *b, const cjet_act *a, const pn_bf16 *x, int B, int T) {
+// a->v (N, H·V) bf16 = silu(dynconv(x Wvᵀ; kern)) from the saved x Wvᵀ.
+static void cjet_v(const pn_cblock *b, const cjet_act *a, const pn_bf16 *x, int B, int T) {
     cjet_dims d = cjet_dims_of(&b->cfg);
-    pn_bf16 *v = pn_cbd_scratch_bf16((int64_t)B * T * d.HV);
+    pn_bf16 *v = a->v;
     int nb = cjet_group(B, T);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int gb = PN_MIN(nb, B - b0);
@@ -93,7 +97,6 @@ static pn_bf16 *cjet_v(const pn_cblock *b, const cjet_act *a, const pn_bf16 *x, 
         pn_cuda_dynconv_causal_fwd(v + r0 * d.HV, PN_CUDA_BF16, a->vp + r0 * d.HV, kern, NULL, gb, T, d.HV, d.W, 1);
         pn_cuda_free(kern), pn_cuda_free(s1), pn_cuda_free(h1);
     }
-    return v;
 }
 
 static void cjet_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
@@ -111,9 +114,9 @@ static void cjet_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
     cjet_proj_silu(b, x, P_K, N, d.HK, &kp, &k);
     pn_cuda_free(qp), pn_cuda_free(kp);
     pn_cuda_linear_fwd(a.vp, PN_CUDA_BF16, x, b->w16[P_V], NULL, N, d.C, d.HV);
-    pn_bf16 *v = cjet_v(b, &a, x, B, T);
-    pn_cbd_fwd(b, &JET_IX, &a.tail, y, x, q, k, v, B, T);
-    pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
+    cjet_v(b, &a, x, B, T);
+    pn_cbd_fwd(b, &JET_IX, &a.tail, y, x, q, k, a.v, B, T);
+    pn_cuda_free(q), pn_cuda_free(k);
 }
 
 // dx (rows, C) += through silu and the projection W_p: dpre = dact · silu'(pre).
@@ -136,15 +139,14 @@ static void cjet_backward(const pn_cblock *b, float *dx, const float *dy, const 
     cjet_act a;
     cjet_act_layout(&b->cfg, N, (void *)act, &a);
 
-    // recompute q, k, v exactly as the forward did (same ops, same bits), then the tail
+    // recompute q, k exactly as the forward did (same ops, same bits); v is saved
     float *qp, *kp;
     pn_bf16 *q, *k;
     cjet_proj_silu(b, x, P_Q, N, d.HK, &qp, &q);
     cjet_proj_silu(b, x, P_K, N, d.HK, &kp, &k);
-    pn_bf16 *v = cjet_v(b, &a, x, B, T);
     float *dq, *dk, *dv;
-    pn_cbd_bwd(b, &JET_IX, &a.tail, dx, dy, x, q, k, v, B, T, &dq, &dk, &dv);
-    pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
+    pn_cbd_bwd(b, &JET_IX, &a.tail, dx, dy, x, q, k, a.v, B, T, &dq, &dk, &dv);
+    pn_cuda_free(q), pn_cuda_free(k);
 
     // value path, a group of sequences at a time: dynconv → (x Wvᵀ, kern) → generator
     int nb = cjet_group(B, T);

@@ -488,9 +488,12 @@ static void ensure_acts(pn_csupernet *cs, int B, int T) {
     int64_t lr = (int64_t)(LOGIT_CHUNK_BYTES / ((size_t)V * sizeof(pn_bf16)));
     if (cs->logit_rows_max > 0) lr = PN_MIN(lr, cs->logit_rows_max);
     cs->logit_rows = PN_MAX((int64_t)1, PN_MIN(N, lr));
-    const size_t lb = (size_t)cs->logit_rows * V * sizeof(pn_bf16);
-    cs->logits = pn_cuda_alloc(PN_CUDA_MEM_ACTS, lb);
-    cs->bytes_logits = lb;
+    // The student's logits chunk only exists for a KL term (1 GiB at the default chunk).
+    if (pn_distill_needs_logits(cs->sn->cfg.distill)) {
+        const size_t lb = (size_t)cs->logit_rows * V * sizeof(pn_bf16);
+        cs->logits = pn_cuda_alloc(PN_CUDA_MEM_ACTS, lb);
+        cs->bytes_logits = lb;
+    }
     cs->aB = B;
     cs->aT = T;
     if (cs->mlp_keep_req >= 0) set_kept(cs, cs->mlp_keep_req);

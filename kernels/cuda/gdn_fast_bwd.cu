@@ -303,6 +303,7 @@ struct gdnb_chunk_args {
     int T, H, V, NT;
     float scale;
     int l2;
+    int write;  // 1: dq, dk, dv, dg, dβ are written (=), their old values never read
 };
 
 template <int KD>
@@ -398,7 +399,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                 const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c : 0;
                 cp_async16(Vt + i * LDT + c, a.v + off, ok);
             }
-            if (a.dv) {
+            if (a.dv && !a.write) {
                 for (int e = tid; e < GDNF_C * (GDNB_TV / 2); e += GDNB_THREADS) {
                     const int i = e / (GDNB_TV / 2), c = (e % (GDNB_TV / 2)) * 2;
                     const bool ok = i < nr && c0 + c < a.V;
@@ -510,7 +511,8 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                     const float w = -eg[i] * be;
                     st_bf16x2(W1 + i * LDT + col, w * z0, w * z1);
                     if (a.dv && i < nr && c0 + col < a.V) {
-                        const float2 s = *reinterpret_cast<const float2 *>(dVs + i * LDV + col);
+                        const float2 s = a.write ? make_float2(0.f, 0.f)
+                                                 : *reinterpret_cast<const float2 *>(dVs + i * LDV + col);
                         *reinterpret_cast<float2 *>(a.dv + ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + col) =
                             make_float2(s.x + be * z0, s.y + be * z1);
                     }
@@ -712,14 +714,17 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
         xl = gdnf_warp_sum(xl);
         if (lane == 31) red[warp] = suf, red[2 + warp] = xl;  // red is dead: its dβ part was read above
     }
-    if (a.dbeta && tid < nr)
-        a.dbeta[(row0 + tid) * a.H + h] += tot[1 * 64 + tid] + red[(4 * 2 + 0) * 64 + tid] + red[(4 * 2 + 1) * 64 + tid];
+    if (a.dbeta && tid < nr) {
+        float *dst = a.dbeta + (row0 + tid) * a.H + h;
+        *dst = (a.write ? 0.f : *dst) + tot[1 * 64 + tid] + red[(4 * 2 + 0) * 64 + tid] + red[(4 * 2 + 1) * 64 + tid];
+    }
     __syncthreads();
     if (a.dg && tid < 64) {
         const int i = 32 * warp + 31 - lane;
         if (i < nr) {
             const float dgl = blk[0] * Rs[0].w + (red[2] + red[3]);
-            a.dg[(row0 + i) * a.H + h] += suf + (warp == 0 ? red[1] : 0.f) + dgl;
+            float *dst = a.dg + (row0 + i) * a.H + h;
+            *dst = (a.write ? 0.f : *dst) + suf + (warp == 0 ? red[1] : 0.f) + dgl;
         }
     }
     __syncthreads();  // G*, Mg, dKK, tot are dead: stage dQ̂, dK̂
@@ -750,7 +755,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             if (i < nr) {
                 const float *out = dst + ((row0 + i) * a.H + h) * KD;
 #pragma unroll
-                for (int u = 0; u < CL; u++) old[j][u] = out[lane + 32 * u];
+                for (int u = 0; u < CL; u++) old[j][u] = a.write ? 0.f : out[lane + 32 * u];
             }
         }
 #pragma unroll
@@ -818,7 +823,8 @@ static void hs_scan_launch(const gdnf_scan_args &a, int64_t grid) {
 template <int KD>
 static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf_bf16 *q, const gdnf_bf16 *k,
                      const gdnf_bf16 *v, const float *g, const float *beta, const float *h0, const float *dout,
-                     const float *dht, float *dq, float *dk, float *dv, float *dg, float *dbeta, float *dh0) {
+                     const float *dht, float *dq, float *dk, float *dv, float *dg, float *dbeta, float *dh0,
+                     bool write) {
     const int64_t BH = (int64_t)B * H;
     const int NT = (int)pn_ceil_div(T, GDNF_C);
     const int BV = pn_cuda_gdn_fast_pick_bv(V), ntiles = V / BV;
@@ -883,6 +889,7 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
         c.q = q, c.k = k, c.v = v, c.A = Au, c.P = P, c.rows = R, c.rx = Rx, c.dout = dout, c.hs = hs, c.dhs = dhs;
         c.dq = dq, c.dk = dk, c.dv = dv, c.dg = g ? dg : NULL, c.dbeta = dbeta;
         c.T = T, c.H = H, c.V = V, c.NT = NT, c.scale = scale, c.l2 = l2;
+        c.write = write;
         chunk_launch<KD>(c, nchunks);
     }
     pn_cuda_free(Ap);
@@ -900,16 +907,24 @@ extern "C" int pn_cuda_gated_delta_bwd_fast_supported(int K, int V) {
     return (K == 64 || K == 96 || K == 128) && V >= 32 && V % 32 == 0;
 }
 
-extern "C" void pn_cuda_gated_delta_bwd_fast(int B, int T, int H, int K, int V, float scale, int qk_l2norm,
-                                             const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, const float *g,
-                                             const float *beta, const float *h0, const float *dout, const float *dht,
-                                             float *dq, float *dk, float *dv, float *dg, float *dbeta, float *dh0) {
+static void bwd_fast_any(int B, int T, int H, int K, int V, float scale, int qk_l2norm, const pn_bf16 *q,
+                         const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *beta, const float *h0,
+                         const float *dout, const float *dht, float *dq, float *dk, float *dv, float *dg, float *dbeta,
+                         float *dh0, bool write) {
     const bool aligned = gdnb_aligned(q, 16) && gdnb_aligned(k, 16) && gdnb_aligned(v, 16) &&
                          gdnb_aligned(dout, 16) && gdnb_aligned(h0, 8) && gdnb_aligned(dht, 8) &&
                          gdnb_aligned(dh0, 8) && gdnb_aligned(dv, 8);
     // Unsupported head sizes, misaligned buffers and T == 0 (dh0 += dht) run the
     // correctness-first kernels of gdn.cu, which share this contract.
     if (!pn_cuda_gated_delta_bwd_fast_supported(K, V) || !aligned || T <= 0) {
+        if (write) {  // the fallback adds: start the written gradients from 0
+            const int64_t N = (int64_t)B * (T > 0 ? T : 0) * H;
+            if (dq) pn_cuda_memset(dq, 0, (size_t)N * K * sizeof(float));
+            if (dk) pn_cuda_memset(dk, 0, (size_t)N * K * sizeof(float));
+            if (dv) pn_cuda_memset(dv, 0, (size_t)N * V * sizeof(float));
+            if (dg && g) pn_cuda_memset(dg, 0, (size_t)N * sizeof(float));
+            if (dbeta) pn_cuda_memset(dbeta, 0, (size_t)N * sizeof(float));
+        }
         pn_cuda_gated_delta_bwd(B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, dout, dht, dq, dk, dv, dg, dbeta,
                                 dh0);
         return;
@@ -919,9 +934,24 @@ extern "C" void pn_cuda_gated_delta_bwd_fast(int B, int T, int H, int K, int V, 
     const gdnf_bf16 *vb = reinterpret_cast<const gdnf_bf16 *>(v);
     float *dgw = g ? dg : NULL;  // without a gate there is no dg to add (the contract leaves it untouched)
     if (K == 64)
-        bwd_fast<64>(B, T, H, V, scale, qk_l2norm, qb, kb, vb, g, beta, h0, dout, dht, dq, dk, dv, dgw, dbeta, dh0);
+        bwd_fast<64>(B, T, H, V, scale, qk_l2norm, qb, kb, vb, g, beta, h0, dout, dht, dq, dk, dv, dgw, dbeta, dh0, write);
     else if (K == 96)
-        bwd_fast<96>(B, T, H, V, scale, qk_l2norm, qb, kb, vb, g, beta, h0, dout, dht, dq, dk, dv, dgw, dbeta, dh0);
+        bwd_fast<96>(B, T, H, V, scale, qk_l2norm, qb, kb, vb, g, beta, h0, dout, dht, dq, dk, dv, dgw, dbeta, dh0, write);
     else
-        bwd_fast<128>(B, T, H, V, scale, qk_l2norm, qb, kb, vb, g, beta, h0, dout, dht, dq, dk, dv, dgw, dbeta, dh0);
+        bwd_fast<128>(B, T, H, V, scale, qk_l2norm, qb, kb, vb, g, beta, h0, dout, dht, dq, dk, dv, dgw, dbeta, dh0, write);
+}
+
+extern "C" void pn_cuda_gated_delta_bwd_fast(int B, int T, int H, int K, int V, float scale, int qk_l2norm,
+                                             const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, const float *g,
+                                             const float *beta, const float *h0, const float *dout, const float *dht,
+                                             float *dq, float *dk, float *dv, float *dg, float *dbeta, float *dh0) {
+    bwd_fast_any(B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, dout, dht, dq, dk, dv, dg, dbeta, dh0, false);
+}
+
+extern "C" void pn_cuda_gated_delta_bwd_fast_write(int B, int T, int H, int K, int V, float scale, int qk_l2norm,
+                                                   const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v,
+                                                   const float *g, const float *beta, const float *h0,
+                                                   const float *dout, const float *dht, float *dq, float *dk,
+                                                   float *dv, float *dg, float *dbeta, float *dh0) {
+    bwd_fast_any(B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, dout, dht, dq, dk, dv, dg, dbeta, dh0, true);
 }

@@ -43,6 +43,13 @@ void pn_cuda_gated_delta_bwd_fast(int B, int T, int H, int K, int V, float scale
                                   const float *h0, const float *dout, const float *dht, float *dq, float *dk,
                                   float *dv, float *dg, float *dbeta, float *dh0);
 
+// The same, but dq, dk, dv, dg, dbeta are WRITTEN (=; their old contents are never read, so
+// they need no zero fill) — dg still untouched when g is NULL; dh0 is ADDED as above.
+void pn_cuda_gated_delta_bwd_fast_write(int B, int T, int H, int K, int V, float scale, int qk_l2norm,
+                                        const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, const float *g,
+                                        const float *beta, const float *h0, const float *dout, const float *dht,
+                                        float *dq, float *dk, float *dv, float *dg, float *dbeta, float *dh0);
+
 // 1 when (K, V) runs the tensor-core backward (given aligned pointers), 0 when it falls back.
 int pn_cuda_gated_delta_bwd_fast_supported(int K, int V);
 

@@ -109,3 +109,20 @@ __attribute__((weak)) void pn_cuda_gated_delta_bwd_fast(int B, int T, int H, int
     pn_cuda_gated_delta_bwd(B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, dout, dht, dq, dk, dv, dg, dbeta,
                             dh0);
 }
+
+// The write form: zero the per-token gradients, then the adding contract.
+__attribute__((weak)) void pn_cuda_gated_delta_bwd_fast_write(int B, int T, int H, int K, int V, float scale,
+                                                              int qk_l2norm, const pn_bf16 *q, const pn_bf16 *k,
+                                                              const pn_bf16 *v, const float *g, const float *beta,
+                                                              const float *h0, const float *dout, const float *dht,
+                                                              float *dq, float *dk, float *dv, float *dg, float *dbeta,
+                                                              float *dh0) {
+    const size_t N = (size_t)B * (size_t)(T > 0 ? T : 0) * (size_t)H;
+    if (dq) memset(dq, 0, N * (size_t)K * sizeof(float));
+    if (dk) memset(dk, 0, N * (size_t)K * sizeof(float));
+    if (dv) memset(dv, 0, N * (size_t)V * sizeof(float));
+    if (dg && g) memset(dg, 0, N * sizeof(float));
+    if (dbeta) memset(dbeta, 0, N * sizeof(float));
+    pn_cuda_gated_delta_bwd(B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, dout, dht, dq, dk, dv, dg, dbeta,
+                            dh0);
+}

@@ -2,7 +2,8 @@
 // (pn_cuda_gated_delta_bwd_fast, kernels/cuda/gdn_fast_bwd.cu) against its CPU twin
 // pn_gated_delta_bwd in the recurrent form (chunk 0: token-level BPTT, state in double),
 // then one check that it agrees with the plain CUDA backward (pn_cuda_gated_delta_bwd),
-// one fallback check, and timings at the training target shape.
+// one fallback check, the write form (pn_cuda_gated_delta_bwd_fast_write) against the
+// adding one, and timings at the training target shape.
 //
 // Method (as tests/gpu/test_cuda_gdn.c):
 //  - fresh random inputs for every check (a new Philox stream each time), never zeros;
@@ -102,6 +103,61 @@ static void test_bwd(int B, int T, int H, int K, int V, int l2, float normalizer
         report(rel_err(got[i], ref[i], sizes[i]), TOL_BF16, "%s: %s +=", what, g_names[i]);
     }
     for (int i = 0; i < 6; i++) free(start[i]), free(ref[i]), free(got[i]);
+    free(q), free(k), free(v), free(g), free(beta), free(h0), free(dout), free(dht);
+}
+
+// The write form (pn_cuda_gated_delta_bwd_fast_write): dq, dk, dv, dg, dβ start as NaN
+// (poison: any element not written, or read before being written, stays or turns NaN) and
+// must equal, bit for bit, the adding form run from zeros; dh0 starts random and is added
+// to (checked on the update); against the CPU twin as test_bwd. With g = NULL the NaN dg
+// must come back untouched. K = 48 takes the fallback (zero fill, then the fp32 path).
+static void test_write(int B, int T, int H, int K, int V, int l2, int use_g) {
+    const size_t nqk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, ng = (size_t)B * T * H;
+    const size_t ns = (size_t)B * H * K * V;
+    float *q, *k, *v, *g, *beta;
+    make_qkv(nqk, nv, K, l2, &q, &k, &v);
+    make_gates(ng, 1.0f, &g, &beta);
+    float *h0 = rand_host(ns, 0.5f), *dout = rand_host(nv, 1.0f), *dht = rand_host(ns, 1.0f);
+    const float scale = 1.0f / sqrtf((float)K);
+    pn_rec_shape s = {B, T, H, K, V, scale};
+    const size_t sizes[6] = {nqk, nqk, nv, ng, ng, ns};
+    float *nan_start[6], *zero_start[6], *ref[6], *got[6], *add[6];
+    for (int i = 0; i < 6; i++) {
+        const size_t n = sizes[i] ? sizes[i] : 1;
+        nan_start[i] = pn_malloc(n * sizeof(float));
+        for (size_t e = 0; e < n; e++) nan_start[i][e] = NAN;
+        zero_start[i] = pn_calloc(n, sizeof(float));
+        ref[i] = pn_calloc(n, sizeof(float));
+    }
+    float *dh0_start = rand_host(ns, 1.0f);
+    memcpy(nan_start[5], dh0_start, ns * sizeof(float));
+    memcpy(zero_start[5], dh0_start, ns * sizeof(float));
+    memcpy(ref[5], dh0_start, ns * sizeof(float));
+    pn_gated_delta_bwd(&s, 0, l2, q, k, v, use_g ? g : NULL, beta, h0, dout, dht, ref[0], ref[1], ref[2], ref[3],
+                       ref[4], ref[5]);
+    run_gpu(pn_cuda_gated_delta_bwd_fast_write, B, T, H, K, V, l2, q, k, v, use_g ? g : NULL, beta, h0, dout, dht,
+            nan_start, sizes, 0, got);
+    run_gpu(pn_cuda_gated_delta_bwd_fast, B, T, H, K, V, l2, q, k, v, use_g ? g : NULL, beta, h0, dout, dht,
+            zero_start, sizes, 0, add);
+    char what[200];
+    snprintf(what, sizeof what, "fast bwd (write) B=%d T=%d H=%d K=%d V=%d l2=%d %s", B, T, H, K, V, l2,
+             use_g ? "g/1" : "g=NULL");
+    for (int i = 0; i < 6; i++) {
+        if (i == 3 && !use_g) {  // no gate: the NaN dg untouched
+            size_t touched = 0;
+            for (size_t e = 0; e < sizes[i]; e++) touched += !isnan(got[i][e]);
+            report(touched ? INFINITY : 0.0, 0.0, "%s: dg untouched (%zu elements changed)", what, touched);
+            continue;
+        }
+        const int same = memcmp(got[i], add[i], sizes[i] * sizeof(float)) == 0;
+        report(same ? 0.0 : INFINITY, 0.0, "%s: %s bitwise as the adding form from %s", what, g_names[i],
+               i == 5 ? "the same start" : "zeros");
+        if (i == 5)
+            for (size_t e = 0; e < sizes[i]; e++) got[i][e] -= dh0_start[e], ref[i][e] -= dh0_start[e];
+        report(rel_err(got[i], ref[i], sizes[i]), TOL_BF16, "%s: %s %s", what, g_names[i], i == 5 ? "+=" : "=");
+    }
+    for (int i = 0; i < 6; i++) free(nan_start[i]), free(zero_start[i]), free(ref[i]), free(got[i]), free(add[i]);
+    free(dh0_start);
     free(q), free(k), free(v), free(g), free(beta), free(h0), free(dout), free(dht);
 }
 
@@ -255,6 +311,9 @@ int main(void) {
     test_bwd(2, 100, 2, 96, 96, 1, 1.0f, 1, 1, 1, 1 | 32);  // dq, dh0 not wanted
     test_bwd(1, 130, 1, 64, 64, 1, 1.0f, 1, 1, 1, 2 | 4 | 16);  // dk, dv, dbeta not wanted
     test_bwd(1, 77, 2, 48, 40, 1, 1.0f, 1, 1, 1, 0);  // K = 48, V = 40: falls back to the fp32 path
+    test_write(1, 130, 2, 96, 256, 1, 1);
+    test_write(2, 65, 1, 128, 64, 0, 0);  // g = NULL, no l2
+    test_write(1, 77, 2, 48, 40, 1, 1);   // fallback: zero fill, then the fp32 path
 
     test_agree(2, 300, 2, 96, 256, 1, 1.0f, TOL_BF16);
 
