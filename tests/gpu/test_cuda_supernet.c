@@ -50,7 +50,8 @@
 // setter), so the chunk loops are exercised; one configuration keeps the defaults.
 // Block types without a CUDA twin in this build are listed as "not run" instead of
 // failing (the block engineers' files may still be placeholders). Without a CUDA
-// device the test prints "no CUDA device" and exits 1.
+// device the test prints "no CUDA device" and exits 1. PN_SN_TENSORS=1 also prints the
+// gradient error of every parameter tensor (diagnosis; no check).
 #include "blocks/cblock.h"
 #include "core/common.h"
 #include "core/rng.h"
@@ -222,6 +223,12 @@ static void compare_step(pn_supernet *sn, pn_csupernet *cs, const char *tag, con
     float *g = pn_calloc((size_t)n, sizeof(float));
     pn_csupernet_add_grads_to_host(cs, g);
     int any_linear = strchr(code, 'L') != NULL;
+    if (getenv("PN_SN_TENSORS"))  // diagnosis: the error per parameter tensor, printed only
+        for (int i = 0; i < sn->n_table; i++) {
+            const pn_sn_param *e = &sn->table[i];
+            printf("info %s %s: %-48s n %8lld err %.3e\n", tag, code, e->name, (long long)e->numel,
+                   rel_err(g + e->offset, sn->grads + e->offset, (size_t)e->numel));
+        }
     if (any_linear) report(rel_err(g, sn->grads, (size_t)n), TOL_BF16, "%s %s: gradient, all parameters", tag, code);
     for (int l = 0; l < TL; l++) {
         int64_t lo, hi;
