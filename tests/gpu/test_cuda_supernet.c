@@ -36,7 +36,10 @@
 // block input (the bf16 operand of every projection GEMM) alone takes gla LL from 1.78e-2
 // to 1.26e-2 and rwkv7 LS from 1.16e-2 to 0.77e-2; retnet LL stays at 1.5e-2 (its own
 // activations dominate); writing the block's output into the residual in fp32 instead of
-// bf16 moved gla LL only to 1.62e-2. The model has 2 layers (every subnet kind still
+// bf16 moved gla LL only to 1.62e-2. The layer matters more than what is below it: gla on
+// layer 1 over attention or SWA on layer 0 (AL, SL; not among the checks) gives 1.21e-2 /
+// 1.25e-2 in the fake build, gla on layer 0 (LS) 6.7e-3; per tensor (PN_SN_TENSORS=1) its
+// q_proj / k_proj gradients are the worst (1.4–2.3e-2). The model has 2 layers (every subnet kind still
 // fits: LL, LS, AL, LA, SL, AA) to keep the fake run short.
 // The qwen2-tiny fixture has 4 layers and fp32 weights: bf16 weights alone give 8.6e-3
 // against it (the CPU backbone on rounded weights); the 4-layer device forward gives
