@@ -383,6 +383,8 @@ void pn_csupernet_adamw_step(pn_csupernet *cs, int64_t t, float lr, float beta1,
 // ---------------------------------------------------------------- kept MLP products
 
 static size_t gu_rstd_offset(int64_t N, int I) { return ((size_t)2 * N * I * sizeof(pn_bf16) + 255) / 256 * 256; }
+// One layer's kept gate, up (bf16) and rstd (fp32).
+static size_t gu_bytes(int64_t N, int I) { return gu_rstd_offset(N, I) + (size_t)N * sizeof(float); }
 static pn_bf16 *gu_gate(const pn_csupernet *cs, int l) { return cs->gu[l]; }
 static pn_bf16 *gu_up(const pn_csupernet *cs, int l) { return cs->gu[l] + (size_t)cs->aB * cs->aT * cs->I; }
 static float *gu_rstd(const pn_csupernet *cs, int l) {
@@ -395,7 +397,7 @@ static void set_kept(pn_csupernet *cs, int n) {
     const int64_t N = (int64_t)cs->aB * cs->aT;
     PN_ASSERT(N > 0);
     if (!cs->gu) cs->gu = pn_calloc((size_t)cs->L, sizeof(pn_bf16 *));
-    cs->bytes_gu = gu_rstd_offset(N, cs->I) + (size_t)N * sizeof(float);
+    cs->bytes_gu = gu_bytes(N, cs->I);
     for (int l = 0; l < cs->L; l++) {
         const int want = l >= cs->L - n;
         if (want && !cs->gu[l]) {
@@ -418,14 +420,14 @@ static void choose_kept(pn_csupernet *cs) {
     pn_cuda_device_info_get(0, &info);
     const size_t reserve = ((size_t)2 << 30) + info.total_mem / 25;
     const int64_t N = (int64_t)cs->aB * cs->aT;
-    const size_t per = gu_rstd_offset(N, cs->I) + (size_t)N * sizeof(float);
+    const size_t per = gu_bytes(N, cs->I);
     const size_t avail = info.free_mem > reserve ? info.free_mem - reserve : 0;
     set_kept(cs, (int)PN_MIN((size_t)cs->L, avail / per));
     cs->mlp_keep_done = 1;
-    pn_info("csupernet: B·T %lld: keeping the MLP gate / up of %d of %d layers (%.2f GiB; %.1f GiB free before, "
-            "%.1f GiB reserve), the rest recompute them in the backward",
+    pn_info("csupernet: B·T %lld: the MLP gate / up products of %d of %d layers kept for the backward (%.2f GiB; "
+            "%.1f GiB was free, %.1f GiB held back), %d recomputed",
             (long long)N, cs->mlp_keep, cs->L, (double)cs->mlp_keep * per / 1073741824.0,
-            (double)info.free_mem / 1073741824.0, (double)reserve / 1073741824.0);
+            (double)info.free_mem / 1073741824.0, (double)reserve / 1073741824.0, cs->L - cs->mlp_keep);
 }
 
 void pn_csupernet_set_mlp_keep(pn_csupernet *cs, int layers) {
