@@ -33,7 +33,7 @@
 //    → bf16 dO and Dq = diag(scale rq e^γ) dO; Y = Pᵀ dO + diag(rk d) (K dS); dX = A'ᵀ Y,
 //    Dx = −diag(rk e^γ) dX; dS ← el dS + Qᵀ Dq + Kᵀ Dx. At the end dh0 += dS. The chunk's K, Q,
 //    A', P, dO and rows are double-buffered with cp.async as in the forward.
-// 4. gdnb_chunk_kernel<KD>: one block (8 warps) per (b·h, chunk), all chunks in parallel: loops
+// 4. gdnb_chunk_kernel<KD, WRITE>: one block (8 warps) per (b·h, chunk), all chunks in parallel: loops
 //    over 64-column tiles of V with S0, dS1 (bf16 from 2, 3), V and dO tiles in shared memory,
 //    recomputing X', Z, Vn, dVn, dZ on tensor cores and accumulating dA, dP (64, 64) and
 //    dQ̂, dK̂ (64, KD) in registers; then dL through two 64³ products, the Gram-matrix
@@ -303,7 +303,8 @@ struct gdnb_chunk_args {
     int T, H, V, NT;
     float scale;
     int l2;
-    int write;  // 1: dq, dk, dv, dg, dβ are written (=), their old values never read
+    int write;  // 1: dq, dk, dv, dg, dβ are written (=), their old values never read (the
+                // kernel's WRITE instantiation: a runtime flag cost registers and spills)
 };
 
 template <int KD>
@@ -330,7 +331,7 @@ struct chunk_layout {
                                                         : (end_m > end_s ? end_m : end_s);
 };
 
-template <int KD>
+template <int KD, bool WRITE>
 __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_chunk_args a) {
     using Lay = chunk_layout<KD>;
     constexpr int LDK = Lay::LDK, LDT = Lay::LDT, LDA = Lay::LDA, LDS = Lay::LDS;
@@ -399,7 +400,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                 const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c : 0;
                 cp_async16(Vt + i * LDT + c, a.v + off, ok);
             }
-            if (a.dv && !a.write) {
+            if (!WRITE && a.dv) {
                 for (int e = tid; e < GDNF_C * (GDNB_TV / 2); e += GDNB_THREADS) {
                     const int i = e / (GDNB_TV / 2), c = (e % (GDNB_TV / 2)) * 2;
                     const bool ok = i < nr && c0 + c < a.V;
@@ -511,8 +512,8 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                     const float w = -eg[i] * be;
                     st_bf16x2(W1 + i * LDT + col, w * z0, w * z1);
                     if (a.dv && i < nr && c0 + col < a.V) {
-                        const float2 s = a.write ? make_float2(0.f, 0.f)
-                                                 : *reinterpret_cast<const float2 *>(dVs + i * LDV + col);
+                        const float2 s = WRITE ? make_float2(0.f, 0.f)
+                                               : *reinterpret_cast<const float2 *>(dVs + i * LDV + col);
                         *reinterpret_cast<float2 *>(a.dv + ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + col) =
                             make_float2(s.x + be * z0, s.y + be * z1);
                     }
@@ -716,7 +717,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     }
     if (a.dbeta && tid < nr) {
         float *dst = a.dbeta + (row0 + tid) * a.H + h;
-        *dst = (a.write ? 0.f : *dst) + tot[1 * 64 + tid] + red[(4 * 2 + 0) * 64 + tid] + red[(4 * 2 + 1) * 64 + tid];
+        *dst = (WRITE ? 0.f : *dst) + tot[1 * 64 + tid] + red[(4 * 2 + 0) * 64 + tid] + red[(4 * 2 + 1) * 64 + tid];
     }
     __syncthreads();
     if (a.dg && tid < 64) {
@@ -724,7 +725,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
         if (i < nr) {
             const float dgl = blk[0] * Rs[0].w + (red[2] + red[3]);
             float *dst = a.dg + (row0 + i) * a.H + h;
-            *dst = (a.write ? 0.f : *dst) + suf + (warp == 0 ? red[1] : 0.f) + dgl;
+            *dst = (WRITE ? 0.f : *dst) + suf + (warp == 0 ? red[1] : 0.f) + dgl;
         }
     }
     __syncthreads();  // G*, Mg, dKK, tot are dead: stage dQ̂, dK̂
@@ -755,7 +756,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             if (i < nr) {
                 const float *out = dst + ((row0 + i) * a.H + h) * KD;
 #pragma unroll
-                for (int u = 0; u < CL; u++) old[j][u] = a.write ? 0.f : out[lane + 32 * u];
+                for (int u = 0; u < CL; u++) old[j][u] = WRITE ? 0.f : out[lane + 32 * u];
             }
         }
 #pragma unroll
@@ -795,16 +796,25 @@ static void dscan_launch(const gdnb_dscan_args &a, int64_t grid) {
     PN_CHECK_LAUNCH();
 }
 
-template <int KD>
-static void chunk_launch(const gdnb_chunk_args &a, int64_t grid) {
+template <int KD, bool WRITE>
+static void chunk_launch_as(const gdnb_chunk_args &a, int64_t grid) {
     const size_t smem = chunk_layout<KD>::total;
-    PN_CHECK_CUDA(cudaFuncSetAttribute(gdnb_chunk_kernel<KD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    PN_CHECK_CUDA(
+        cudaFuncSetAttribute(gdnb_chunk_kernel<KD, WRITE>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnb_chunk_kernel<KD><<<(unsigned)grid, GDNB_THREADS, smem, pn_stream()>>>(a);
+    gdnb_chunk_kernel<KD, WRITE><<<(unsigned)grid, GDNB_THREADS, smem, pn_stream()>>>(a);
 #else
-    emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_chunk_kernel<KD>(a); });
+    emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_chunk_kernel<KD, WRITE>(a); });
 #endif
     PN_CHECK_LAUNCH();
+}
+
+template <int KD>
+static void chunk_launch(const gdnb_chunk_args &a, int64_t grid) {
+    if (a.write)
+        chunk_launch_as<KD, true>(a, grid);
+    else
+        chunk_launch_as<KD, false>(a, grid);
 }
 
 template <int KD, int BV>
