@@ -1082,7 +1082,7 @@ int pn_bench_kernels(const char *out_json) {
 
     // ---- causal GQA attention, B8 T4096 Hq12 Hkv2 D128: training forward, then fwd+bwd.
     {
-        kb_anchors an;
+        static kb_anchors an;  // static: the rows keep pointers to its texts until the JSON is written
         kb_anchors_read(&an);
         attn_ctx c = {.B = 8, .T = 4096, .Hq = 12, .Hkv = 2, .D = 128};
         kb_attn_row(&rows[R_ATTN_FWD], &c, 0, 0.80, an.fwd_text, an.fwd_ms);
