@@ -450,6 +450,11 @@ static void ensure_acts(pn_csupernet *cs, int B, int T) {
     if (cs->aB == B && cs->aT == T) return;
     pn_cuda_sync();
     free_acts(cs);
+    // Give the old shape's buffers (kept MLP products included) back to the driver: the
+    // auto choice of kept layers reads the driver's free memory, in which the arena's
+    // cached blocks do not show, and after a shape change (an eval batch) they would
+    // otherwise hide ~1 GiB per kept layer.
+    pn_cuda_mem_trim(PN_CUDA_MEM_ACTS);
     const int L = cs->L, C = cs->C, I = cs->I, V = cs->V;
     const int64_t N = (int64_t)B * T;
     const size_t NC = (size_t)N * C, R = (size_t)PN_MIN(N, cs->mlp_rows);
