@@ -120,10 +120,11 @@ static __device__ __forceinline__ float2 ld_bf16x2(const gdnf_bf16 *p) {
 
 // ================================================================ kernel 1: per chunk
 // Shared memory: [Ks | Qs] (64, KD+8) bf16 each, later reused as [L | A] (64, 68) fp32
-// each | Pst (64, 72) bf16 | Tw 4 × (16, 16) fp32 | gin, gam, bet, rk, rq (64) fp32.
+// each | Tw 4 × (16, 16) fp32 | gin, gam, bet, rk, rq (64) fp32: 40 KB, so 5 blocks fit an
+// SM (P goes to global memory straight from the mma fragments; staging it here made the
+// block 49 KB and the SM hold 4).
 #define PREP_U_BYTES ((size_t)2 * GDNF_C * GDNF_LDF * 4)  // >= 2·64·(KD+8)·2 for KD <= 128
-#define PREP_P_OFF PREP_U_BYTES
-#define PREP_T_OFF (PREP_P_OFF + (size_t)GDNF_C * GDNF_LDA * 2)
+#define PREP_T_OFF PREP_U_BYTES
 #define PREP_S_OFF (PREP_T_OFF + (size_t)4 * 256 * 4)
 #define PREP_SMEM_BYTES (PREP_S_OFF + (size_t)5 * GDNF_C * 4)
 
@@ -160,12 +161,11 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
                      const float *__restrict__ beta, gdnf_bf16 *__restrict__ Ag, gdnf_bf16 *__restrict__ Pg,
                      float4 *__restrict__ Rg, int T, int H, int NT, float scale, int l2,
                      gdnf_bf16 *__restrict__ Au = nullptr, float4 *__restrict__ Rx = nullptr) {
-    constexpr int LDK = KD + 8, LDF = GDNF_LDF, LDA = GDNF_LDA;
+    constexpr int LDK = KD + 8, LDF = GDNF_LDF;
     static_assert(2 * GDNF_C * LDK * 2 <= (int)PREP_U_BYTES, "K/Q tiles must fit the L/A region");
     unsigned char *sm = GDNF_SMEM;
     gdnf_bf16 *Ks = reinterpret_cast<gdnf_bf16 *>(sm), *Qs = Ks + GDNF_C * LDK;
     float *Lm = reinterpret_cast<float *>(sm), *Ai = Lm + GDNF_C * LDF;  // after the Gram products
-    gdnf_bf16 *Pst = reinterpret_cast<gdnf_bf16 *>(sm + PREP_P_OFF);
     float *Tw = reinterpret_cast<float *>(sm + PREP_T_OFF);
     float *gin = reinterpret_cast<float *>(sm + PREP_S_OFF), *gam = gin + GDNF_C, *bet = gam + GDNF_C;
     float *rk = bet + GDNF_C, *rq = rk + GDNF_C;
@@ -249,20 +249,28 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
     }
     __syncthreads();  // Ks, Qs become L, A
 
-    // L (fp32) and P (bf16 staging), masked before exp; all 64 columns of the row tile.
+    // L (fp32, shared) and P (bf16, global: a pair of columns per 4-byte store), masked
+    // before exp; all 64 columns of the row tile.
+    gdnf_bf16 *Po = Pg + ci * (GDNF_C * GDNF_C);
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int i = 16 * w + gq + (e >> 1) * 8, j = 8 * nt + 2 * tq + (e & 1);
-            float lv = 0.f, pv = 0.f;
-            if (nt <= 2 * w + 1 && j <= i) {
-                const float ex = expf(gam[i] - gam[j]);
-                if (j < i) lv = bet[i] * rk[i] * rk[j] * ck[nt][e] * ex;
-                pv = scale * rq[i] * rk[j] * cq[nt][e] * ex;
+        for (int hh = 0; hh < 2; hh++) {
+            const int i = 16 * w + gq + hh * 8;
+            float pv[2];
+#pragma unroll
+            for (int x = 0; x < 2; x++) {
+                const int e = 2 * hh + x, j = 8 * nt + 2 * tq + x;
+                float lv = 0.f;
+                pv[x] = 0.f;
+                if (nt <= 2 * w + 1 && j <= i) {
+                    const float ex = expf(gam[i] - gam[j]);
+                    if (j < i) lv = bet[i] * rk[i] * rk[j] * ck[nt][e] * ex;
+                    pv[x] = scale * rq[i] * rk[j] * cq[nt][e] * ex;
+                }
+                Lm[i * LDF + j] = lv;
             }
-            Lm[i * LDF + j] = lv;
-            Pst[i * LDA + j] = __float2bfloat16_rn(pv);
+            st_bf16x2(Po + i * GDNF_C + 8 * nt + 2 * tq, pv[0], pv[1]);
         }
     __syncthreads();
 
@@ -320,8 +328,8 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
 #undef BLK
     __syncthreads();
 
-    // A' = A diag(β) on and below the diagonal, P from staging: 16-byte stores.
-    gdnf_bf16 *Ao = Ag + ci * (GDNF_C * GDNF_C), *Po = Pg + ci * (GDNF_C * GDNF_C);
+    // A' = A diag(β) on and below the diagonal: 16-byte stores.
+    gdnf_bf16 *Ao = Ag + ci * (GDNF_C * GDNF_C);
     for (int e = tid; e < GDNF_C * 8; e += GDNF_PREP_THREADS) {
         const int i = e >> 3, j0 = (e & 7) * 8;
         float f[8];
@@ -331,7 +339,6 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
         u.x = pack_bf16x2(f[0], f[1]), u.y = pack_bf16x2(f[2], f[3]);
         u.z = pack_bf16x2(f[4], f[5]), u.w = pack_bf16x2(f[6], f[7]);
         *reinterpret_cast<uint4 *>(Ao + i * GDNF_C + j0) = u;
-        *reinterpret_cast<uint4 *>(Po + i * GDNF_C + j0) = *reinterpret_cast<const uint4 *>(Pst + i * LDA + j0);
         if constexpr (AU) {  // the backward also wants A itself (dβ, dL need it unscaled)
 #pragma unroll
             for (int x = 0; x < 8; x++) f[x] = j0 + x <= i ? Ai[i * LDF + j0 + x] : 0.f;
