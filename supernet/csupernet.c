@@ -102,7 +102,6 @@ struct pn_csupernet {
     pn_bf16 *v_first;   // (N, C) rwkv7 only
     float *dv_first;    // (N, C)
     size_t bytes_acts, bytes_logits;
-    size_t bytes_gu;    // one layer's kept gate / up / rstd
 
     // teacher cache
     int64_t *t_ids;  // host copy
@@ -256,13 +255,36 @@ pn_csupernet *pn_csupernet_create(const pn_supernet *sn) {
     return cs;
 }
 
+// ---------------------------------------------------------------- kept MLP products: layout
+
+static size_t gu_rstd_offset(int64_t N, int I) { return ((size_t)2 * N * I * sizeof(pn_bf16) + 255) / 256 * 256; }
+// One layer's kept gate, up (bf16) and rstd (fp32).
+static size_t gu_bytes(int64_t N, int I) { return gu_rstd_offset(N, I) + (size_t)N * sizeof(float); }
+static pn_bf16 *gu_gate(const pn_csupernet *cs, int l) { return cs->gu[l]; }
+static pn_bf16 *gu_up(const pn_csupernet *cs, int l) { return cs->gu[l] + (size_t)cs->aB * cs->aT * cs->I; }
+static float *gu_rstd(const pn_csupernet *cs, int l) {
+    return (float *)((char *)cs->gu[l] + gu_rstd_offset((int64_t)cs->aB * cs->aT, cs->I));
+}
+
+// The chunk [r0, r0 + MLP rows) of layer l's gate, up (bf16) and post-norm rstd: in its kept
+// products when `kept`, else in the per-chunk scratch.
+static void mlp_chunk_bufs(pn_csupernet *cs, int l, int kept, int64_t r0, pn_bf16 **gate, pn_bf16 **up,
+                           float **rstd) {
+    *gate = kept ? gu_gate(cs, l) + r0 * cs->I : cs->gate;
+    *up = kept ? gu_up(cs, l) + r0 * cs->I : cs->up;
+    *rstd = kept ? gu_rstd(cs, l) + r0 : cs->rstd + r0;
+}
+
+static void kept_drop(pn_csupernet *cs, int l) {
+    pn_cuda_free(cs->gu[l]);
+    cs->gu[l] = NULL;
+    cs->bytes_acts -= gu_bytes((int64_t)cs->aB * cs->aT, cs->I);
+}
+
 static void free_kept(pn_csupernet *cs) {
     if (cs->gu)
         for (int l = 0; l < cs->L; l++)
-            if (cs->gu[l]) {
-                pn_cuda_free(cs->gu[l]);
-                cs->bytes_acts -= cs->bytes_gu;
-            }
+            if (cs->gu[l]) kept_drop(cs, l);
     free(cs->gu);
     cs->gu = NULL;
     cs->mlp_keep = 0;
@@ -380,16 +402,7 @@ void pn_csupernet_adamw_step(pn_csupernet *cs, int64_t t, float lr, float beta1,
     }
 }
 
-// ---------------------------------------------------------------- kept MLP products
-
-static size_t gu_rstd_offset(int64_t N, int I) { return ((size_t)2 * N * I * sizeof(pn_bf16) + 255) / 256 * 256; }
-// One layer's kept gate, up (bf16) and rstd (fp32).
-static size_t gu_bytes(int64_t N, int I) { return gu_rstd_offset(N, I) + (size_t)N * sizeof(float); }
-static pn_bf16 *gu_gate(const pn_csupernet *cs, int l) { return cs->gu[l]; }
-static pn_bf16 *gu_up(const pn_csupernet *cs, int l) { return cs->gu[l] + (size_t)cs->aB * cs->aT * cs->I; }
-static float *gu_rstd(const pn_csupernet *cs, int l) {
-    return (float *)((char *)cs->gu[l] + gu_rstd_offset((int64_t)cs->aB * cs->aT, cs->I));
-}
+// ---------------------------------------------------------------- kept MLP products: how many
 
 // Keeps the gate / up products of the top n layers (frees the rest). Needs ensure_acts.
 static void set_kept(pn_csupernet *cs, int n) {
@@ -397,16 +410,14 @@ static void set_kept(pn_csupernet *cs, int n) {
     const int64_t N = (int64_t)cs->aB * cs->aT;
     PN_ASSERT(N > 0);
     if (!cs->gu) cs->gu = pn_calloc((size_t)cs->L, sizeof(pn_bf16 *));
-    cs->bytes_gu = gu_bytes(N, cs->I);
+    const size_t bytes = gu_bytes(N, cs->I);
     for (int l = 0; l < cs->L; l++) {
         const int want = l >= cs->L - n;
         if (want && !cs->gu[l]) {
-            cs->gu[l] = pn_cuda_alloc(PN_CUDA_MEM_ACTS, cs->bytes_gu);
-            cs->bytes_acts += cs->bytes_gu;
+            cs->gu[l] = pn_cuda_alloc(PN_CUDA_MEM_ACTS, bytes);
+            cs->bytes_acts += bytes;
         } else if (!want && cs->gu[l]) {
-            pn_cuda_free(cs->gu[l]);
-            cs->gu[l] = NULL;
-            cs->bytes_acts -= cs->bytes_gu;
+            kept_drop(cs, l);
         }
     }
     cs->mlp_keep = n;
@@ -571,9 +582,9 @@ static void forward_stack(pn_csupernet *cs, const int64_t *ids, int B, int T, co
         for (int64_t r0 = 0; r0 < N; r0 += cs->mlp_rows) {
             const int64_t rows = PN_MIN(cs->mlp_rows, N - r0);
             const float *hc = cs->h[l] + r0 * C;
-            pn_bf16 *gate = keep ? gu_gate(cs, l) + r0 * I : cs->gate;
-            pn_bf16 *up = keep ? gu_up(cs, l) + r0 * I : cs->up;
-            float *rstd = keep ? gu_rstd(cs, l) + r0 : cs->rstd + r0;
+            pn_bf16 *gate, *up;
+            float *rstd;
+            mlp_chunk_bufs(cs, l, keep, r0, &gate, &up, &rstd);
             pn_cuda_rmsnorm_f32_fwd(cs->xn + r0 * C, NULL, rstd, hc, w->post_norm, rows, C, cs->eps);
             pn_cuda_linear_fwd(gate, PN_CUDA_BF16, cs->xn + r0 * C, w->gate, NULL, rows, C, I);
             pn_cuda_linear_fwd(up, PN_CUDA_BF16, cs->xn + r0 * C, w->up, NULL, rows, C, I);
@@ -697,9 +708,9 @@ static void backward_stack(pn_csupernet *cs, int B, int T, const pn_subnet *s, i
             const int64_t rows = PN_MIN(cs->mlp_rows, N - r0);
             const float *hc = cs->h[l] + r0 * C;
             float *drc = dr + r0 * C, *dxc = cs->dx2 + r0 * C;
-            pn_bf16 *gate = kept ? gu_gate(cs, l) + r0 * I : cs->gate;
-            pn_bf16 *up = kept ? gu_up(cs, l) + r0 * I : cs->up;
-            const float *rstd = kept ? gu_rstd(cs, l) + r0 : cs->rstd + r0;
+            pn_bf16 *gate, *up;
+            float *rstd;
+            mlp_chunk_bufs(cs, l, kept, r0, &gate, &up, &rstd);
             if (!kept) {
                 // recompute h', gate, up (the same bits as the forward)
                 pn_bf16 *xnc = cs->xn + r0 * C;
