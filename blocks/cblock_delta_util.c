@@ -28,13 +28,59 @@ float *pn_cbd_to_f32(const pn_bf16 *src, int64_t n) {
     return t;
 }
 
-void pn_cbd_linear_bwd(float *dx, float *dw, float *db, const float *dy, const pn_bf16 *x, const pn_bf16 *w,
-                       int64_t M, int K, int N) {
-    if (M <= 0 || (!dx && !dw && !db)) return;
-    pn_bf16 *d16 = pn_cbd_scratch_bf16(M * N);
-    pn_cuda_f32_to_bf16(d16, dy, M * N);
-    pn_cuda_linear_bwd(dx, PN_CUDA_F32, dw, db, d16, x, w, M, K, N);
-    pn_cuda_free(d16);
+// ---------------------------------------------------------------- slab
+
+// Part index of spec parameter p (an internal error when the slab has no such part).
+static int slab_part(const pn_cbd_slab *s, int p) {
+    for (int i = 0; i < s->n; i++)
+        if (s->param[i] == p) return i;
+    pn_die_internal(__FILE__, __LINE__, "projection-gradient slab has no part for parameter %d", p);
+}
+
+void pn_cbd_slab_open(pn_cbd_slab *s, const pn_cblock *b, int64_t N, int n, const int *param) {
+    PN_ASSERT(n >= 1 && n <= PN_CBD_SLAB_MAX);
+    s->n = n;
+    s->col[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const pn_param_spec *sp = &b->spec[param[i]];
+        PN_ASSERT(sp->ndim == 2 && sp->shape[1] == b->cfg.C);  // a (out, C) projection
+        s->param[i] = param[i];
+        s->col[i + 1] = s->col[i] + (int)sp->shape[0];
+    }
+    s->rows = N;
+    s->ld = (s->col[n] + 7) / 8 * 8;
+    s->d = pn_cbd_scratch_bf16(N * s->ld);
+}
+
+void pn_cbd_slab_put(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *src) {
+    const int i = slab_part(s, param);
+    pn_cuda_f32_to_bf16_2d(s->d + r0 * s->ld + s->col[i], s->ld, src, rows, s->col[i + 1] - s->col[i]);
+}
+
+void pn_cbd_slab_put_silu_bwd(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *dact,
+                              const float *pre) {
+    const int i = slab_part(s, param);
+    pn_cuda_silu_bwd_bf16(s->d + r0 * s->ld + s->col[i], s->ld, dact, pre, rows, s->col[i + 1] - s->col[i]);
+}
+
+void pn_cbd_slab_close(pn_cbd_slab *s, const pn_cblock *b, float *dx, const pn_bf16 *x) {
+    const int C = b->cfg.C, K = s->col[s->n];
+    const int64_t N = s->rows;
+    // the weights stacked in column order: W (K, C), part i in rows col[i]..col[i+1]
+    pn_bf16 *w = pn_cbd_scratch_bf16((int64_t)K * C);
+    for (int i = 0; i < s->n; i++)
+        pn_cuda_copy(w + (int64_t)s->col[i] * C, b->w16[s->param[i]],
+                     (size_t)(s->col[i + 1] - s->col[i]) * C * sizeof(pn_bf16));
+    pn_cuda_gemm(0, 0, N, C, K, 1.0f, s->d, s->ld, w, C, 1.0f, dx, PN_CUDA_F32, C, NULL);  // (N,K)·(K,C)
+    for (int i = 0; i < s->n; i++) {
+        float *g = b->grads[s->param[i]];
+        if (g)  // (width, N)·(N, C)
+            pn_cuda_gemm(1, 0, s->col[i + 1] - s->col[i], C, N, 1.0f, s->d + s->col[i], s->ld, x, C, 1.0f, g,
+                         PN_CUDA_F32, C, NULL);
+    }
+    pn_cuda_free(w);
+    pn_cuda_free(s->d);
+    s->d = NULL;
 }
 
 // The o_proj backward: dW from bf16(dy) as usual, but the input gradient from dy split
@@ -107,8 +153,8 @@ void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
     pn_cuda_free(on), pn_cuda_free(ro), pn_cuda_free(g);
 }
 
-void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, float *dx, const float *dy,
-                const pn_bf16 *x, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T, float **dq,
+void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, const pn_cbd_slab *slab,
+                const float *dy, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T, float **dq,
                 float **dk, float **dv) {
     pn_bu_dims d = pn_bu_dims_of(&b->cfg);
     pn_bf16 *const *W = b->w16;
@@ -129,7 +175,7 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
     pn_cuda_rmsnorm_gated_bwd_write(dout, G[ix->o_norm], dgp, don, a->o, P[ix->o_norm], a->gp, ro, N * d.H, d.V);
     pn_cuda_free(don), pn_cuda_free(ro);
     if (dgp) {
-        pn_cbd_linear_bwd(dx, G[ix->g], NULL, dgp, x, W[ix->g], N, d.C, d.HV);
+        pn_cbd_slab_put(slab, ix->g, 0, N, dgp);
         pn_cuda_free(dgp);
     }
 
@@ -146,15 +192,15 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
                                        *dv, dg, dbeta, NULL);
     pn_cuda_free(dout);
 
-    // β and the decay gate back to x
+    // β and the decay gate back to their projections
     float *dpre = pn_cbd_zeros_f32(N * d.H);
     pn_cuda_sigmoid_bwd_from_y(dpre, dbeta, a->beta, N * d.H);
-    pn_cbd_linear_bwd(dx, G[ix->b], NULL, dpre, x, W[ix->b], N, d.C, d.H);
+    pn_cbd_slab_put(slab, ix->b, 0, N, dpre);
     if (g) {
         pn_cuda_memset(dpre, 0, (size_t)(N * d.H) * sizeof(float));
         pn_cuda_decay_gate_bwd(dpre, G[ix->A_log], G[ix->dt_bias], dg, g, a->ap, P[ix->A_log], P[ix->dt_bias], N,
                                d.H);
-        pn_cbd_linear_bwd(dx, G[ix->a], NULL, dpre, x, W[ix->a], N, d.C, d.H);
+        pn_cbd_slab_put(slab, ix->a, 0, N, dpre);
     }
     pn_cuda_free(dpre), pn_cuda_free(dbeta), pn_cuda_free(dg), pn_cuda_free(g);
 }

@@ -43,11 +43,43 @@ void pn_cbd_act_layout(const pn_block_cfg *c, const pn_bu_delta_ix *ix, int64_t 
 // normalised) and v (N, H·V) bf16; fills a.
 void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, pn_bf16 *y, const pn_bf16 *x,
                 const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T);
-// Adds into dx (N, C) and the tail's parameter gradients (NULL = frozen); returns the
-// gradients of q, k (N, H·K) and v (N, H·V) in fresh fp32 scratch (*dq, *dk, *dv), which
-// the caller returns with pn_cuda_free.
-void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, float *dx, const float *dy,
-                const pn_bf16 *x, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T, float **dq,
+
+// ---- the projection-gradient slab
+// Every input projection P = x Wpᵀ of a block sends back dx += dP Wp and Wp's gradient
+// dPᵀ x. One GEMM per projection reads and writes the whole fp32 dx (N, C) each time: at
+// 8×4096 rows of Qwen2.5-1.5B that is 400 MB of traffic per projection, seven of them per
+// JetBlock, and the narrow ones (β, the decay gate: H = 12 columns) are GEMMs too thin to
+// run at speed. Instead the blocks write each dP in bf16 (the GEMM operand it was going to
+// be anyway) into its own columns of one (N, ld) matrix, and pn_cbd_slab_close makes
+// dx += [dP₁ … dPₙ] [W₁; …; Wₙ] one GEMM against the weights stacked into one scratch copy
+// (Σ widths × C bf16, a few MB), then each weight gradient from its column slice (lda = ld).
+#define PN_CBD_SLAB_MAX 8
+typedef struct {
+    int n;                          // parts
+    int param[PN_CBD_SLAB_MAX];     // spec index of each part's weight (out, C)
+    int col[PN_CBD_SLAB_MAX + 1];   // first column of each part; col[n] = Σ widths
+    int64_t rows, ld;               // N; row stride (Σ widths rounded up to 8: 16-byte rows)
+    pn_bf16 *d;                     // (rows, ld) bf16 scratch; only the parts' columns are read
+} pn_cbd_slab;
+// A slab for the projections param[0..n) of b (in that column order; widest first keeps
+// the narrow parts' columns from misaligning the wide ones), N rows; nothing written yet.
+void pn_cbd_slab_open(pn_cbd_slab *s, const pn_cblock *b, int64_t N, int n, const int *param);
+// Rows [r0, r0 + rows) of part `param` = bf16(src), src (rows, width) fp32.
+void pn_cbd_slab_put(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *src);
+// The same rows = bf16(dact · silu'(pre)): the projection went through a silu.
+void pn_cbd_slab_put_silu_bwd(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *dact,
+                              const float *pre);
+// dx (N, C) fp32 += the slab times the stacked weights; grads[param] += its slice ᵀ x for
+// every part whose gradient is wanted; frees the slab. Every part's rows must be written.
+void pn_cbd_slab_close(pn_cbd_slab *s, const pn_cblock *b, float *dx, const pn_bf16 *x);
+
+// The tail's backward: its parameter gradients added (NULL = frozen); the gradients of
+// its own input projections (β, the decay gate's a, the output gate's g) written into
+// their parts of the slab, whose pn_cbd_slab_close takes them to dx; returns the gradients
+// of q, k (N, H·K) and v (N, H·V) in fresh fp32 scratch (*dq, *dk, *dv), which the caller
+// returns with pn_cuda_free.
+void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, const pn_cbd_slab *slab,
+                const float *dy, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T, float **dq,
                 float **dk, float **dv);
 
 // ---- helpers
@@ -57,8 +89,4 @@ float *pn_cbd_zeros_f32(int64_t n);
 pn_bf16 *pn_cbd_scratch_bf16(int64_t n);
 // n bf16 values as fresh fp32 scratch.
 float *pn_cbd_to_f32(const pn_bf16 *src, int64_t n);
-// pn_cuda_linear_bwd with an fp32 upstream gradient (rounded to bf16 for the GEMMs) and
-// fp32 dx: dx (M, K) += dy W; dw (N, K) += dyᵀ x; db (N) += Σ dy (dx, dw, db may be NULL).
-void pn_cbd_linear_bwd(float *dx, float *dw, float *db, const float *dy, const pn_bf16 *x, const pn_bf16 *w,
-                       int64_t M, int K, int N);
 #endif  // POSTNAS_HAVE_CUDA

@@ -60,14 +60,15 @@ static void ccd_forward(const pn_cblock *b, const pn_bu_delta_ix *ix, pn_bf16 *y
     pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
 }
 
-// dx += through one path: silu(conv(x Wpᵀ; Wc)), dact the gradient of its output.
-static void ccd_path_bwd(const pn_cblock *b, float *dx, const float *dact, const pn_bf16 *proj, const pn_bf16 *x,
-                         int p, int pc, int B, int T, int D) {
+// One path's projection gradient into the slab: the path is silu(conv(x Wpᵀ; Wc)) and
+// dact the gradient of its output.
+static void ccd_path_bwd(const pn_cblock *b, const pn_cbd_slab *slab, const float *dact, const pn_bf16 *proj, int p,
+                         int pc, int B, int T, int D) {
     int64_t N = (int64_t)B * T;
     float *dproj = pn_cbd_zeros_f32(N * D);
     pn_cuda_conv_causal_bwd(dproj, b->grads[pc], NULL, dact, proj, b->w32[pc], NULL, NULL, B, T, D, b->cfg.conv_size,
                             1);
-    pn_cbd_linear_bwd(dx, b->grads[p], NULL, dproj, x, b->w16[p], N, b->cfg.C, D);
+    pn_cbd_slab_put(slab, p, 0, N, dproj);
     pn_cuda_free(dproj);
 }
 
@@ -78,16 +79,28 @@ static void ccd_backward(const pn_cblock *b, const pn_bu_delta_ix *ix, float *dx
     if (N <= 0) return;
     ccd_act a;
     ccd_act_layout(&b->cfg, ix, N, (void *)act, &a);
+    // every input projection's gradient goes to the slab; dx once at the end
+    int parts[PN_CBD_SLAB_MAX], n = 0;
+    parts[n++] = ix->v;
+    if (ix->g >= 0) parts[n++] = ix->g;
+    parts[n++] = ix->q;
+    parts[n++] = ix->k;
+    if (ix->a >= 0) parts[n++] = ix->a;
+    parts[n++] = ix->b;
+    pn_cbd_slab slab;
+    pn_cbd_slab_open(&slab, b, N, n, parts);
+
     pn_bf16 *q = ccd_conv(b, a.qp, ix->q_conv, B, T, d.HK);
     pn_bf16 *k = ccd_conv(b, a.kp, ix->k_conv, B, T, d.HK);
     pn_bf16 *v = ccd_conv(b, a.vp, ix->v_conv, B, T, d.HV);
     float *dq, *dk, *dv;
-    pn_cbd_bwd(b, ix, &a.tail, dx, dy, x, q, k, v, B, T, &dq, &dk, &dv);
+    pn_cbd_bwd(b, ix, &a.tail, &slab, dy, q, k, v, B, T, &dq, &dk, &dv);
     pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
-    ccd_path_bwd(b, dx, dq, a.qp, x, ix->q, ix->q_conv, B, T, d.HK);
-    ccd_path_bwd(b, dx, dk, a.kp, x, ix->k, ix->k_conv, B, T, d.HK);
-    ccd_path_bwd(b, dx, dv, a.vp, x, ix->v, ix->v_conv, B, T, d.HV);
+    ccd_path_bwd(b, &slab, dq, a.qp, ix->q, ix->q_conv, B, T, d.HK);
+    ccd_path_bwd(b, &slab, dk, a.kp, ix->k, ix->k_conv, B, T, d.HK);
+    ccd_path_bwd(b, &slab, dv, a.vp, ix->v, ix->v_conv, B, T, d.HV);
     pn_cuda_free(dq), pn_cuda_free(dk), pn_cuda_free(dv);
+    pn_cbd_slab_close(&slab, b, dx, x);
 }
 
 // ---- Gated DeltaNet

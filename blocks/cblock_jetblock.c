@@ -18,6 +18,10 @@
 // saved: both passes make them (one (N, R)·(R, H·V·W) GEMM) for a group of whole sequences
 // at a time (≤ JET_GROUP_ROWS rows unless one sequence is longer), which bounds their
 // scratch and that of their fp32 gradient in backward independently of the batch.
+// Backward: the seven input projections (q, k, v, β, a, the output gate, the generator's
+// first layer) write their bf16 gradients into one slab (cblock_delta_util.h), so dx is
+// one GEMM against the stacked weights instead of seven read-modify-writes of fp32 dx,
+// and each weight gradient is one GEMM over all N rows, the value path's included.
 #ifdef POSTNAS_HAVE_CUDA
 #include "blocks/cblock_delta_util.h"
 #include "kernels/cuda/pn_cuda_block_elem.h"
@@ -119,16 +123,6 @@ static void cjet_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
     pn_cuda_free(q), pn_cuda_free(k);
 }
 
-// dx (rows, C) += through silu and the projection W_p: dpre = dact · silu'(pre).
-static void cjet_silu_proj_bwd(const pn_cblock *b, float *dx, const float *dact, const float *pre, const pn_bf16 *x,
-                               int p, int64_t rows, int D) {
-    // dpre straight to bf16: the GEMMs below read it so (one rounding, as before)
-    pn_bf16 *dpre = pn_cbd_scratch_bf16(rows * D);
-    pn_cuda_silu_bwd_bf16(dpre, dact, pre, rows * D);
-    pn_cuda_linear_bwd(dx, PN_CUDA_F32, b->grads[p], NULL, dpre, x, b->w16[p], rows, b->cfg.C, D);
-    pn_cuda_free(dpre);
-}
-
 static void cjet_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
                           const void *act, pn_cblock_ctx *ctx) {
     (void)ctx;
@@ -138,6 +132,10 @@ static void cjet_backward(const pn_cblock *b, float *dx, const float *dy, const 
     if (N <= 0) return;
     cjet_act a;
     cjet_act_layout(&b->cfg, N, (void *)act, &a);
+    // every input projection's gradient goes to the slab; dx once at the end
+    const int parts[] = {P_V, P_G, P_Q, P_K, P_W1, P_A, P_B};
+    pn_cbd_slab slab;
+    pn_cbd_slab_open(&slab, b, N, (int)PN_ARRAY_LEN(parts), parts);
 
     // recompute q, k exactly as the forward did (same ops, same bits); v is saved
     float *qp, *kp;
@@ -145,16 +143,17 @@ static void cjet_backward(const pn_cblock *b, float *dx, const float *dy, const 
     cjet_proj_silu(b, x, P_Q, N, d.HK, &qp, &q);
     cjet_proj_silu(b, x, P_K, N, d.HK, &kp, &k);
     float *dq, *dk, *dv;
-    pn_cbd_bwd(b, &JET_IX, &a.tail, dx, dy, x, q, k, a.v, B, T, &dq, &dk, &dv);
+    pn_cbd_bwd(b, &JET_IX, &a.tail, &slab, dy, q, k, a.v, B, T, &dq, &dk, &dv);
     pn_cuda_free(q), pn_cuda_free(k);
+    pn_cbd_slab_put_silu_bwd(&slab, P_Q, 0, N, dq, qp);
+    pn_cbd_slab_put_silu_bwd(&slab, P_K, 0, N, dk, kp);
+    pn_cuda_free(dq), pn_cuda_free(dk), pn_cuda_free(qp), pn_cuda_free(kp);
 
     // value path, a group of sequences at a time: dynconv → (x Wvᵀ, kern) → generator
     int nb = cjet_group(B, T);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int gb = PN_MIN(nb, B - b0);
         int64_t r0 = (int64_t)b0 * T, rows = (int64_t)gb * T;
-        const pn_bf16 *xg = x + r0 * d.C;
-        float *dxg = dx + r0 * d.C;
         float *h1;
         pn_bf16 *s1, *kern;
         cjet_kernels(b, x, r0, rows, &h1, &s1, &kern);
@@ -165,19 +164,16 @@ static void cjet_backward(const pn_cblock *b, float *dx, const float *dy, const 
         pn_cuda_dynconv_causal_bwd(dvp, dkern, PN_CUDA_BF16, dv + r0 * d.HV, a.vp + r0 * d.HV, kern, NULL, gb, T, d.HV,
                                    d.W, 1);
         pn_cuda_free(kern);
-        pn_cbd_linear_bwd(dxg, G[P_V], NULL, dvp, xg, b->w16[P_V], rows, d.C, d.HV);
+        pn_cbd_slab_put(&slab, P_V, r0, rows, dvp);
         pn_cuda_free(dvp);
         float *ds1 = pn_cbd_zeros_f32(rows * d.R);
         pn_cuda_linear_bwd(ds1, PN_CUDA_F32, G[P_W2], G[P_B2], dkern, s1, b->w16[P_W2], rows, d.R, d.HV * d.W);
         pn_cuda_free(dkern), pn_cuda_free(s1);
-        cjet_silu_proj_bwd(b, dxg, ds1, h1, xg, P_W1, rows, d.R);
+        pn_cbd_slab_put_silu_bwd(&slab, P_W1, r0, rows, ds1, h1);
         pn_cuda_free(ds1), pn_cuda_free(h1);
     }
     pn_cuda_free(dv);
-
-    cjet_silu_proj_bwd(b, dx, dq, qp, x, P_Q, N, d.HK);
-    cjet_silu_proj_bwd(b, dx, dk, kp, x, P_K, N, d.HK);
-    pn_cuda_free(dq), pn_cuda_free(dk), pn_cuda_free(qp), pn_cuda_free(kp);
+    pn_cbd_slab_close(&slab, b, dx, x);
 }
 
 const pn_cblock_type pn_cblock_jetblock = {

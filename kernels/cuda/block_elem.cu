@@ -12,6 +12,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_block_elem.h"
 #include <math.h>
+#include <algorithm>
 
 #define BE_THREADS 256
 
@@ -49,11 +50,16 @@ static __global__ void silu_fwd_bf16_kernel(__nv_bfloat16 *y, const float *x, in
         y[i] = __float2bfloat16_rn(v * be_sigmoid(v));
     }
 }
-static __global__ void silu_bwd_bf16_kernel(__nv_bfloat16 *dx, const float *dy, const float *x, int64_t n) {
-    BE_FOR(i, n) {
-        const float v = x[i], s = be_sigmoid(v);
-        dx[i] = __float2bfloat16_rn(dy[i] * s * (1.0f + v * (1.0f - s)));
-    }
+// The backward writes into a row slice of a wider matrix (ldx ≥ cols): a block's slab of
+// projection gradients (blocks/cblock_delta_util.h). Rows over blockIdx.y, columns over x.
+static __global__ void silu_bwd_bf16_kernel(__nv_bfloat16 *dx, int64_t ldx, const float *dy, const float *x,
+                                            int64_t rows, int cols) {
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x) {
+            const int64_t i = r * cols + c;
+            const float v = x[i], s = be_sigmoid(v);
+            dx[r * ldx + c] = __float2bfloat16_rn(dy[i] * s * (1.0f + v * (1.0f - s)));
+        }
 }
 static __global__ void sigmoid_fwd_kernel(float *y, const float *x, int64_t n) {
     BE_FOR(i, n) y[i] = be_sigmoid(x[i]);
@@ -97,8 +103,12 @@ extern "C" void pn_cuda_silu_bwd(float *dx, const float *dy, const float *x, int
 extern "C" void pn_cuda_silu_fwd_bf16(pn_bf16 *y, const float *x, int64_t n) {
     BE_LAUNCH(silu_fwd_bf16_kernel, n, (__nv_bfloat16 *)y, x, n);
 }
-extern "C" void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, const float *dy, const float *x, int64_t n) {
-    BE_LAUNCH(silu_bwd_bf16_kernel, n, (__nv_bfloat16 *)dx, dy, x, n);
+extern "C" void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, int64_t ldx, const float *dy, const float *x, int64_t rows,
+                                      int cols) {
+    if (rows <= 0 || cols <= 0) return;
+    const dim3 grid((unsigned)std::min((cols + BE_THREADS - 1) / BE_THREADS, 64), (unsigned)std::min<int64_t>(rows, 32768));
+    silu_bwd_bf16_kernel<<<grid, BE_THREADS, 0, pn_stream()>>>((__nv_bfloat16 *)dx, ldx, dy, x, rows, cols);
+    PN_CHECK_LAUNCH();
 }
 extern "C" void pn_cuda_sigmoid_fwd(float *y, const float *x, int64_t n) { BE_LAUNCH(sigmoid_fwd_kernel, n, y, x, n); }
 extern "C" void pn_cuda_softplus_fwd(float *y, const float *x, int64_t n) {

@@ -12,6 +12,7 @@
 // linearly: allocations happen at set-up and per step, never per element.
 // On out-of-memory every category's cache is released and the request retried once.
 #include "kernels/cuda/common.cuh"
+#include <algorithm>
 #include <mutex>
 #include <string.h>
 
@@ -258,6 +259,44 @@ extern "C" void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n) {
     } else {
         f32_to_bf16_kernel<false><<<pn_grid_for(n, threads), threads, 0, g_stream>>>(as_bf(dst), src, n);
     }
+    PN_CHECK_LAUNCH();
+}
+
+// src (rows, cols) contiguous into a (rows, cols) slice of dst whose rows are ldd apart;
+// columns cols..ldd−1 of dst untouched. Rows over blockIdx.y; two columns per thread
+// (a float2 load, a bf16x2 store) when cols, ldd and both pointers allow it.
+template <bool PAIR>
+__global__ void f32_to_bf16_2d_kernel(__nv_bfloat16 *dst, int64_t ldd, const float *src, int64_t rows, int cols) {
+    const int step = PAIR ? 2 : 1;
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+        const float *s = src + r * cols;
+        __nv_bfloat16 *d = dst + r * ldd;
+        for (int c = step * (blockIdx.x * blockDim.x + threadIdx.x); c < cols; c += step * gridDim.x * blockDim.x) {
+            if (PAIR) {
+                const float2 f = *(const float2 *)(s + c);
+                *(__nv_bfloat162 *)(d + c) = __floats2bfloat162_rn(f.x, f.y);
+            } else {
+                d[c] = __float2bfloat16_rn(s[c]);
+            }
+        }
+    }
+}
+
+extern "C" void pn_cuda_f32_to_bf16_2d(pn_bf16 *dst, int64_t ldd, const float *src, int64_t rows, int cols) {
+    if (rows <= 0 || cols <= 0) return;
+    if (ldd < cols) {
+        fprintf(stderr, "postnas: internal error: %s:%d: bf16 row stride %lld < %d columns\n", __FILE__, __LINE__,
+                (long long)ldd, cols);
+        exit(1);
+    }
+    const int threads = 256;
+    const bool pair = cols % 2 == 0 && ldd % 2 == 0 && (uintptr_t)dst % 4 == 0 && (uintptr_t)src % 8 == 0;
+    const int per_block = threads * (pair ? 2 : 1);
+    const dim3 grid((unsigned)std::min((cols + per_block - 1) / per_block, 64), (unsigned)std::min<int64_t>(rows, 32768));
+    if (pair)
+        f32_to_bf16_2d_kernel<true><<<grid, threads, 0, g_stream>>>(as_bf(dst), ldd, src, rows, cols);
+    else
+        f32_to_bf16_2d_kernel<false><<<grid, threads, 0, g_stream>>>(as_bf(dst), ldd, src, rows, cols);
     PN_CHECK_LAUNCH();
 }
 

@@ -21,9 +21,11 @@ extern "C" {
 // ---- activations (twins of kernels/ops.h ops_act.c; y may alias x)
 void pn_cuda_silu_fwd(float *y, const float *x, int64_t n);
 void pn_cuda_silu_bwd(float *dx, const float *dy, const float *x, int64_t n);       // dx += dy · silu'(x)
-// bf16 results, WRITTEN: y = bf16(silu(x)); dx = bf16(dy · silu'(x)) (fp32 math as above)
+// bf16 results, WRITTEN: y = bf16(silu(x)); dx = bf16(dy · silu'(x)) (fp32 math as above).
+// The backward's dy, x are (rows, cols) and dx is a (rows, cols) slice of rows ldx ≥ cols
+// apart (columns cols..ldx−1 untouched), so it can fill its part of a wider gradient matrix.
 void pn_cuda_silu_fwd_bf16(pn_bf16 *y, const float *x, int64_t n);
-void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, const float *dy, const float *x, int64_t n);
+void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, int64_t ldx, const float *dy, const float *x, int64_t rows, int cols);
 void pn_cuda_sigmoid_fwd(float *y, const float *x, int64_t n);
 void pn_cuda_softplus_fwd(float *y, const float *x, int64_t n);                     // torch threshold 20
 void pn_cuda_logsigmoid_fwd(float *y, const float *x, int64_t n);

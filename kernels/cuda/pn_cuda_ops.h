@@ -62,6 +62,9 @@ void pn_cuda_memset(void *dst, int byte, size_t bytes);  // async
 void pn_cuda_copy(void *dst, const void *src, size_t bytes);  // device -> device, async
 // Device-side conversions, round-to-nearest-even; n any (16-byte path when aligned).
 void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n);
+// src (rows, cols) fp32, contiguous, into a (rows, cols) slice of dst whose rows are ldd ≥ cols
+// apart; columns cols..ldd−1 untouched (a block's slab of projection gradients).
+void pn_cuda_f32_to_bf16_2d(pn_bf16 *dst, int64_t ldd, const float *src, int64_t rows, int cols);
 // hi = bf16(src), lo = bf16(src − hi) (the difference is exact in fp32): two bf16 GEMM
 // operands whose sum carries src to ~2^-17 relative.
 void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, const float *src, int64_t n);

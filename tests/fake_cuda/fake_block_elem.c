@@ -26,11 +26,13 @@ void pn_cuda_silu_fwd_bf16(pn_bf16 *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = pn_f32_to_bf16(t[i]);
     free(t);
 }
-void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, const float *dy, const float *x, int64_t n) {
-    if (n <= 0) return;
+void pn_cuda_silu_bwd_bf16(pn_bf16 *dx, int64_t ldx, const float *dy, const float *x, int64_t rows, int cols) {
+    if (rows <= 0 || cols <= 0) return;
+    PN_ASSERT(ldx >= cols);
+    const int64_t n = rows * cols;
     float *t = pn_calloc((size_t)n, sizeof(float));
     pn_silu_bwd(t, dy, x, n);
-    for (int64_t i = 0; i < n; i++) dx[i] = pn_f32_to_bf16(t[i]);
+    for (int64_t r = 0; r < rows; r++) fk_store_bf16(dx + r * ldx, t + r * cols, cols);
     free(t);
 }
 void pn_cuda_sigmoid_fwd(float *y, const float *x, int64_t n) {

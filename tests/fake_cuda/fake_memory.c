@@ -263,6 +263,11 @@ void pn_cuda_copy(void *dst, const void *src, size_t bytes) {
 }
 
 void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n) { fk_store_bf16(dst, src, n); }
+void pn_cuda_f32_to_bf16_2d(pn_bf16 *dst, int64_t ldd, const float *src, int64_t rows, int cols) {
+    if (rows <= 0 || cols <= 0) return;
+    PN_ASSERT(ldd >= cols);
+    for (int64_t r = 0; r < rows; r++) fk_store_bf16(dst + r * ldd, src + r * cols, cols);
+}
 void pn_cuda_bf16_to_f32(float *dst, const pn_bf16 *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = pn_bf16_to_f32(src[i]);
 }

@@ -133,34 +133,49 @@ static void test_silu_bwd(int64_t n) {
 // near x = −1.28, where 1 + x(1 − s) cancels (seen on the H100: one element of 65,537
 // off by more than a bf16 step of its near-zero value) — and the normalized error against
 // the unrounded fp32 value at most one rounding (2^-8; a wrong formula or index is far
-// above).
-static void test_silu_bf16(int64_t n) {
+// above). The backward writes a (rows, cols) slice of a poisoned (rows, ldx) buffer: the
+// columns cols..ldx−1 must keep the poison bits.
+static void test_silu_bf16(int64_t rows, int cols, int64_t ldx) {
+    const int64_t n = rows * cols;
     float *x = rand_host((size_t)n, 4.0f), *dy = rand_host((size_t)n, 1.0f);
     float *y_ref = pn_malloc((size_t)n * sizeof(float)), *dx_ref = pn_calloc((size_t)n, sizeof(float));
     pn_silu_fwd(y_ref, x, n);
     pn_silu_bwd(dx_ref, dy, x, n);
     float *d_x = dev_f32(x, (size_t)n), *d_dy = dev_f32(dy, (size_t)n);
-    pn_bf16 *d_y = dev_poisoned((size_t)n * sizeof(pn_bf16)), *d_dx = dev_poisoned((size_t)n * sizeof(pn_bf16));
+    pn_bf16 *d_y = dev_poisoned((size_t)n * sizeof(pn_bf16));
+    pn_bf16 *d_dx = dev_poisoned((size_t)(rows * ldx) * sizeof(pn_bf16));
     pn_cuda_silu_fwd_bf16(d_y, d_x, n);
-    pn_cuda_silu_bwd_bf16(d_dx, d_dy, d_x, n);
+    pn_cuda_silu_bwd_bf16(d_dx, ldx, d_dy, d_x, rows, cols);
+    // the backward's slice, packed; and how many gap elements lost the poison
+    uint16_t *wide = pn_malloc((size_t)(rows * ldx) * sizeof(uint16_t));
+    pn_cuda_download(wide, d_dx, (size_t)(rows * ldx) * sizeof(uint16_t));
+    float *dx_got = pn_malloc((size_t)n * sizeof(float));
+    int64_t gap_written = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < ldx; c++) {
+            if (c < cols)
+                dx_got[r * cols + c] = pn_bf16_to_f32(wide[r * ldx + c]);
+            else
+                gap_written += wide[r * ldx + c] != 0xFFFF;
+        }
     const char *names[2] = {"y = bf16(silu(x))", "dx = bf16(dy silu'(x)), written"};
     float *refs[2] = {y_ref, dx_ref};
-    pn_bf16 *devs[2] = {d_y, d_dx};
+    float *gots[2] = {get_bf16(d_y, (size_t)n), dx_got};
     for (int k = 0; k < 2; k++) {
-        float *got = get_bf16(devs[k], (size_t)n);
         int64_t far = 0;
         for (int64_t i = 0; i < n; i++) {
             const float want = pn_bf16_to_f32(pn_f32_to_bf16(refs[k][i]));
             const float terms = k == 0 ? fabsf(x[i]) : fabsf(dy[i]) * (1.0f + fabsf(x[i]));
-            far += !(fabsf(got[i] - want) <= fabsf(want) * (1.0f / 256) + 1e-6f * terms + 1e-30f);
+            far += !(fabsf(gots[k][i] - want) <= fabsf(want) * (1.0f / 256) + 1e-6f * terms + 1e-30f);
         }
-        const double e = rel_err(got, refs[k], (size_t)n);
-        report(far ? INFINITY : e, 1.0 / 256, "silu bf16 n %lld: %s (%lld elements over one bf16 step)", (long long)n,
-               names[k], (long long)far);
-        free(got);
+        const double e = rel_err(gots[k], refs[k], (size_t)n);
+        report(far ? INFINITY : e, 1.0 / 256, "silu bf16 %lld x %d (dx row stride %lld): %s (%lld elements over one bf16 step)",
+               (long long)rows, cols, (long long)ldx, names[k], (long long)far);
     }
+    report((double)gap_written, 0.0, "silu bf16 %lld x %d: dx columns %d..%lld of each row untouched", (long long)rows,
+           cols, cols, (long long)ldx - 1);
     pn_cuda_free(d_x), pn_cuda_free(d_dy), pn_cuda_free(d_y), pn_cuda_free(d_dx);
-    free(x), free(dy), free(y_ref), free(dx_ref);
+    free(x), free(dy), free(y_ref), free(dx_ref), free(wide), free(gots[0]), free(dx_got);
 }
 
 static void test_mul(int64_t n, int mask) {
@@ -398,10 +413,17 @@ int main(void) {
         test_unary("softplus_fwd", pn_cuda_softplus_fwd, pn_softplus_fwd, n, 12.0f, 0);
         test_unary("logsigmoid_fwd", pn_cuda_logsigmoid_fwd, pn_logsigmoid_fwd, n, 12.0f, 0);
         test_silu_bwd(n);
-        test_silu_bf16(n);
+        test_silu_bf16(1, (int)n, n);
         test_mul(n, i);
         test_sigmoid_bwd_y(n);
     }
+
+    // the backward into a slice of wider rows: many rows (grid-stride over y), a width the
+    // 256-thread blocks do not divide, one column, and a wide slice (grid-stride over x)
+    test_silu_bf16(40000, 3, 8);
+    test_silu_bf16(77, 1000, 1234);
+    test_silu_bf16(5, 1, 2);
+    test_silu_bf16(3, 20000, 20011);
 
     test_l2norm(1, 32, 0);
     test_l2norm(77, 40, 0);

@@ -79,6 +79,36 @@ static void test_memory(void) {
     report(pn_cuda_mem_cached(PN_CUDA_MEM_ACTS) == 0 ? 0.0 : 1.0, 0.0, "arena: trim empties the cache");
 }
 
+// src (rows, cols) into a slice of a poisoned (rows, ldd) bf16 buffer: the slice's bits as
+// the host rounding, every other column of each row still the poison. offset > 0 shifts
+// both pointers by elements (an odd one takes the one-column path).
+static void test_convert_2d(int64_t rows, int cols, int64_t ldd, int offset) {
+    const int64_t n = rows * cols, wide = rows * ldd + offset;
+    float *h = rand_host((size_t)n, 3.0f);
+    float *d32 = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(n + offset) * sizeof(float));
+    pn_bf16 *d16 = dev_poisoned((size_t)wide * sizeof(pn_bf16));
+    pn_cuda_upload(d32 + offset, h, (size_t)n * sizeof(float));
+    pn_cuda_f32_to_bf16_2d(d16 + offset, ldd, d32 + offset, rows, cols);
+    uint16_t *bits = pn_malloc((size_t)wide * sizeof(uint16_t));
+    pn_cuda_download(bits, d16, (size_t)wide * sizeof(uint16_t));
+    int64_t mismatch = 0, gap = 0;
+    for (int64_t i = 0; i < offset; i++) gap += bits[i] != 0xFFFF;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < ldd; c++) {
+            const uint16_t b = bits[offset + r * ldd + c];
+            if (c < cols)
+                mismatch += b != pn_f32_to_bf16(h[r * cols + c]);
+            else
+                gap += b != 0xFFFF;
+        }
+    report((double)(mismatch + gap), 0.0,
+           "f32->bf16 2d %lld x %d, row stride %lld, offset %d: %lld bits differing from pn_f32_to_bf16, %lld outside "
+           "the slice written",
+           (long long)rows, cols, (long long)ldd, offset, (long long)mismatch, (long long)gap);
+    free(h), free(bits);
+    pn_cuda_free(d32), pn_cuda_free(d16);
+}
+
 static void test_convert(int64_t n, int offset) {
     // offset > 0 misaligns the device pointers, forcing the scalar path.
     float *h = rand_host((size_t)n, 3.0f);
@@ -510,6 +540,11 @@ int main(void) {
     test_convert(1, 0);
     test_convert(1000003, 0);
     test_convert(4099, 1);
+    test_convert_2d(1, 1, 1, 0);
+    test_convert_2d(40000, 12, 40, 0);    // rows past the grid's 32768 (grid-stride over y)
+    test_convert_2d(300, 1152, 8856, 0);  // a JetBlock q slice of its slab
+    test_convert_2d(7, 40001, 40003, 1);  // odd: one column per thread; wide: grid-stride over x
+    test_convert_2d(9, 30, 31, 0);        // odd row stride
 
     // (M, K, N): odd rows, K and N not multiples of 8, decode-like M = 1, a vocab-sized N.
     test_linear(37, 64, 97, 1);
