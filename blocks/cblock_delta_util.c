@@ -45,38 +45,48 @@ void pn_cbd_slab_open(pn_cbd_slab *s, const pn_cblock *b, int64_t N, int n, cons
         const pn_param_spec *sp = &b->spec[param[i]];
         PN_ASSERT(sp->ndim == 2 && sp->shape[1] == b->cfg.C);  // a (out, C) projection
         s->param[i] = param[i];
-        s->col[i + 1] = s->col[i] + (int)sp->shape[0];
+        s->width[i] = (int)sp->shape[0];
+        s->col[i + 1] = s->col[i] + (s->width[i] + 7) / 8 * 8;
     }
     s->rows = N;
-    s->ld = (s->col[n] + 7) / 8 * 8;
+    s->ld = s->col[n];
     s->d = pn_cbd_scratch_bf16(N * s->ld);
+    for (int i = 0; i < n; i++) {
+        const int pad = s->col[i + 1] - s->col[i] - s->width[i];
+        if (pad > 0)
+            pn_cuda_memset_2d(s->d + s->col[i] + s->width[i], (size_t)s->ld * sizeof(pn_bf16), 0,
+                              (size_t)pad * sizeof(pn_bf16), (size_t)N);
+    }
 }
 
 void pn_cbd_slab_put(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *src) {
     const int i = slab_part(s, param);
-    pn_cuda_f32_to_bf16_2d(s->d + r0 * s->ld + s->col[i], s->ld, src, rows, s->col[i + 1] - s->col[i]);
+    pn_cuda_f32_to_bf16_2d(s->d + r0 * s->ld + s->col[i], s->ld, src, rows, s->width[i]);
 }
 
 void pn_cbd_slab_put_silu_bwd(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *dact,
                               const float *pre) {
     const int i = slab_part(s, param);
-    pn_cuda_silu_bwd_bf16(s->d + r0 * s->ld + s->col[i], s->ld, dact, pre, rows, s->col[i + 1] - s->col[i]);
+    pn_cuda_silu_bwd_bf16(s->d + r0 * s->ld + s->col[i], s->ld, dact, pre, rows, s->width[i]);
 }
 
 void pn_cbd_slab_close(pn_cbd_slab *s, const pn_cblock *b, float *dx, const pn_bf16 *x) {
-    const int C = b->cfg.C, K = s->col[s->n];
+    const int C = b->cfg.C, K = (int)s->ld;
     const int64_t N = s->rows;
-    // the weights stacked in column order: W (K, C), part i in rows col[i]..col[i+1]
+    // the weights stacked in column order: W (K, C), part i in rows col[i]..col[i] + width − 1,
+    // zero rows under the padding columns
     pn_bf16 *w = pn_cbd_scratch_bf16((int64_t)K * C);
-    for (int i = 0; i < s->n; i++)
-        pn_cuda_copy(w + (int64_t)s->col[i] * C, b->w16[s->param[i]],
-                     (size_t)(s->col[i + 1] - s->col[i]) * C * sizeof(pn_bf16));
+    for (int i = 0; i < s->n; i++) {
+        const size_t row_bytes = (size_t)C * sizeof(pn_bf16);
+        pn_cuda_copy(w + (int64_t)s->col[i] * C, b->w16[s->param[i]], (size_t)s->width[i] * row_bytes);
+        pn_cuda_memset(w + (int64_t)(s->col[i] + s->width[i]) * C, 0,
+                       (size_t)(s->col[i + 1] - s->col[i] - s->width[i]) * row_bytes);
+    }
     pn_cuda_gemm(0, 0, N, C, K, 1.0f, s->d, s->ld, w, C, 1.0f, dx, PN_CUDA_F32, C, NULL);  // (N,K)·(K,C)
     for (int i = 0; i < s->n; i++) {
         float *g = b->grads[s->param[i]];
         if (g)  // (width, N)·(N, C)
-            pn_cuda_gemm(1, 0, s->col[i + 1] - s->col[i], C, N, 1.0f, s->d + s->col[i], s->ld, x, C, 1.0f, g,
-                         PN_CUDA_F32, C, NULL);
+            pn_cuda_gemm(1, 0, s->width[i], C, N, 1.0f, s->d + s->col[i], s->ld, x, C, 1.0f, g, PN_CUDA_F32, C, NULL);
     }
     pn_cuda_free(w);
     pn_cuda_free(s->d);

@@ -53,16 +53,20 @@ void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
 // be anyway) into its own columns of one (N, ld) matrix, and pn_cbd_slab_close makes
 // dx += [dP₁ … dPₙ] [W₁; …; Wₙ] one GEMM against the weights stacked into one scratch copy
 // (Σ widths × C bf16, a few MB), then each weight gradient from its column slice (lda = ld).
+// Each part starts at a multiple of 8 columns (16 bytes: cuBLASLt's vector loads for every
+// slice, whatever the head counts); the padding columns are zeroed once, and the stacked
+// weights have zero rows there, so the one GEMM reads them as a harmless 0 · 0.
 #define PN_CBD_SLAB_MAX 8
 typedef struct {
     int n;                          // parts
-    int param[PN_CBD_SLAB_MAX];     // spec index of each part's weight (out, C)
-    int col[PN_CBD_SLAB_MAX + 1];   // first column of each part; col[n] = Σ widths
-    int64_t rows, ld;               // N; row stride (Σ widths rounded up to 8: 16-byte rows)
-    pn_bf16 *d;                     // (rows, ld) bf16 scratch; only the parts' columns are read
+    int param[PN_CBD_SLAB_MAX];     // spec index of each part's weight (width, C)
+    int width[PN_CBD_SLAB_MAX];     // its output features
+    int col[PN_CBD_SLAB_MAX + 1];   // first column of each part (a multiple of 8); col[n] = ld
+    int64_t rows, ld;               // N; the row stride
+    pn_bf16 *d;                     // (rows, ld) bf16 scratch
 } pn_cbd_slab;
-// A slab for the projections param[0..n) of b (in that column order; widest first keeps
-// the narrow parts' columns from misaligning the wide ones), N rows; nothing written yet.
+// A slab for the projections param[0..n) of b, in that column order, N rows; only the
+// padding columns are written yet.
 void pn_cbd_slab_open(pn_cbd_slab *s, const pn_cblock *b, int64_t N, int n, const int *param);
 // Rows [r0, r0 + rows) of part `param` = bf16(src), src (rows, width) fp32.
 void pn_cbd_slab_put(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *src);

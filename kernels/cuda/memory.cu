@@ -175,6 +175,10 @@ extern "C" void pn_cuda_memset(void *dst, int byte, size_t bytes) {
     if (!bytes) return;
     PN_CHECK_CUDA(cudaMemsetAsync(dst, byte, bytes, g_stream));
 }
+extern "C" void pn_cuda_memset_2d(void *dst, size_t pitch, int byte, size_t width, size_t rows) {
+    if (!width || !rows) return;
+    PN_CHECK_CUDA(cudaMemset2DAsync(dst, pitch, byte, width, rows, g_stream));
+}
 extern "C" void pn_cuda_copy(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
     PN_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_stream));

@@ -59,6 +59,8 @@ const char *pn_cuda_mem_category_name(pn_cuda_mem_category cat);
 void pn_cuda_upload(void *dst, const void *host_src, size_t bytes);
 void pn_cuda_download(void *host_dst, const void *src, size_t bytes);
 void pn_cuda_memset(void *dst, int byte, size_t bytes);  // async
+// `width` bytes at the start of each of `rows` rows `pitch` bytes apart (async).
+void pn_cuda_memset_2d(void *dst, size_t pitch, int byte, size_t width, size_t rows);
 void pn_cuda_copy(void *dst, const void *src, size_t bytes);  // device -> device, async
 // Device-side conversions, round-to-nearest-even; n any (16-byte path when aligned).
 void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n);

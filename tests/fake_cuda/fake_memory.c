@@ -252,6 +252,10 @@ void pn_cuda_download(void *host_dst, const void *src, size_t bytes) {
 void pn_cuda_memset(void *dst, int byte, size_t bytes) {
     if (bytes) memset(dst, byte, bytes);
 }
+void pn_cuda_memset_2d(void *dst, size_t pitch, int byte, size_t width, size_t rows) {
+    PN_ASSERT(width <= pitch || rows <= 1);
+    for (size_t r = 0; r < rows && width; r++) memset((char *)dst + r * pitch, byte, width);
+}
 // cudaMemcpy between overlapping ranges is undefined; memmove keeps the fake quiet about
 // it, so say so loudly instead: overlapping device copies are a bug on the GPU.
 void pn_cuda_copy(void *dst, const void *src, size_t bytes) {

@@ -109,6 +109,24 @@ static void test_convert_2d(int64_t rows, int cols, int64_t ldd, int offset) {
     pn_cuda_free(d32), pn_cuda_free(d16);
 }
 
+// memset_2d: `width` bytes of each of `rows` rows `pitch` apart set, everything else kept.
+static void test_memset_2d(size_t rows, size_t pitch, size_t offset, size_t width) {
+    const size_t total = rows * pitch + offset;
+    uint8_t *d = dev_poisoned(total);
+    pn_cuda_memset_2d(d + offset, pitch, 0x5A, width, rows);
+    uint8_t *h = pn_malloc(total);
+    pn_cuda_download(h, d, total);
+    int64_t bad = 0;
+    for (size_t i = 0; i < total; i++) {
+        const int in = i >= offset && (i - offset) % pitch < width;
+        bad += h[i] != (in ? 0x5A : 0xFF);
+    }
+    report((double)bad, 0.0, "memset_2d %zu rows, pitch %zu, offset %zu, width %zu: bytes wrong", rows, pitch, offset,
+           width);
+    free(h);
+    pn_cuda_free(d);
+}
+
 static void test_convert(int64_t n, int offset) {
     // offset > 0 misaligns the device pointers, forcing the scalar path.
     float *h = rand_host((size_t)n, 3.0f);
@@ -540,6 +558,8 @@ int main(void) {
     test_convert(1, 0);
     test_convert(1000003, 0);
     test_convert(4099, 1);
+    test_memset_2d(32768, 17712, 16, 8);  // a slab's padding columns
+    test_memset_2d(3, 10, 1, 10);         // width == pitch: one block
     test_convert_2d(1, 1, 1, 0);
     test_convert_2d(40000, 12, 40, 0);    // rows past the grid's 32768 (grid-stride over y)
     test_convert_2d(300, 1152, 8856, 0);  // a JetBlock q slice of its slab
