@@ -589,10 +589,8 @@ static void forward_stack(pn_csupernet *cs, const int64_t *ids, int B, int T, co
             pn_cuda_linear_fwd(gate, PN_CUDA_BF16, cs->xn + r0 * C, w->gate, NULL, rows, C, I);
             pn_cuda_linear_fwd(up, PN_CUDA_BF16, cs->xn + r0 * C, w->up, NULL, rows, C, I);
             pn_cuda_swiglu_fwd(cs->mid, gate, up, rows * I);
-            // out = h + mid · downᵀ in the GEMM epilogue (fp32 C, beta = 1)
-            float *out = cs->resid[l + 1] + r0 * C;
-            pn_cuda_copy(out, hc, (size_t)rows * C * sizeof(float));
-            pn_cuda_gemm(0, 1, rows, C, I, 1.0f, cs->mid, I, w->down, I, 1.0f, out, PN_CUDA_F32, C, NULL);
+            // out = h + mid · downᵀ, h read by the GEMM's epilogue (C = h, D = out)
+            pn_cuda_gemm_add(0, 1, rows, C, I, cs->mid, I, w->down, I, hc, cs->resid[l + 1] + r0 * C, C);
         }
     }
     pn_cuda_rmsnorm_f32_fwd(cs->final, cs->final32, cs->rstd_f, cs->resid[L], cs->final_norm, N, C, cs->eps);

@@ -21,6 +21,7 @@
 // block owns 32 columns and sums 8 row phases, then combines them in shared memory),
 // so it is deterministic.
 #include "kernels/cuda/common.cuh"
+#include <algorithm>
 #include <mutex>
 #include <string.h>
 
@@ -28,7 +29,7 @@ namespace {
 struct gemm_key {
     int ta, tb, cdt, bias;
     int64_t m, n, k, lda, ldb, ldc;
-    unsigned align_a, align_b, align_c;
+    unsigned align_a, align_b, align_c;  // align_c: the smaller of C's and D's when they differ
 };
 
 struct gemm_plan {
@@ -166,9 +167,11 @@ __global__ void colsum_kernel(float *db, const __nv_bfloat16 *dy, int64_t M, int
 }
 }  // namespace
 
-extern "C" void pn_cuda_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                             const pn_bf16 *A, int64_t lda, const pn_bf16 *B, int64_t ldb, float beta, void *C,
-                             pn_cuda_dtype c_dt, int64_t ldc, const pn_bf16 *bias) {
+// D = alpha op(A) op(B) + beta C; C and D share one layout (cuBLASLt's out-of-place form);
+// C == D is the usual in-place product.
+static void gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const pn_bf16 *A,
+                     int64_t lda, const pn_bf16 *B, int64_t ldb, float beta, const void *C, void *D, pn_cuda_dtype c_dt,
+                     int64_t ldc, const pn_bf16 *bias) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         fprintf(stderr, "postnas: internal error: %s:%d: pn_cuda_gemm with K = %lld\n", __FILE__, __LINE__,
@@ -194,23 +197,34 @@ extern "C" void pn_cuda_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int
     k.ldc = ldc;
     k.align_a = ptr_align(B);
     k.align_b = ptr_align(A);
-    k.align_c = ptr_align(C);
+    k.align_c = std::min(ptr_align(C), ptr_align(D));
     gemm_plan &p = plan_get(k);
     if (p.bias_in_epilogue)
         PN_CHECK_CUBLAS(
             cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-    PN_CHECK_CUBLAS(cublasLtMatmul(g_lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, C, p.lc, C, p.lc, &p.algo,
+    PN_CHECK_CUBLAS(cublasLtMatmul(g_lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, C, p.lc, D, p.lc, &p.algo,
                                    g_workspace, WORKSPACE_BYTES, pn_stream()));
     if (bias && !p.bias_in_epilogue) {
         const int threads = 256;
         if (c_dt == PN_CUDA_F32)
-            bias_add_kernel<<<pn_grid_for(M * N, threads), threads, 0, pn_stream()>>>((float *)C, as_bf(bias), M, N,
+            bias_add_kernel<<<pn_grid_for(M * N, threads), threads, 0, pn_stream()>>>((float *)D, as_bf(bias), M, N,
                                                                                      ldc);
         else
-            bias_add_kernel<<<pn_grid_for(M * N, threads), threads, 0, pn_stream()>>>((__nv_bfloat16 *)C,
+            bias_add_kernel<<<pn_grid_for(M * N, threads), threads, 0, pn_stream()>>>((__nv_bfloat16 *)D,
                                                                                      as_bf(bias), M, N, ldc);
         PN_CHECK_LAUNCH();
     }
+}
+
+extern "C" void pn_cuda_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                             const pn_bf16 *A, int64_t lda, const pn_bf16 *B, int64_t ldb, float beta, void *C,
+                             pn_cuda_dtype c_dt, int64_t ldc, const pn_bf16 *bias) {
+    gemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, C, c_dt, ldc, bias);
+}
+
+extern "C" void pn_cuda_gemm_add(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const pn_bf16 *A,
+                                 int64_t lda, const pn_bf16 *B, int64_t ldb, const float *C, float *D, int64_t ldc) {
+    gemm_run(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, D, PN_CUDA_F32, ldc, nullptr);
 }
 
 extern "C" void pn_cuda_linear_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const pn_bf16 *w,
