@@ -98,16 +98,20 @@ void pn_cbd_slab_close(pn_cbd_slab *s, const pn_cblock *b, float *dx, const pn_b
 // output norm's input gradient feeds dg, whose per-head sums (dA_log, ddt_bias) cancel
 // strongly: a single bf16 rounding of dy showed up there as ~3e-2 relative error against
 // the fp32 block, the split brings it to ~1e-3 for one extra (N, C)·(C, H·V) GEMM.
-// dx is WRITTEN (the hi GEMM with beta 0), dw added to.
+// One GEMM does both: [hi | lo] (M, 2N) times W stacked twice (2N, K), so dx is WRITTEN
+// once (beta 0) rather than written by the hi product and read back and rewritten by the lo
+// one; dw += hiᵀ x reads the hi columns (lda = 2N).
 static void cbd_oproj_bwd(float *dx, float *dw, const float *dy, const pn_bf16 *x, const pn_bf16 *w, int64_t M,
                           int K, int N) {
-    int64_t n = M * N;
-    pn_bf16 *hi = pn_cbd_scratch_bf16(n), *lo = pn_cbd_scratch_bf16(n);
-    pn_cuda_f32_split_bf16(hi, lo, dy, n);
-    pn_cuda_gemm(0, 0, M, K, N, 1.0f, hi, N, w, K, 0.0f, dx, PN_CUDA_F32, K, NULL);  // (M,N)·(N,K)
-    pn_cuda_linear_bwd(NULL, PN_CUDA_F32, dw, NULL, hi, x, w, M, K, N);
-    pn_cuda_linear_bwd(dx, PN_CUDA_F32, NULL, NULL, lo, x, w, M, K, N);
-    pn_cuda_free(hi), pn_cuda_free(lo);
+    pn_bf16 *hl = pn_cbd_scratch_bf16(M * 2 * N);
+    pn_cuda_f32_split_bf16(hl, hl + N, 2 * N, dy, M, N);
+    const size_t wbytes = (size_t)N * K * sizeof(pn_bf16);
+    pn_bf16 *ww = pn_cbd_scratch_bf16((int64_t)2 * N * K);
+    pn_cuda_copy(ww, w, wbytes);
+    pn_cuda_copy(ww + (int64_t)N * K, w, wbytes);
+    pn_cuda_gemm(0, 0, M, K, 2 * N, 1.0f, hl, 2 * N, ww, K, 0.0f, dx, PN_CUDA_F32, K, NULL);  // (M,2N)·(2N,K)
+    if (dw) pn_cuda_gemm(1, 0, N, K, M, 1.0f, hl, 2 * N, x, K, 1.0f, dw, PN_CUDA_F32, K, NULL);  // (N,M)·(M,K)
+    pn_cuda_free(ww), pn_cuda_free(hl);
 }
 
 void pn_cbd_act_layout(const pn_block_cfg *c, const pn_bu_delta_ix *ix, int64_t N, pn_cbd_cursor *cur,

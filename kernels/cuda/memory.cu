@@ -222,36 +222,48 @@ __global__ void bf16_to_f32_kernel(float *dst, const __nv_bfloat16 *src, int64_t
 
 // hi = bf16(x), lo = bf16(x − hi): x − hi is exact in fp32 (hi is x rounded to fewer
 // bits of the same exponent range), so hi + lo carries x to ~2^-17 relative.
-template <bool VEC>
-__global__ void f32_split_bf16_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *src, int64_t n) {
-    const int64_t n8 = VEC ? n / 8 : 0;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n8 + (n - 8 * n8); i += stride) {
-        if (i < n8) {
-            float f[8], r[8];
-            load8(src + 8 * i, f);
-#pragma unroll
-            for (int e = 0; e < 8; e++) r[e] = f[e] - __bfloat162float(__float2bfloat16_rn(f[e]));
-            store8(hi + 8 * i, f);
-            store8(lo + 8 * i, r);
-        } else {
-            const int64_t j = 8 * n8 + (i - n8);
-            const __nv_bfloat16 h = __float2bfloat16_rn(src[j]);
-            hi[j] = h;
-            lo[j] = __float2bfloat16_rn(src[j] - __bfloat162float(h));
+// hi, lo (rows, cols) slices with rows ld apart from src (rows, cols) contiguous; two
+// columns per thread when the layout allows (as f32_to_bf16_2d_kernel).
+template <bool PAIR>
+__global__ void f32_split_bf16_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, int64_t ld, const float *src,
+                                      int64_t rows, int cols) {
+    const int step = PAIR ? 2 : 1;
+    for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+        const float *s = src + r * cols;
+        __nv_bfloat16 *h = hi + r * ld, *l = lo + r * ld;
+        for (int c = step * (blockIdx.x * blockDim.x + threadIdx.x); c < cols; c += step * gridDim.x * blockDim.x) {
+            if (PAIR) {
+                const float2 f = *(const float2 *)(s + c);
+                const __nv_bfloat162 hv = __floats2bfloat162_rn(f.x, f.y);
+                const float2 hf = __bfloat1622float2(hv);
+                *(__nv_bfloat162 *)(h + c) = hv;
+                *(__nv_bfloat162 *)(l + c) = __floats2bfloat162_rn(f.x - hf.x, f.y - hf.y);
+            } else {
+                const __nv_bfloat16 hv = __float2bfloat16_rn(s[c]);
+                h[c] = hv;
+                l[c] = __float2bfloat16_rn(s[c] - __bfloat162float(hv));
+            }
         }
     }
 }
 
-extern "C" void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, const float *src, int64_t n) {
-    if (n <= 0) return;
-    const int threads = 256;
-    if (pn_aligned16(hi) && pn_aligned16(lo) && pn_aligned16(src)) {
-        f32_split_bf16_kernel<true><<<pn_grid_for(n / 8 + 8, threads), threads, 0, g_stream>>>(as_bf(hi), as_bf(lo),
-                                                                                               src, n);
-    } else {
-        f32_split_bf16_kernel<false><<<pn_grid_for(n, threads), threads, 0, g_stream>>>(as_bf(hi), as_bf(lo), src, n);
+extern "C" void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, int64_t ld, const float *src, int64_t rows,
+                                       int cols) {
+    if (rows <= 0 || cols <= 0) return;
+    if (ld < cols) {
+        fprintf(stderr, "postnas: internal error: %s:%d: bf16 row stride %lld < %d columns\n", __FILE__, __LINE__,
+                (long long)ld, cols);
+        exit(1);
     }
+    const int threads = 256;
+    const bool pair = cols % 2 == 0 && ld % 2 == 0 && (uintptr_t)hi % 4 == 0 && (uintptr_t)lo % 4 == 0 &&
+                      (uintptr_t)src % 8 == 0;
+    const int per_block = threads * (pair ? 2 : 1);
+    const dim3 grid((unsigned)std::min((cols + per_block - 1) / per_block, 64), (unsigned)std::min<int64_t>(rows, 32768));
+    if (pair)
+        f32_split_bf16_kernel<true><<<grid, threads, 0, g_stream>>>(as_bf(hi), as_bf(lo), ld, src, rows, cols);
+    else
+        f32_split_bf16_kernel<false><<<grid, threads, 0, g_stream>>>(as_bf(hi), as_bf(lo), ld, src, rows, cols);
     PN_CHECK_LAUNCH();
 }
 

@@ -68,8 +68,10 @@ void pn_cuda_f32_to_bf16(pn_bf16 *dst, const float *src, int64_t n);
 // apart; columns cols..ldd−1 untouched (a block's slab of projection gradients).
 void pn_cuda_f32_to_bf16_2d(pn_bf16 *dst, int64_t ldd, const float *src, int64_t rows, int cols);
 // hi = bf16(src), lo = bf16(src − hi) (the difference is exact in fp32): two bf16 GEMM
-// operands whose sum carries src to ~2^-17 relative.
-void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, const float *src, int64_t n);
+// operands whose sum carries src to ~2^-17 relative. src (rows, cols) contiguous; hi and lo
+// (rows, cols) slices with rows ld ≥ cols apart (hi, lo = M, M + cols of one (rows, 2·cols)
+// matrix makes [hi | lo] one GEMM operand).
+void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, int64_t ld, const float *src, int64_t rows, int cols);
 void pn_cuda_bf16_to_f32(float *dst, const pn_bf16 *src, int64_t n);
 // Convenience for tests and loaders: host f32 -> device bf16 / device bf16 -> host f32
 // through a scratch buffer (syncs).

@@ -275,12 +275,15 @@ void pn_cuda_f32_to_bf16_2d(pn_bf16 *dst, int64_t ldd, const float *src, int64_t
 void pn_cuda_bf16_to_f32(float *dst, const pn_bf16 *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = pn_bf16_to_f32(src[i]);
 }
-void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, const float *src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const pn_bf16 h = pn_f32_to_bf16(src[i]);
-        hi[i] = h;
-        lo[i] = pn_f32_to_bf16(src[i] - pn_bf16_to_f32(h));
-    }
+void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, int64_t ld, const float *src, int64_t rows, int cols) {
+    PN_ASSERT(ld >= cols || rows <= 0);
+    for (int64_t r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const float x = src[r * cols + c];
+            const pn_bf16 h = pn_f32_to_bf16(x);
+            hi[r * ld + c] = h;
+            lo[r * ld + c] = pn_f32_to_bf16(x - pn_bf16_to_f32(h));
+        }
 }
 void pn_cuda_upload_bf16(pn_bf16 *dst, const float *host_src, int64_t n) { fk_store_bf16(dst, host_src, n); }
 void pn_cuda_download_bf16(float *host_dst, const pn_bf16 *src, int64_t n) { pn_cuda_bf16_to_f32(host_dst, src, n); }

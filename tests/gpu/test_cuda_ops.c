@@ -105,8 +105,23 @@ static void test_convert_2d(int64_t rows, int cols, int64_t ldd, int offset) {
            "f32->bf16 2d %lld x %d, row stride %lld, offset %d: %lld bits differing from pn_f32_to_bf16, %lld outside "
            "the slice written",
            (long long)rows, cols, (long long)ldd, offset, (long long)mismatch, (long long)gap);
-    free(h), free(bits);
-    pn_cuda_free(d32), pn_cuda_free(d16);
+    // the hi / lo split into [hi | lo] rows of one (rows, 2·cols) matrix (the o_proj backward's
+    // layout): the host's bits for both halves
+    uint16_t *hl = pn_malloc((size_t)(rows * 2 * cols) * sizeof(uint16_t));
+    pn_bf16 *d_hl = dev_poisoned((size_t)(rows * 2 * cols + offset) * sizeof(pn_bf16));
+    pn_cuda_f32_split_bf16(d_hl + offset, d_hl + offset + cols, 2 * (int64_t)cols, d32 + offset, rows, cols);
+    pn_cuda_download(hl, d_hl + offset, (size_t)(rows * 2 * cols) * sizeof(uint16_t));
+    int64_t bad = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const float x = h[r * cols + c];
+            const uint16_t wh = pn_f32_to_bf16(x), wl = pn_f32_to_bf16(x - pn_bf16_to_f32(wh));
+            bad += hl[r * 2 * cols + c] != wh || hl[r * 2 * cols + cols + c] != wl;
+        }
+    report((double)bad, 0.0, "f32 -> [hi | lo] %lld x %d, offset %d: elements off the host bits", (long long)rows, cols,
+           offset);
+    free(h), free(bits), free(hl);
+    pn_cuda_free(d32), pn_cuda_free(d16), pn_cuda_free(d_hl);
 }
 
 // memset_2d: `width` bytes of each of `rows` rows `pitch` apart set, everything else kept.
@@ -155,7 +170,7 @@ static void test_convert(int64_t n, int offset) {
     pn_bf16 *d_lo = dev_poisoned((size_t)(n + offset) * sizeof(pn_bf16));
     pn_cuda_memset(d16, 0xFF, (size_t)(n + offset) * sizeof(pn_bf16));
     pn_cuda_upload(d32 + offset, h, (size_t)n * sizeof(float));
-    pn_cuda_f32_split_bf16(d16 + offset, d_lo + offset, d32 + offset, n);
+    pn_cuda_f32_split_bf16(d16 + offset, d_lo + offset, n, d32 + offset, 1, (int)n);
     uint16_t *lbits = pn_malloc((size_t)n * sizeof(uint16_t));
     pn_cuda_download(bits, d16 + offset, (size_t)n * sizeof(uint16_t));
     pn_cuda_download(lbits, d_lo + offset, (size_t)n * sizeof(uint16_t));
