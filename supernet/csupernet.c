@@ -14,14 +14,17 @@
 //    recomputes them (the norm is deterministic, so the same bits);
 //  - the MLP's gate / up products (2·N·I bf16, 1.1 GiB per layer at 8×4096 rows of
 //    Qwen2.5-1.5B) are kept for the top `mlp_keep` layers, with the post-norm's rstd;
-//    the other layers recompute them in the backward (RMSNorm + two GEMMs: 1.8 TFLOP
+//    the other layers recompute them in the backward (RMSNorm + the GEMM: 1.8 TFLOP
 //    per layer at that shape). Recomputed and kept values are the same bits (same
 //    GEMM, same inputs), so the gradient does not depend on the split. By default
 //    (mlp_keep < 0, "auto") the split is chosen after the first backward of a (B, T),
 //    when every lazy buffer (teacher cache, block scratch, GEMM and cuDNN workspaces)
 //    exists: as many layers as fit in the device's free memory minus a reserve;
 //  - the MLP runs in row chunks of MLP_ROWS (forward and backward), so its (N, I)
-//    intermediates exist only for one chunk;
+//    intermediates exist only for one chunk. Gate and up are one (2I, C) weight: one GEMM
+//    writes each row's [gate | up] (SwiGLU reads both halves in place, its backward
+//    overwrites them with their gradients), and the input gradient is one GEMM over
+//    K = 2I written once, instead of a gate product written and an up product added;
 //  - the student's LM head and the KL loss run in row chunks of the logits (about
 //    1 GiB each): logits → fused KL + gradient in place → dfinal += dlogits · W, so
 //    the (N, V) student logits never exist at once. The teacher's logits are cached
@@ -50,7 +53,7 @@
 
 typedef struct {
     pn_bf16 *in_norm, *post_norm;  // (C)
-    pn_bf16 *gate, *up;            // (I, C)
+    pn_bf16 *gate_up;              // (2I, C): the gate's rows, then the up projection's
     pn_bf16 *down;                 // (C, I)
 } cs_layer;
 
@@ -89,12 +92,13 @@ struct pn_csupernet {
     float *rstd;        // (N)
     float *dr, *dx2, *dfinal;  // (N, C) fp32 gradients
     pn_bf16 *drb;       // (MLP_ROWS, C)
-    pn_bf16 *gate, *up, *mid;  // (MLP_ROWS, I)
+    pn_bf16 *gu_rows;   // (MLP_ROWS, 2I) [gate | up] of a chunk
+    pn_bf16 *mid;       // (MLP_ROWS, I)
     float *dmid;        // (MLP_ROWS, I)
     int mlp_keep_req;   // layers whose gate / up the forward keeps: < 0 auto, else at most L
     int mlp_keep;       // layers kept now (the top ones: L - mlp_keep .. L - 1)
     int mlp_keep_done;  // the auto choice was made for this (B, T)
-    pn_bf16 **gu;       // (L): (2, N, I) gate then up, then (N) fp32 rstd; NULL = recompute
+    pn_bf16 **gu;       // (L): (N, 2I) [gate | up], then (N) fp32 rstd; NULL = recompute
     pn_bf16 *logits;    // (logit_rows, V)
     int64_t logit_rows;
     double *row_kl;     // (N)
@@ -190,8 +194,10 @@ pn_csupernet *pn_csupernet_create(const pn_supernet *sn) {
         cs_layer *w = &cs->lw[l];
         w->in_norm = upload_frozen(cs, ly->in_norm, C);
         w->post_norm = upload_frozen(cs, ly->post_norm, C);
-        w->gate = upload_frozen(cs, ly->gate, (int64_t)I * C);
-        w->up = upload_frozen(cs, ly->up, (int64_t)I * C);
+        // gate and up stacked: one GEMM makes both products, one takes both gradients back
+        w->gate_up = walloc(cs, (size_t)2 * I * C * sizeof(pn_bf16));
+        pn_cuda_upload_bf16(w->gate_up, ly->gate, (int64_t)I * C);
+        pn_cuda_upload_bf16(w->gate_up + (int64_t)I * C, ly->up, (int64_t)I * C);
         w->down = upload_frozen(cs, ly->down, (int64_t)C * I);
 
         // Path 0: the pretrained attention, frozen (fp32 masters + bf16 copies, no grads).
@@ -258,20 +264,17 @@ pn_csupernet *pn_csupernet_create(const pn_supernet *sn) {
 // ---------------------------------------------------------------- kept MLP products: layout
 
 static size_t gu_rstd_offset(int64_t N, int I) { return ((size_t)2 * N * I * sizeof(pn_bf16) + 255) / 256 * 256; }
-// One layer's kept gate, up (bf16) and rstd (fp32).
+// One layer's kept [gate | up] rows (bf16) and rstd (fp32).
 static size_t gu_bytes(int64_t N, int I) { return gu_rstd_offset(N, I) + (size_t)N * sizeof(float); }
-static pn_bf16 *gu_gate(const pn_csupernet *cs, int l) { return cs->gu[l]; }
-static pn_bf16 *gu_up(const pn_csupernet *cs, int l) { return cs->gu[l] + (size_t)cs->aB * cs->aT * cs->I; }
 static float *gu_rstd(const pn_csupernet *cs, int l) {
     return (float *)((char *)cs->gu[l] + gu_rstd_offset((int64_t)cs->aB * cs->aT, cs->I));
 }
 
-// The chunk [r0, r0 + MLP rows) of layer l's gate, up (bf16) and post-norm rstd: in its kept
-// products when `kept`, else in the per-chunk scratch.
-static void mlp_chunk_bufs(pn_csupernet *cs, int l, int kept, int64_t r0, pn_bf16 **gate, pn_bf16 **up,
-                           float **rstd) {
-    *gate = kept ? gu_gate(cs, l) + r0 * cs->I : cs->gate;
-    *up = kept ? gu_up(cs, l) + r0 * cs->I : cs->up;
+// The chunk [r0, r0 + MLP rows) of layer l's [gate | up] rows (bf16, (rows, 2I): gate is
+// columns 0..I−1, up I..2I−1) and post-norm rstd: in its kept products when `kept`, else in
+// the per-chunk scratch.
+static void mlp_chunk_bufs(pn_csupernet *cs, int l, int kept, int64_t r0, pn_bf16 **gu, float **rstd) {
+    *gu = kept ? cs->gu[l] + r0 * 2 * cs->I : cs->gu_rows;
     *rstd = kept ? gu_rstd(cs, l) + r0 : cs->rstd + r0;
 }
 
@@ -305,12 +308,12 @@ static void free_acts(pn_csupernet *cs) {
     cs->resid = cs->h = NULL;
     cs->mact = NULL;
     void *bufs[] = {cs->d_ids,   cs->y,      cs->final,  cs->final32,  cs->rstd_f,  cs->xn,      cs->rstd,
-                    cs->dr,      cs->dx2,    cs->dfinal, cs->drb,      cs->gate,    cs->up,      cs->mid,
+                    cs->dr,      cs->dx2,    cs->dfinal, cs->drb,      cs->gu_rows, cs->mid,
                     cs->dmid,    cs->logits,   cs->row_kl,  cs->mse_part, cs->v_first,
                     cs->dv_first};
     for (size_t i = 0; i < PN_ARRAY_LEN(bufs); i++) pn_cuda_free(bufs[i]);
     cs->d_ids = NULL;
-    cs->y = cs->final = cs->xn = cs->drb = cs->gate = cs->up = cs->mid = cs->logits = cs->v_first = NULL;
+    cs->y = cs->final = cs->xn = cs->drb = cs->gu_rows = cs->mid = cs->logits = cs->v_first = NULL;
     cs->final32 = cs->rstd_f = cs->rstd = cs->dr = cs->dx2 = cs->dfinal = cs->dmid = NULL;
     cs->dv_first = NULL;
     cs->row_kl = cs->mse_part = NULL;
@@ -493,8 +496,7 @@ static void ensure_acts(pn_csupernet *cs, int B, int T) {
     cs->dx2 = aalloc(cs, NC * sizeof(float));
     cs->dfinal = aalloc(cs, NC * sizeof(float));
     cs->drb = aalloc(cs, R * C * sizeof(pn_bf16));
-    cs->gate = aalloc(cs, R * I * sizeof(pn_bf16));
-    cs->up = aalloc(cs, R * I * sizeof(pn_bf16));
+    cs->gu_rows = aalloc(cs, R * 2 * I * sizeof(pn_bf16));
     cs->mid = aalloc(cs, R * I * sizeof(pn_bf16));
     cs->dmid = aalloc(cs, R * I * sizeof(float));
     cs->row_kl = aalloc(cs, (size_t)N * sizeof(double));
@@ -582,13 +584,12 @@ static void forward_stack(pn_csupernet *cs, const int64_t *ids, int B, int T, co
         for (int64_t r0 = 0; r0 < N; r0 += cs->mlp_rows) {
             const int64_t rows = PN_MIN(cs->mlp_rows, N - r0);
             const float *hc = cs->h[l] + r0 * C;
-            pn_bf16 *gate, *up;
+            pn_bf16 *gu;
             float *rstd;
-            mlp_chunk_bufs(cs, l, keep, r0, &gate, &up, &rstd);
+            mlp_chunk_bufs(cs, l, keep, r0, &gu, &rstd);
             pn_cuda_rmsnorm_f32_fwd(cs->xn + r0 * C, NULL, rstd, hc, w->post_norm, rows, C, cs->eps);
-            pn_cuda_linear_fwd(gate, PN_CUDA_BF16, cs->xn + r0 * C, w->gate, NULL, rows, C, I);
-            pn_cuda_linear_fwd(up, PN_CUDA_BF16, cs->xn + r0 * C, w->up, NULL, rows, C, I);
-            pn_cuda_swiglu_fwd(cs->mid, gate, up, rows * I);
+            pn_cuda_linear_fwd(gu, PN_CUDA_BF16, cs->xn + r0 * C, w->gate_up, NULL, rows, C, 2 * I);
+            pn_cuda_swiglu_fwd(cs->mid, gu, gu + I, 2 * I, rows, I);
             // out = h + mid · downᵀ, h read by the GEMM's epilogue (C = h, D = out)
             pn_cuda_gemm_add(0, 1, rows, C, I, cs->mid, I, w->down, I, hc, cs->resid[l + 1] + r0 * C, C);
         }
@@ -706,24 +707,22 @@ static void backward_stack(pn_csupernet *cs, int B, int T, const pn_subnet *s, i
             const int64_t rows = PN_MIN(cs->mlp_rows, N - r0);
             const float *hc = cs->h[l] + r0 * C;
             float *drc = dr + r0 * C, *dxc = cs->dx2 + r0 * C;
-            pn_bf16 *gate, *up;
+            pn_bf16 *gu;
             float *rstd;
-            mlp_chunk_bufs(cs, l, kept, r0, &gate, &up, &rstd);
+            mlp_chunk_bufs(cs, l, kept, r0, &gu, &rstd);
             if (!kept) {
                 // recompute h', gate, up (the same bits as the forward)
                 pn_bf16 *xnc = cs->xn + r0 * C;
                 pn_cuda_rmsnorm_f32_fwd(xnc, NULL, cs->rstd + r0, hc, w->post_norm, rows, C, cs->eps);
-                pn_cuda_linear_fwd(gate, PN_CUDA_BF16, xnc, w->gate, NULL, rows, C, I);
-                pn_cuda_linear_fwd(up, PN_CUDA_BF16, xnc, w->up, NULL, rows, C, I);
+                pn_cuda_linear_fwd(gu, PN_CUDA_BF16, xnc, w->gate_up, NULL, rows, C, 2 * I);
             }
             pn_cuda_f32_to_bf16(cs->drb, drc, rows * C);
             // dmid = dr · down (written: beta 0, no zero fill and no read of the old values)
             pn_cuda_gemm(0, 0, rows, I, C, 1.0f, cs->drb, C, w->down, I, 0.0f, cs->dmid, PN_CUDA_F32, I, NULL);
             // gate / up are no longer needed: their buffers take the bf16 gradients.
-            pn_cuda_swiglu_bwd_bf16(gate, up, cs->dmid, gate, up, rows * I);
-            // dx = dgate · W_gate (written) + dup · W_up (added)
-            pn_cuda_gemm(0, 0, rows, C, I, 1.0f, gate, I, w->gate, C, 0.0f, dxc, PN_CUDA_F32, C, NULL);
-            pn_cuda_linear_bwd(dxc, PN_CUDA_F32, NULL, NULL, up, NULL, w->up, rows, C, I);
+            pn_cuda_swiglu_bwd_bf16(gu, gu + I, cs->dmid, gu, gu + I, 2 * I, rows, I);
+            // dx = [dgate | dup] · [W_gate; W_up], one GEMM, written
+            pn_cuda_gemm(0, 0, rows, C, 2 * I, 1.0f, gu, 2 * I, w->gate_up, C, 0.0f, dxc, PN_CUDA_F32, C, NULL);
             pn_cuda_rmsnorm_f32_bwd(drc, NULL, dxc, hc, w->post_norm, rstd, rows, C);
         }
         // Mixer branch; the residual passes dr (now d/d h) straight to the layer input.

@@ -114,12 +114,16 @@ void pn_cuda_rope_fwd(pn_bf16 *x, int B, int T, int H, int D, int64_t pos0, floa
 void pn_cuda_rope_bwd(float *dx, int B, int T, int H, int D, int64_t pos0, float theta);
 
 // ---------------------------------------------------------------- elementwise (act.cu)
-void pn_cuda_swiglu_fwd(pn_bf16 *y, const pn_bf16 *gate, const pn_bf16 *up, int64_t n);  // y = silu(gate)·up
-void pn_cuda_swiglu_bwd(float *dgate, float *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up, int64_t n);
+// SwiGLU on rows: y (rows, cols) = silu(gate)·up, y and dy contiguous; gate, up (and dgate,
+// dup) (rows, cols) slices with rows ld ≥ cols apart — gate, up = M, M + cols of one
+// (rows, 2·cols) [gate | up] GEMM output, ld = 2·cols; contiguous operands: ld = cols.
+void pn_cuda_swiglu_fwd(pn_bf16 *y, const pn_bf16 *gate, const pn_bf16 *up, int64_t ld, int64_t rows, int64_t cols);
+void pn_cuda_swiglu_bwd(float *dgate, float *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up, int64_t ld,
+                        int64_t rows, int64_t cols);
 // The same gradients WRITTEN as bf16 (rounded once), for a bf16 GEMM to read next; dgate and
 // dup may alias gate and up (the MLP backward overwrites its recomputed activations).
 void pn_cuda_swiglu_bwd_bf16(pn_bf16 *dgate, pn_bf16 *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up,
-                             int64_t n);
+                             int64_t ld, int64_t rows, int64_t cols);
 void pn_cuda_add(pn_bf16 *y, const pn_bf16 *a, const pn_bf16 *b, int64_t n);  // y = a + b (y may alias a or b)
 void pn_cuda_add_inplace(float *y, const float *x, int64_t n);                // y += x (fp32 gradients)
 

@@ -124,29 +124,45 @@ void pn_cuda_rope_bwd(float *dx, int B, int T, int H, int D, int64_t pos0, float
 }
 
 // ---------------------------------------------------------------- elementwise
-void pn_cuda_swiglu_fwd(pn_bf16 *y, const pn_bf16 *gate, const pn_bf16 *up, int64_t n) {
-    if (n <= 0) return;
-    float *g = fk_from_bf16(gate, n), *u = fk_from_bf16(up, n), *yf = fk_alloc(n);
+// SwiGLU on rows: gate, up (and dgate, dup) rows ld apart; y, dy contiguous.
+void pn_cuda_swiglu_fwd(pn_bf16 *y, const pn_bf16 *gate, const pn_bf16 *up, int64_t ld, int64_t rows, int64_t cols) {
+    if (rows <= 0 || cols <= 0) return;
+    PN_ASSERT(ld >= cols);
+    const int64_t n = rows * cols;
+    float *g = strided_from_bf16(gate, rows, cols, ld), *u = strided_from_bf16(up, rows, cols, ld), *yf = fk_alloc(n);
     pn_swiglu_fwd(yf, g, u, n);
     fk_store_bf16(y, yf, n);
     free(g), free(u), free(yf);
 }
 
-void pn_cuda_swiglu_bwd(float *dgate, float *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up, int64_t n) {
-    if (n <= 0 || (!dgate && !dup)) return;
-    float *g = fk_from_bf16(gate, n), *u = fk_from_bf16(up, n);
-    pn_swiglu_bwd(dgate, dup, dy, g, u, n);
-    free(g), free(u);
+void pn_cuda_swiglu_bwd(float *dgate, float *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up, int64_t ld,
+                        int64_t rows, int64_t cols) {
+    if (rows <= 0 || cols <= 0 || (!dgate && !dup)) return;
+    PN_ASSERT(ld >= cols);
+    const int64_t n = rows * cols;
+    float *g = strided_from_bf16(gate, rows, cols, ld), *u = strided_from_bf16(up, rows, cols, ld);
+    float *dg = pn_calloc((size_t)n, sizeof(float)), *du = pn_calloc((size_t)n, sizeof(float));
+    pn_swiglu_bwd(dg, du, dy, g, u, n);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            if (dgate) dgate[r * ld + c] += dg[r * cols + c];
+            if (dup) dup[r * ld + c] += du[r * cols + c];
+        }
+    free(g), free(u), free(dg), free(du);
 }
 
 void pn_cuda_swiglu_bwd_bf16(pn_bf16 *dgate, pn_bf16 *dup, const float *dy, const pn_bf16 *gate, const pn_bf16 *up,
-                             int64_t n) {
-    if (n <= 0) return;
-    float *g = fk_from_bf16(gate, n), *u = fk_from_bf16(up, n), *dg = pn_calloc((size_t)n, sizeof(float)),
-          *du = pn_calloc((size_t)n, sizeof(float));
+                             int64_t ld, int64_t rows, int64_t cols) {
+    if (rows <= 0 || cols <= 0) return;
+    PN_ASSERT(ld >= cols);
+    const int64_t n = rows * cols;
+    float *g = strided_from_bf16(gate, rows, cols, ld), *u = strided_from_bf16(up, rows, cols, ld);
+    float *dg = pn_calloc((size_t)n, sizeof(float)), *du = pn_calloc((size_t)n, sizeof(float));
     pn_swiglu_bwd(dg, du, dy, g, u, n);
-    fk_store_bf16(dgate, dg, n);
-    fk_store_bf16(dup, du, n);
+    for (int64_t r = 0; r < rows; r++) {
+        fk_store_bf16(dgate + r * ld, dg + r * cols, cols);
+        fk_store_bf16(dup + r * ld, du + r * cols, cols);
+    }
     free(g), free(u), free(dg), free(du);
 }
 

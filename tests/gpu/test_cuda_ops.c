@@ -377,72 +377,99 @@ static void test_rope(int B, int T, int H, int D, int64_t pos0, float theta) {
 }
 
 // ---------------------------------------------------------------- SwiGLU, add
-// offset > 0 shifts every device pointer by that many elements (misaligned: scalar path).
-static void test_swiglu(int64_t n, int offset) {
-    const size_t sz = (size_t)(n + offset);
-    pn_bf16 *dgate = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(pn_bf16));
-    pn_bf16 *dup = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(pn_bf16));
+// SwiGLU on rows. fused: gate and up are the two halves of one (rows, 2·cols) [gate | up]
+// matrix (the MLP's layout, ld = 2·cols); else two contiguous matrices (ld = cols). offset >
+// 0 shifts every device pointer by that many elements (misaligned: scalar path). Outputs are
+// poisoned first; the bf16 backward is also run in place over gate / up (the MLP's use).
+static void test_swiglu(int64_t rows, int64_t cols, int fused, int offset) {
+    const int64_t n = rows * cols, ld = fused ? 2 * cols : cols;
+    const size_t span = (size_t)(rows * ld + offset + (fused ? 0 : 0));
     float *gate = rand_host((size_t)n, 2.0f), *up = rand_host((size_t)n, 1.0f);
     round_bf16(gate, (size_t)n), round_bf16(up, (size_t)n);
-    pn_cuda_upload_bf16(dgate + offset, gate, n);
-    pn_cuda_upload_bf16(dup + offset, up, n);
+    // the device layout on the host, then one upload per buffer
+    uint16_t *hg = pn_malloc(span * sizeof(uint16_t)), *hu = pn_malloc(span * sizeof(uint16_t));
+    memset(hg, 0xFF, span * sizeof(uint16_t)), memset(hu, 0xFF, span * sizeof(uint16_t));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            hg[offset + r * ld + c] = pn_f32_to_bf16(gate[r * cols + c]);
+            (fused ? hg : hu)[offset + r * ld + (fused ? cols : 0) + c] = pn_f32_to_bf16(up[r * cols + c]);
+        }
+    pn_bf16 *bufg = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, span * sizeof(pn_bf16));
+    pn_bf16 *bufu = fused ? NULL : pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, span * sizeof(pn_bf16));
+    pn_cuda_upload(bufg, hg, span * sizeof(uint16_t));
+    if (!fused) pn_cuda_upload(bufu, hu, span * sizeof(uint16_t));
+    pn_bf16 *dgate = bufg + offset, *dup = fused ? bufg + offset + cols : bufu + offset;
+    char what[64];
+    snprintf(what, sizeof what, "%lld x %lld %s offset %d", (long long)rows, (long long)cols,
+             fused ? "[gate | up]" : "contiguous", offset);
+
     float *ref = pn_malloc((size_t)n * sizeof(float));
     pn_swiglu_fwd(ref, gate, up, n);
-    pn_bf16 *dy16 = dev_poisoned(sz * sizeof(pn_bf16));
-    pn_cuda_swiglu_fwd(dy16 + offset, dgate + offset, dup + offset, n);
+    pn_bf16 *dy16 = dev_poisoned((size_t)(n + offset) * sizeof(pn_bf16));
+    pn_cuda_swiglu_fwd(dy16 + offset, dgate, dup, ld, rows, cols);
     float *got = get_bf16(dy16 + offset, (size_t)n);
-    report(rel_err(got, ref, (size_t)n), TOL_BF16, "swiglu_fwd n=%lld offset %d bf16", (long long)n, offset);
+    report(rel_err(got, ref, (size_t)n), TOL_BF16, "swiglu_fwd %s: y bf16", what);
     free(got);
 
+    // fp32 += form: gradients in buffers of gate's layout, started from random values
     float *dy = rand_host((size_t)n, 1.0f), *dg0 = rand_host((size_t)n, 1.0f), *du0 = rand_host((size_t)n, 1.0f);
-    float *d_dy = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(float));
-    float *d_dg = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(float));
-    float *d_du = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sz * sizeof(float));
+    float *d_dy = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(n + offset) * sizeof(float));
     pn_cuda_upload(d_dy + offset, dy, (size_t)n * sizeof(float));
-    pn_cuda_upload(d_dg + offset, dg0, (size_t)n * sizeof(float));
-    pn_cuda_upload(d_du + offset, du0, (size_t)n * sizeof(float));
-    float *dg_ref = copy_host(dg0, (size_t)n), *du_ref = copy_host(du0, (size_t)n);
-    pn_swiglu_bwd(dg_ref, du_ref, dy, gate, up, n);
-    pn_cuda_swiglu_bwd(d_dg + offset, d_du + offset, d_dy + offset, dgate + offset, dup + offset, n);
-    got = get_f32(d_dg + offset, (size_t)n);
-    report(rel_err(got, dg_ref, (size_t)n), TOL_F32, "swiglu_bwd n=%lld offset %d dgate fp32 +=", (long long)n,
-           offset);
-    free(got);
-    got = get_f32(d_du + offset, (size_t)n);
-    report(rel_err(got, du_ref, (size_t)n), TOL_F32, "swiglu_bwd n=%lld offset %d dup fp32 +=", (long long)n, offset);
-    free(got);
-    // dup = NULL must leave nothing out of dgate.
-    pn_cuda_upload(d_dg + offset, dg0, (size_t)n * sizeof(float));
-    memcpy(dg_ref, dg0, (size_t)n * sizeof(float));
-    pn_swiglu_bwd(dg_ref, NULL, dy, gate, up, n);
-    pn_cuda_swiglu_bwd(d_dg + offset, NULL, d_dy + offset, dgate + offset, dup + offset, n);
-    got = get_f32(d_dg + offset, (size_t)n);
-    report(rel_err(got, dg_ref, (size_t)n), TOL_F32, "swiglu_bwd n=%lld offset %d dgate only", (long long)n, offset);
-    free(got);
-    // bf16 WRITE form: into poisoned buffers, then in place over gate / up (the MLP backward's use)
+    float *hgrad = pn_malloc(span * sizeof(float));
+    float *d_g32 = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, span * sizeof(float));
+    float *d_u32 = fused ? NULL : pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, span * sizeof(float));
+    float *d_dg = d_g32 + offset, *d_du = fused ? d_g32 + offset + cols : d_u32 + offset;
+    for (int with_up = 1; with_up >= 0; with_up--) {
+        for (size_t i = 0; i < span; i++) hgrad[i] = 0.0f;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) {
+                hgrad[offset + r * ld + c] = dg0[r * cols + c];
+                if (fused) hgrad[offset + r * ld + cols + c] = du0[r * cols + c];
+            }
+        pn_cuda_upload(d_g32, hgrad, span * sizeof(float));
+        if (!fused) {
+            for (int64_t i = 0; i < n; i++) hgrad[offset + i] = du0[i];
+            pn_cuda_upload(d_u32, hgrad, span * sizeof(float));
+        }
+        float *dg_ref = copy_host(dg0, (size_t)n), *du_ref = copy_host(du0, (size_t)n);
+        pn_swiglu_bwd(dg_ref, with_up ? du_ref : NULL, dy, gate, up, n);
+        pn_cuda_swiglu_bwd(d_dg, with_up ? d_du : NULL, d_dy + offset, dgate, dup, ld, rows, cols);
+        float *wg = get_f32(d_g32, span), *wu = fused ? wg : get_f32(d_u32, span);
+        float *pg = pn_malloc((size_t)n * sizeof(float)), *pu = pn_malloc((size_t)n * sizeof(float));
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) {
+                pg[r * cols + c] = wg[offset + r * ld + c];
+                pu[r * cols + c] = wu[offset + r * ld + (fused ? cols : 0) + c];
+            }
+        report(rel_err(pg, dg_ref, (size_t)n), TOL_F32, "swiglu_bwd %s: dgate fp32 +=%s", what,
+               with_up ? "" : " (dup NULL)");
+        report(rel_err(pu, du_ref, (size_t)n), with_up ? TOL_F32 : 0.0, "swiglu_bwd %s: dup fp32 +=%s", what,
+               with_up ? "" : " (NULL: untouched)");
+        if (!fused) free(wu);
+        free(wg), free(pg), free(pu), free(dg_ref), free(du_ref);
+    }
+
+    // bf16 WRITE form, in place over gate / up
     float *zg = pn_calloc((size_t)n, sizeof(float)), *zu = pn_calloc((size_t)n, sizeof(float));
     pn_swiglu_bwd(zg, zu, dy, gate, up, n);
-    pn_bf16 *bg = dev_poisoned(sz * sizeof(pn_bf16)), *bu = dev_poisoned(sz * sizeof(pn_bf16));
-    pn_cuda_swiglu_bwd_bf16(bg + offset, bu + offset, d_dy + offset, dgate + offset, dup + offset, n);
-    got = get_bf16(bg + offset, (size_t)n);
-    report(rel_err(got, zg, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dgate", (long long)n, offset);
-    free(got);
-    got = get_bf16(bu + offset, (size_t)n);
-    report(rel_err(got, zu, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dup", (long long)n, offset);
-    free(got);
-    pn_cuda_swiglu_bwd_bf16(dgate + offset, dup + offset, d_dy + offset, dgate + offset, dup + offset, n);
-    got = get_bf16(dgate + offset, (size_t)n);
-    report(rel_err(got, zg, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dgate over gate (aliased)",
-           (long long)n, offset);
-    free(got);
-    got = get_bf16(dup + offset, (size_t)n);
-    report(rel_err(got, zu, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 n=%lld offset %d dup over up (aliased)",
-           (long long)n, offset);
-    free(got), free(zg), free(zu);
-    pn_cuda_free(bg), pn_cuda_free(bu);
-    free(gate), free(up), free(ref), free(dy), free(dg0), free(du0), free(dg_ref), free(du_ref);
-    pn_cuda_free(dgate), pn_cuda_free(dup), pn_cuda_free(dy16), pn_cuda_free(d_dy), pn_cuda_free(d_dg);
-    pn_cuda_free(d_du);
+    pn_cuda_swiglu_bwd_bf16(dgate, dup, d_dy + offset, dgate, dup, ld, rows, cols);
+    float *pg = pn_malloc((size_t)n * sizeof(float)), *pu = pn_malloc((size_t)n * sizeof(float));
+    pn_cuda_download(hg, bufg, span * sizeof(uint16_t));
+    if (!fused) pn_cuda_download(hu, bufu, span * sizeof(uint16_t));
+    int64_t outside = 0;
+    for (int64_t i = 0; i < offset; i++) outside += hg[i] != 0xFFFF;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            pg[r * cols + c] = pn_bf16_to_f32(hg[offset + r * ld + c]);
+            pu[r * cols + c] = pn_bf16_to_f32((fused ? hg : hu)[offset + r * ld + (fused ? cols : 0) + c]);
+        }
+    report(rel_err(pg, zg, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 %s: dgate over gate (aliased)", what);
+    report(rel_err(pu, zu, (size_t)n), TOL_BF16, "swiglu_bwd_bf16 %s: dup over up (aliased)", what);
+    report((double)outside, 0.0, "swiglu_bwd_bf16 %s: nothing written before the first row", what);
+    free(pg), free(pu), free(zg), free(zu), free(hgrad), free(hg), free(hu);
+    free(gate), free(up), free(ref), free(dy), free(dg0), free(du0);
+    pn_cuda_free(bufg), pn_cuda_free(bufu), pn_cuda_free(dy16), pn_cuda_free(d_dy), pn_cuda_free(d_g32);
+    pn_cuda_free(d_u32);
 }
 
 static void test_add(int64_t n) {
@@ -635,10 +662,14 @@ int main(void) {
     test_rope(1, 33, 2, 256, 5000, 500000.0f);
     test_rope(2, 11, 3, 20, 3, 10000.0f);  // D/2 = 10: scalar path
 
-    test_swiglu(1, 0);
-    test_swiglu(4099, 0);
-    test_swiglu(37 * 4864, 0);
-    test_swiglu(1 << 20, 1);  // misaligned pointers: scalar path
+    test_swiglu(1, 1, 0, 0);
+    test_swiglu(1, 4099, 0, 0);      // one row with a scalar tail
+    test_swiglu(37, 4864, 0, 0);     // contiguous, vector path
+    test_swiglu(37, 4864, 1, 0);     // [gate | up] rows, vector path
+    test_swiglu(40000, 16, 1, 0);    // rows past the grid's 32768
+    test_swiglu(5, 1000003, 1, 0);   // a long row: grid-stride over x
+    test_swiglu(300, 100, 1, 0);     // cols not a multiple of 8: scalar path, [gate | up]
+    test_swiglu(64, 4096, 0, 1);     // misaligned pointers: scalar path
     test_add(7);
     test_add(896 * 37 + 5);
 
