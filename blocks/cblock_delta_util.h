@@ -68,6 +68,9 @@ typedef struct {
 // A slab for the projections param[0..n) of b, in that column order, N rows; only the
 // padding columns are written yet.
 void pn_cbd_slab_open(pn_cbd_slab *s, const pn_cblock *b, int64_t N, int n, const int *param);
+// Where row r0 of part `param` starts (rows ld apart): for an op that writes its bf16
+// gradient into the slab itself (the convs' backward).
+pn_bf16 *pn_cbd_slab_at(const pn_cbd_slab *s, int param, int64_t r0);
 // Rows [r0, r0 + rows) of part `param` = bf16(src), src (rows, width) fp32.
 void pn_cbd_slab_put(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *src);
 // The same rows = bf16(dact · silu'(pre)): the projection went through a silu.

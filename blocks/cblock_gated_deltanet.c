@@ -60,16 +60,12 @@ static void ccd_forward(const pn_cblock *b, const pn_bu_delta_ix *ix, pn_bf16 *y
     pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
 }
 
-// One path's projection gradient into the slab: the path is silu(conv(x Wpᵀ; Wc)) and
-// dact the gradient of its output.
+// One path's projection gradient, written by the conv's backward straight into the slab:
+// the path is silu(conv(x Wpᵀ; Wc)) and dact the gradient of its output.
 static void ccd_path_bwd(const pn_cblock *b, const pn_cbd_slab *slab, const float *dact, const pn_bf16 *proj, int p,
                          int pc, int B, int T, int D) {
-    int64_t N = (int64_t)B * T;
-    float *dproj = pn_cbd_zeros_f32(N * D);
-    pn_cuda_conv_causal_bwd(dproj, b->grads[pc], NULL, dact, proj, b->w32[pc], NULL, NULL, B, T, D, b->cfg.conv_size,
-                            1);
-    pn_cbd_slab_put(slab, p, 0, N, dproj);
-    pn_cuda_free(dproj);
+    pn_cuda_conv_causal_bwd(pn_cbd_slab_at(slab, p, 0), PN_CUDA_BF16, slab->ld, b->grads[pc], NULL, dact, proj,
+                            b->w32[pc], NULL, NULL, B, T, D, b->cfg.conv_size, 1);
 }
 
 static void ccd_backward(const pn_cblock *b, const pn_bu_delta_ix *ix, float *dx, const float *dy, const pn_bf16 *x,

@@ -158,14 +158,11 @@ static void cjet_backward(const pn_cblock *b, float *dx, const float *dy, const 
         pn_bf16 *s1, *kern;
         cjet_kernels(b, x, r0, rows, &h1, &s1, &kern);
         // dkern straight to bf16 (the GEMM below reads it so): no fp32 copy of the
-        // largest gradient of the block
-        float *dvp = pn_cbd_zeros_f32(rows * d.HV);
+        // largest gradient of the block; the gradient of x Wvᵀ straight into the slab
         pn_bf16 *dkern = pn_cbd_scratch_bf16(rows * d.HV * d.W);
-        pn_cuda_dynconv_causal_bwd(dvp, dkern, PN_CUDA_BF16, dv + r0 * d.HV, a.vp + r0 * d.HV, kern, NULL, gb, T, d.HV,
-                                   d.W, 1);
+        pn_cuda_dynconv_causal_bwd(pn_cbd_slab_at(&slab, P_V, r0), PN_CUDA_BF16, slab.ld, dkern, PN_CUDA_BF16,
+                                   dv + r0 * d.HV, a.vp + r0 * d.HV, kern, NULL, gb, T, d.HV, d.W, 1);
         pn_cuda_free(kern);
-        pn_cbd_slab_put(&slab, P_V, r0, rows, dvp);
-        pn_cuda_free(dvp);
         float *ds1 = pn_cbd_zeros_f32(rows * d.R);
         pn_cuda_linear_bwd(ds1, PN_CUDA_F32, G[P_W2], G[P_B2], dkern, s1, b->w16[P_W2], rows, d.R, d.HV * d.W);
         pn_cuda_free(dkern), pn_cuda_free(s1);

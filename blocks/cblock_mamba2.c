@@ -142,7 +142,7 @@ static void m2_backward(const pn_cblock *b, float *dx, const float *dy, const pn
 
     // conv (silu recomputed inside), then the three in_proj row blocks
     float *d_xbc = scratch_f32_zero(n * d.Dc);
-    pn_cuda_conv_causal_bwd(d_xbc, G[P_CONVW], G[P_CONVB], d_xs, a.xbc, W[P_CONVW], W[P_CONVB], NULL, B, T, d.Dc,
+    pn_cuda_conv_causal_bwd(d_xbc, PN_CUDA_F32, d.Dc, G[P_CONVW], G[P_CONVB], d_xs, a.xbc, W[P_CONVW], W[P_CONVB], NULL, B, T, d.Dc,
                             d.W, 1);
     const pn_bf16 *Win = b->w16[P_IN];
     float *gin = G[P_IN];

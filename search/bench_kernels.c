@@ -800,11 +800,11 @@ static void run_conv_bwd(void *p, int i) {
     conv_ctx *c = p;
     const int s = i % NSETS;
     if (c->dyn)
-        pn_cuda_dynconv_causal_bwd(c->dx, c->dkern, c->dk16 ? PN_CUDA_BF16 : PN_CUDA_F32, c->dy[s], c->x[s], c->kern[s],
-                                   NULL, c->B, c->T, c->D, c->W, 1);
+        pn_cuda_dynconv_causal_bwd(c->dx, PN_CUDA_F32, c->D, c->dkern, c->dk16 ? PN_CUDA_BF16 : PN_CUDA_F32, c->dy[s],
+                                   c->x[s], c->kern[s], NULL, c->B, c->T, c->D, c->W, 1);
     else
-        pn_cuda_conv_causal_bwd(c->dx, c->dw, c->dbias, c->dy[s], c->x[s], c->w, c->bias, NULL, c->B, c->T, c->D, c->W,
-                                1);
+        pn_cuda_conv_causal_bwd(c->dx, PN_CUDA_F32, c->D, c->dw, c->dbias, c->dy[s], c->x[s], c->w, c->bias, NULL, c->B,
+                                c->T, c->D, c->W, 1);
 }
 
 // FLOPs: 2·W per output element forward; the backward's dx and dw (dkern) 2·W each.

@@ -318,11 +318,25 @@ static __device__ __forceinline__ void cv_bf16x4(const uint2 r, float f[4]) {
 // computes: one memory latency per row, overlapping the previous row's work. 4 channels per
 // thread (the forward has 8): the windows and the prefetched row then take ~100 registers
 // instead of ~175, so 4× the threads are in flight.
-template <bool DYN, typename KT>
+// dx: XT = float, (B·T, D) rows ldx = D apart, ADDED to; XT = bf16, rows ldx apart (a slice of a
+// wider matrix), WRITTEN (rounded once; the old values are never read).
+static __device__ __forceinline__ float4 cv_dx_get(const float *p) { return *reinterpret_cast<const float4 *>(p); }
+static __device__ __forceinline__ float4 cv_dx_get(const __nv_bfloat16 *) { return make_float4(0.f, 0.f, 0.f, 0.f); }
+static __device__ __forceinline__ void cv_dx_put(float *p, float4 v) { *reinterpret_cast<float4 *>(p) = v; }
+static __device__ __forceinline__ uint32_t cv_bf16x2_bits(float a, float b) {  // a in the low half
+    return (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(a)) |
+           ((uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(b)) << 16);
+}
+static __device__ __forceinline__ void cv_dx_put(__nv_bfloat16 *p, float4 v) {
+    *reinterpret_cast<uint2 *>(p) = make_uint2(cv_bf16x2_bits(v.x, v.y), cv_bf16x2_bits(v.z, v.w));
+}
+
+template <bool DYN, typename KT, typename XT>
 static __global__ void __launch_bounds__(128)
-    cv4_bwd_kernel(float *dx, KT *dkern, float *part, const float *__restrict__ dy, const __nv_bfloat16 *__restrict__ x,
-                   const __nv_bfloat16 *__restrict__ kern, const float *__restrict__ w, const float *__restrict__ bias,
-                   const float *__restrict__ x_prev, int T, int D, int act, int64_t items) {
+    cv4_bwd_kernel(XT *dx, int64_t ldx, KT *dkern, float *part, const float *__restrict__ dy,
+                   const __nv_bfloat16 *__restrict__ x, const __nv_bfloat16 *__restrict__ kern,
+                   const float *__restrict__ w, const float *__restrict__ bias, const float *__restrict__ x_prev, int T,
+                   int D, int act, int64_t items) {
     constexpr bool KF32 = sizeof(KT) == sizeof(float);
     const int G = D / 4, NR = (T + CV4_R - 1) / CV4_R;
     for (int64_t it = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; it < items;
@@ -388,7 +402,7 @@ static __global__ void __launch_bounds__(128)
             const bool wdx = dx && t - 3 >= t0, own = t < t1;
             float4 dxo = make_float4(0.f, 0.f, 0.f, 0.f);
             float dko[DYN && KF32 ? 16 : 1];
-            if (wdx) dxo = *reinterpret_cast<const float4 *>(dx + (bt - 3) * D + d0);
+            if (wdx) dxo = cv_dx_get(dx + (bt - 3) * ldx + d0);
             if constexpr (DYN && KF32) {
                 if (dkern && own) {
 #pragma unroll
@@ -434,7 +448,7 @@ static __global__ void __launch_bounds__(128)
                 for (int c = 0; c < 4; c++) acc[j][c] += k[c][j] * dz[c];
             if (wdx) {
                 dxo.x += acc[0][0], dxo.y += acc[0][1], dxo.z += acc[0][2], dxo.w += acc[0][3];
-                *reinterpret_cast<float4 *>(dx + (bt - 3) * D + d0) = dxo;
+                cv_dx_put(dx + (bt - 3) * ldx + d0, dxo);
             }
         }
         if (dx && tend == T) {  // the last rows of the sequence have no later taps
@@ -442,10 +456,10 @@ static __global__ void __launch_bounds__(128)
             for (int m = 1; m < 4; m++) {
                 const int sr = tend - 4 + m;
                 if (sr < t0 || sr >= t1) continue;
-                float4 *p = reinterpret_cast<float4 *>(dx + (b * T + sr) * D + d0);
-                float4 o = *p;
+                XT *p = dx + (b * T + sr) * ldx + d0;
+                float4 o = cv_dx_get(p);
                 o.x += acc[m][0], o.y += acc[m][1], o.z += acc[m][2], o.w += acc[m][3];
-                *p = o;
+                cv_dx_put(p, o);
             }
         }
         if (!DYN && part) {
@@ -528,18 +542,51 @@ extern "C" void pn_cuda_dynconv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn
     cv_fwd<true>("dynamic conv forward", y, y_dt, x, nullptr, kern, nullptr, x_prev, B, T, D, W, act);
 }
 
-extern "C" void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, const float *dy, const pn_bf16 *x,
-                                        const float *w, const float *bias, const float *x_prev, int B, int T, int D,
-                                        int W, int act) {
+// The bf16-written dx (rows ldx apart) where the fused kernel does not apply: the fp32 form
+// into zeroed scratch, then one rounding into place. Returns the scratch to hand the fp32
+// form (the caller converts and frees it), or the caller's fp32 dx as it is.
+static float *cv_dx_f32(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, int64_t N, int D) {
+    if (!dx) return nullptr;
+    if (dx_dt == PN_CUDA_F32) {
+        if (ldx != D) {
+            fprintf(stderr, "postnas: internal error: %s:%d: fp32 conv dx with row stride %lld != D = %d\n", __FILE__,
+                    __LINE__, (long long)ldx, D);
+            exit(1);
+        }
+        return (float *)dx;
+    }
+    float *t = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(N * D) * sizeof(float));
+    pn_cuda_memset(t, 0, (size_t)(N * D) * sizeof(float));
+    return t;
+}
+static void cv_dx_finish(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, float *t, int64_t N, int D) {
+    if (!dx || dx_dt == PN_CUDA_F32) return;
+    pn_cuda_f32_to_bf16_2d((pn_bf16 *)dx, ldx, t, N, D);
+    pn_cuda_free(t);
+}
+// The fused kernel's dx conditions: fp32 16-byte rows (cv4_ok), or bf16 8-byte stores.
+static bool cv4_dx_ok(const void *dx, pn_cuda_dtype dx_dt, int64_t ldx) {
+    if (!dx) return true;
+    if (dx_dt == PN_CUDA_F32) return pn_aligned16(dx);
+    return ((uintptr_t)dx & 7u) == 0 && ldx % 4 == 0;
+}
+
+extern "C" void pn_cuda_conv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, float *dw, float *dbias,
+                                        const float *dy, const pn_bf16 *x, const float *w, const float *bias,
+                                        const float *x_prev, int B, int T, int D, int W, int act) {
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die("conv backward", "unsupported size", D, W);
     const int64_t N = (int64_t)B * T, total = N * D;
     if (total <= 0 || (!dx && !dw && !dbias)) return;
-    if (cv4_ok(D, W, x, w, dy, dx)) {
+    if (cv4_ok(D, W, x, w, dy, nullptr) && cv4_dx_ok(dx, dx_dt, ldx)) {
         const int64_t nslice = (int64_t)B * pn_ceil_div(T, CV4_R), items = nslice * (D / 4);
         float *part = dw || dbias ? (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D * 5) * sizeof(float))
                                   : nullptr;
-        cv4_bwd_kernel<false, float><<<pn_grid_for(items, 128), 128, 0, pn_stream()>>>(
-            dx, nullptr, part, dy, as_bf(x), nullptr, w, bias, x_prev, T, D, act, items);
+        if (dx_dt == PN_CUDA_BF16)
+            cv4_bwd_kernel<false, float, __nv_bfloat16><<<pn_grid_for(items, 128), 128, 0, pn_stream()>>>(
+                (__nv_bfloat16 *)dx, ldx, nullptr, part, dy, as_bf(x), nullptr, w, bias, x_prev, T, D, act, items);
+        else
+            cv4_bwd_kernel<false, float, float><<<pn_grid_for(items, 128), 128, 0, pn_stream()>>>(
+                (float *)dx, D, nullptr, part, dy, as_bf(x), nullptr, w, bias, x_prev, T, D, act, items);
         PN_CHECK_LAUNCH();
         if (part) {
             cv_dw_final_kernel<<<(unsigned)pn_ceil_div((int64_t)D * 5, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(
@@ -551,10 +598,12 @@ extern "C" void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, cons
     }
     float *owned;
     const float *dz = cv_dz<false>(&owned, dy, x, w, nullptr, bias, x_prev, T, D, W, act, total);
-    if (dx) {
-        cv_dx_kernel<false><<<pn_grid_for(total, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(dx, dz, w, nullptr, T, D,
-                                                                                           W, total);
+    float *dx32 = cv_dx_f32(dx, dx_dt, ldx, N, D);
+    if (dx32) {
+        cv_dx_kernel<false><<<pn_grid_for(total, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(dx32, dz, w, nullptr, T,
+                                                                                           D, W, total);
         PN_CHECK_LAUNCH();
+        cv_dx_finish(dx, dx_dt, ldx, dx32, N, D);
     }
     if (dw || dbias) {
         int64_t nslice = pn_ceil_div(N, CV_ROWS_SLICE);
@@ -574,23 +623,33 @@ extern "C" void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, cons
     pn_cuda_free(owned);
 }
 
-extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype dkern_dt, const float *dy,
-                                           const pn_bf16 *x, const pn_bf16 *kern, const float *x_prev, int B, int T,
-                                           int D, int W, int act) {
+// The dynamic conv's fused backward for one dkern / dx type pair.
+template <typename KT, typename XT>
+static void cv4_dyn_bwd(XT *dx, int64_t ldx, void *dkern, const float *dy, const pn_bf16 *x, const pn_bf16 *kern,
+                        const float *x_prev, int B, int T, int D, int act) {
+    const int64_t items = (int64_t)B * pn_ceil_div(T, CV4_R) * (D / 4);
+    cv4_bwd_kernel<true, KT, XT><<<pn_grid_for(items, 128), 128, 0, pn_stream()>>>(
+        dx, ldx, (KT *)dkern, nullptr, dy, as_bf(x), as_bf(kern), nullptr, nullptr, x_prev, T, D, act, items);
+    PN_CHECK_LAUNCH();
+}
+
+extern "C" void pn_cuda_dynconv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, void *dkern,
+                                           pn_cuda_dtype dkern_dt, const float *dy, const pn_bf16 *x,
+                                           const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W,
+                                           int act) {
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die("dynamic conv backward", "unsupported size", D, W);
-    const int64_t total = (int64_t)B * T * D;
+    const int64_t N = (int64_t)B * T, total = N * D;
     if (total <= 0 || (!dx && !dkern)) return;
-    if (cv4_ok(D, W, x, kern, dy, dx) && (!dkern || pn_aligned16(dkern))) {
-        const int64_t items = (int64_t)B * pn_ceil_div(T, CV4_R) * (D / 4);
-        const unsigned g4 = pn_grid_for(items, 128);
-        if (dkern_dt == PN_CUDA_BF16)
-            cv4_bwd_kernel<true, __nv_bfloat16><<<g4, 128, 0, pn_stream()>>>(
-                dx, (__nv_bfloat16 *)dkern, nullptr, dy, as_bf(x), as_bf(kern), nullptr, nullptr, x_prev, T, D, act, items);
+    if (cv4_ok(D, W, x, kern, dy, nullptr) && cv4_dx_ok(dx, dx_dt, ldx) && (!dkern || pn_aligned16(dkern))) {
+        const bool k16 = dkern_dt == PN_CUDA_BF16, x16 = dx_dt == PN_CUDA_BF16;
+        if (k16 && x16)
+            cv4_dyn_bwd<__nv_bfloat16>((__nv_bfloat16 *)dx, ldx, dkern, dy, x, kern, x_prev, B, T, D, act);
+        else if (k16)
+            cv4_dyn_bwd<__nv_bfloat16>((float *)dx, D, dkern, dy, x, kern, x_prev, B, T, D, act);
+        else if (x16)
+            cv4_dyn_bwd<float>((__nv_bfloat16 *)dx, ldx, dkern, dy, x, kern, x_prev, B, T, D, act);
         else
-            cv4_bwd_kernel<true, float><<<g4, 128, 0, pn_stream()>>>(dx, (float *)dkern, nullptr, dy, as_bf(x),
-                                                                     as_bf(kern), nullptr, nullptr, x_prev, T, D, act,
-                                                                     items);
-        PN_CHECK_LAUNCH();
+            cv4_dyn_bwd<float>((float *)dx, D, dkern, dy, x, kern, x_prev, B, T, D, act);
         return;
     }
     float *owned;
@@ -605,9 +664,11 @@ extern "C" void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype
                 <<<grid, CV_THREADS, 0, pn_stream()>>>((float *)dkern, dz, as_bf(x), x_prev, T, D, W, total);
         PN_CHECK_LAUNCH();
     }
-    if (dx) {
-        cv_dx_kernel<true><<<grid, CV_THREADS, 0, pn_stream()>>>(dx, dz, nullptr, as_bf(kern), T, D, W, total);
+    float *dx32 = cv_dx_f32(dx, dx_dt, ldx, N, D);
+    if (dx32) {
+        cv_dx_kernel<true><<<grid, CV_THREADS, 0, pn_stream()>>>(dx32, dz, nullptr, as_bf(kern), T, D, W, total);
         PN_CHECK_LAUNCH();
+        cv_dx_finish(dx, dx_dt, ldx, dx32, N, D);
     }
     pn_cuda_free(owned);
 }

@@ -72,18 +72,23 @@ void pn_cuda_dplr_bwd(int B, int T, int H, int K, int V, float scale, const pn_b
 void pn_cuda_conv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const float *w, const float *bias,
                              const float *x_prev, int B, int T, int D, int W, int act);
 // dy (B, T, D) fp32 is the gradient of the ACTIVATED output; the pre-activation is
-// recomputed (so bias is needed when act = 1). dx (B, T, D), dw (D, W), dbias (D) += ...;
-// any may be NULL. dw and dbias are reduced in a fixed order (deterministic).
-void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, const float *dy, const pn_bf16 *x, const float *w,
-                             const float *bias, const float *x_prev, int B, int T, int D, int W, int act);
+// recomputed (so bias is needed when act = 1). dw (D, W), dbias (D) += ...; dx either fp32
+// (dx_dt PN_CUDA_F32: (B, T, D), ldx = D) += ..., or bf16 (PN_CUDA_BF16) WRITTEN, rounded
+// once, into rows ldx ≥ D apart — the operand of the projection's backward GEMM, in place in
+// a block's slab of projection gradients. Any may be NULL. dw and dbias are reduced in a
+// fixed order (deterministic).
+void pn_cuda_conv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, float *dw, float *dbias, const float *dy,
+                             const pn_bf16 *x, const float *w, const float *bias, const float *x_prev, int B, int T,
+                             int D, int W, int act);
 // Dynamic (per-token) kernels, JetBlock: kern (B, T, D, W) bf16 (flat index d·W + j), no bias.
 void pn_cuda_dynconv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const pn_bf16 *kern,
                                 const float *x_prev, int B, int T, int D, int W, int act);
-// dx (B, T, D) += ...; dkern (B, T, D, W) += ... when dkern_dt is PN_CUDA_F32, or WRITTEN
-// (rounded once) when PN_CUDA_BF16, the form the generator's weight-gradient GEMM reads.
-// Either may be NULL.
-void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype dkern_dt, const float *dy, const pn_bf16 *x,
-                                const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W, int act);
+// dx as in pn_cuda_conv_causal_bwd (fp32 +=, or bf16 written into rows ldx apart);
+// dkern (B, T, D, W) += ... when dkern_dt is PN_CUDA_F32, or WRITTEN (rounded once) when
+// PN_CUDA_BF16, the form the generator's weight-gradient GEMM reads. Either may be NULL.
+void pn_cuda_dynconv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, void *dkern, pn_cuda_dtype dkern_dt,
+                                const float *dy, const pn_bf16 *x, const pn_bf16 *kern, const float *x_prev, int B,
+                                int T, int D, int W, int act);
 
 // ---------------------------------------------------------------- gated RMSNorm (gated_norm.cu)
 // y (N, D) = x · rstd · w · silu(gate), rstd (N) fp32 = 1/sqrt(mean(x²) + eps) (saved for the

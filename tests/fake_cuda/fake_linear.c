@@ -143,11 +143,30 @@ void pn_cuda_conv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, cons
     free(xf), free(yf);
 }
 
-void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, const float *dy, const pn_bf16 *x, const float *w,
-                             const float *bias, const float *x_prev, int B, int T, int D, int W, int act) {
+// The conv backwards' dx: the fp32 += form as it is (ldx = D), or for the bf16 WRITTEN form a
+// zeroed fp32 temporary that fk_dx_finish rounds into rows ldx apart.
+static float *fk_dx_begin(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, int64_t rows, int D) {
+    if (!dx) return NULL;
+    if (dx_dt == PN_CUDA_F32) {
+        PN_ASSERT(ldx == D);
+        return dx;
+    }
+    PN_ASSERT(dx_dt == PN_CUDA_BF16 && ldx >= D);
+    return fk_zeros(rows * D);
+}
+static void fk_dx_finish(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, float *t, int64_t rows, int D) {
+    if (!dx || dx_dt == PN_CUDA_F32) return;
+    for (int64_t r = 0; r < rows; r++) fk_store_bf16((pn_bf16 *)dx + r * ldx, t + r * D, D);
+    free(t);
+}
+
+void pn_cuda_conv_causal_bwd(void *dx_out, pn_cuda_dtype dx_dt, int64_t ldx, float *dw, float *dbias, const float *dy,
+                             const pn_bf16 *x, const float *w, const float *bias, const float *x_prev, int B, int T,
+                             int D, int W, int act) {
     check_conv(W, act);
     const int64_t n = (int64_t)B * T * D;
-    if (n <= 0 || (!dx && !dw && !dbias)) return;
+    if (n <= 0 || (!dx_out && !dw && !dbias)) return;
+    float *dx = fk_dx_begin(dx_out, dx_dt, ldx, (int64_t)B * T, D);
     float *xf = fk_from_bf16(x, n), *dz = NULL;
     if (act) {  // dy is the gradient of silu(z), z = conv(x) + bias: recompute z
         float *z = fk_alloc(n);
@@ -157,6 +176,7 @@ void pn_cuda_conv_causal_bwd(float *dx, float *dw, float *dbias, const float *dy
         free(z);
     }
     pn_conv_causal_bwd(dx, dw, dbias, act ? dz : dy, xf, w, x_prev, B, T, D, W);
+    fk_dx_finish(dx_out, dx_dt, ldx, dx, (int64_t)B * T, D);
     free(xf), free(dz);
 }
 
@@ -172,11 +192,13 @@ void pn_cuda_dynconv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, c
     free(xf), free(kf), free(yf);
 }
 
-void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype dkern_dt, const float *dy, const pn_bf16 *x,
-                                const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W, int act) {
+void pn_cuda_dynconv_causal_bwd(void *dx_out, pn_cuda_dtype dx_dt, int64_t ldx, void *dkern, pn_cuda_dtype dkern_dt,
+                                const float *dy, const pn_bf16 *x, const pn_bf16 *kern, const float *x_prev, int B,
+                                int T, int D, int W, int act) {
     check_conv(W, act);
     const int64_t n = (int64_t)B * T * D;
-    if (n <= 0 || (!dx && !dkern)) return;
+    if (n <= 0 || (!dx_out && !dkern)) return;
+    float *dx = fk_dx_begin(dx_out, dx_dt, ldx, (int64_t)B * T, D);
     float *xf = fk_from_bf16(x, n), *kf = fk_from_bf16(kern, n * W), *dz = NULL;
     if (act) {
         float *z = fk_alloc(n);
@@ -189,6 +211,7 @@ void pn_cuda_dynconv_causal_bwd(float *dx, void *dkern, pn_cuda_dtype dkern_dt, 
     float *dk = dkern && dkern_dt == PN_CUDA_BF16 ? fk_zeros(n * W) : dkern;
     pn_dynconv_causal_bwd(dx, dk, act ? dz : dy, xf, kf, x_prev, B, T, D, W);
     if (dk && dk != dkern) fk_store(dkern, PN_CUDA_BF16, dk, n * W), free(dk);
+    fk_dx_finish(dx_out, dx_dt, ldx, dx, (int64_t)B * T, D);
     free(xf), free(kf), free(dz);
 }
 

@@ -407,22 +407,57 @@ static void test_conv(int dyn, int B, int T, int D, int W, int act, int with_bia
     }
     float *d_dy = dev_f32(dy, nx);
     if (dyn) {
-        pn_cuda_dynconv_causal_bwd(g.dev[0], g.dev[1], PN_CUDA_F32, d_dy, d_x, d_kern, d_prev, B, T, D, W, act);
+        pn_cuda_dynconv_causal_bwd(g.dev[0], PN_CUDA_F32, D, g.dev[1], PN_CUDA_F32, d_dy, d_x, d_kern, d_prev, B, T, D, W,
+                                   act);
         // the bf16 WRITE form of dkern (into a poisoned buffer), dx not asked for
         float *kref = zeros_host(nk);
         pn_dynconv_causal_bwd(NULL, kref, dz, x, kern, prev, B, T, D, W);
         pn_bf16 *d_k16 = dev_poisoned((nk ? nk : 1) * sizeof(pn_bf16));
-        pn_cuda_dynconv_causal_bwd(NULL, d_k16, PN_CUDA_BF16, d_dy, d_x, d_kern, d_prev, B, T, D, W, act);
+        pn_cuda_dynconv_causal_bwd(NULL, PN_CUDA_F32, D, d_k16, PN_CUDA_BF16, d_dy, d_x, d_kern, d_prev, B, T, D, W, act);
         float *k16 = get_bf16(d_k16, nk);
         report(rel_err(k16, kref, nk), TOL_BF16, "%s: bwd dkern bf16 (written)", what);
         free(k16), free(kref);
         pn_cuda_free(d_k16);
     } else
-        pn_cuda_conv_causal_bwd(g.dev[0], g.dev[1], g.dev[2], d_dy, d_x, d_w, d_bias, d_prev, B, T, D, W, act);
+        pn_cuda_conv_causal_bwd(g.dev[0], PN_CUDA_F32, D, g.dev[1], g.dev[2], d_dy, d_x, d_w, d_bias, d_prev, B, T, D, W,
+                                act);
     char bw[220];
     snprintf(bw, sizeof bw, "%s: bwd", what);
     grads_check(&g, bw, NULL);
     grads_free(&g);
+    // dx alone in the bf16 WRITE form, into rows of a poisoned (B·T, D + 8) matrix (a block's
+    // slab): against the CPU's dx from zeros, and the 8 columns after each row untouched
+    {
+        const int64_t rows = (int64_t)B * T, ldx = D + 8;
+        float *xref = zeros_host(nx);
+        if (dyn)
+            pn_dynconv_causal_bwd(xref, NULL, dz, x, kern, prev, B, T, D, W);
+        else
+            pn_conv_causal_bwd(xref, NULL, NULL, dz, x, w, prev, B, T, D, W);
+        pn_bf16 *d_x16 = dev_poisoned((size_t)(rows * ldx > 0 ? rows * ldx : 1) * sizeof(pn_bf16));
+        if (dyn)
+            pn_cuda_dynconv_causal_bwd(d_x16, PN_CUDA_BF16, ldx, NULL, PN_CUDA_F32, d_dy, d_x, d_kern, d_prev, B, T, D, W,
+                                       act);
+        else
+            pn_cuda_conv_causal_bwd(d_x16, PN_CUDA_BF16, ldx, NULL, NULL, d_dy, d_x, d_w, d_bias, d_prev, B, T, D, W,
+                                    act);
+        uint16_t *wide = pn_malloc((size_t)(rows * ldx > 0 ? rows * ldx : 1) * sizeof(uint16_t));
+        pn_cuda_download(wide, d_x16, (size_t)(rows * ldx) * sizeof(uint16_t));
+        float *x16 = pn_malloc((nx ? nx : 1) * sizeof(float));
+        int64_t gap = 0;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < ldx; c++) {
+                if (c < D)
+                    x16[r * D + c] = pn_bf16_to_f32(wide[r * ldx + c]);
+                else
+                    gap += wide[r * ldx + c] != 0xFFFF;
+            }
+        report(gap ? INFINITY : rel_err(x16, xref, nx), TOL_BF16,
+               "%s: bwd dx bf16 written, row stride D + 8 (%lld elements outside the rows written)", what,
+               (long long)gap);
+        free(xref), free(wide), free(x16);
+        pn_cuda_free(d_x16);
+    }
     free(x), free(w), free(kern), free(bias), free(prev), free(z), free(y_ref), free(dy), free(dz);
     pn_cuda_free(d_x), pn_cuda_free(d_kern), pn_cuda_free(d_w), pn_cuda_free(d_bias), pn_cuda_free(d_prev);
     pn_cuda_free(d_y), pn_cuda_free(d_dy);
