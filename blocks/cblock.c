@@ -73,27 +73,36 @@ void pn_cblock_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad
     pn_cuda_free(d16);
 }
 
-// The normed output (N, H·V) bf16 and its rstd (N·H), fresh scratch.
-static void cblock_gated_norm(const pn_cblock *b, int p_norm, const pn_bf16 *o, const pn_bf16 *g, int64_t N,
+// The normed output (N, H·V) bf16 and its rstd (N·H), fresh scratch, from the fp32 o.
+static void cblock_gated_norm(const pn_cblock *b, int p_norm, const float *o, const pn_bf16 *g, int64_t N,
                               pn_bf16 **on, float **rstd) {
     const pn_block_cfg *c = &b->cfg;
     *on = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * c->H * c->V * sizeof(pn_bf16));
     *rstd = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * c->H * sizeof(float));
-    pn_cuda_rmsnorm_gated_fwd(*on, PN_CUDA_BF16, *rstd, o, b->w32[p_norm], g, N * c->H, c->V, c->norm_eps);
+    pn_cuda_rmsnorm_gated_fwd(*on, PN_CUDA_BF16, *rstd, o, PN_CUDA_F32, b->w32[p_norm], g, N * c->H, c->V,
+                              c->norm_eps);
 }
 
-void pn_cblock_gated_out_fwd(const pn_cblock *b, int p_norm, int p_o, pn_bf16 *y, const pn_bf16 *o,
-                             const pn_bf16 *g, int64_t N) {
+void pn_cblock_out_proj(const pn_cblock_ctx *ctx, pn_bf16 *y, const pn_bf16 *in, const pn_bf16 *w,
+                        const pn_bf16 *bias, int64_t N, int K, int C) {
+    if (ctx && ctx->resid_out)
+        pn_cuda_gemm_add(0, 1, N, C, K, in, K, w, K, ctx->resid_in, ctx->resid_out, C, bias);  // (N,K)·(C,K)ᵀ
+    else
+        pn_cuda_linear_fwd(y, PN_CUDA_BF16, in, w, bias, N, K, C);
+}
+
+void pn_cblock_gated_out_fwd(const pn_cblock *b, const pn_cblock_ctx *ctx, int p_norm, int p_o, pn_bf16 *y,
+                             const float *o, const pn_bf16 *g, int64_t N) {
     const pn_block_cfg *c = &b->cfg;
     pn_bf16 *on;
     float *rstd;
     cblock_gated_norm(b, p_norm, o, g, N, &on, &rstd);
-    pn_cuda_linear_fwd(y, PN_CUDA_BF16, on, b->w16[p_o], NULL, N, c->H * c->V, c->C);
+    pn_cblock_out_proj(ctx, y, on, b->w16[p_o], NULL, N, c->H * c->V, c->C);
     pn_cuda_free(on);
     pn_cuda_free(rstd);
 }
 
-void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const float *dy, const pn_bf16 *o,
+void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const float *dy, const float *o,
                              const pn_bf16 *g, int64_t N, float **d_o, float **dg) {
     const pn_block_cfg *c = &b->cfg;
     const int HV = c->H * c->V;
@@ -108,7 +117,8 @@ void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const floa
     pn_cuda_free(on);
     *d_o = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(float));  // written, not added to
     *dg = g ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HV * sizeof(float)) : pn_cblock_zeros(N * HV);
-    pn_cuda_rmsnorm_gated_bwd_write(*d_o, b->grads[p_norm], *dg, d_on, o, b->w32[p_norm], g, rstd, N * c->H, c->V);
+    pn_cuda_rmsnorm_gated_bwd_write(*d_o, b->grads[p_norm], *dg, d_on, o, PN_CUDA_F32, b->w32[p_norm], g, rstd,
+                                    N * c->H, c->V);
     pn_cuda_free(d_on);
     pn_cuda_free(rstd);
 }

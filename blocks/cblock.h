@@ -27,6 +27,11 @@
 // layer's forward and read by later ones; ctx->dv_first (N, C) fp32 collects the later
 // layers' gradient for it (ADDED), which the first layer's backward consumes. Both are
 // caller-owned device buffers (NULL when no rwkv7 layer runs).
+//
+// The forward's residual form: with ctx->resid_out set, the block does not write y but
+// adds its output, unrounded, to the fp32 residual stream: resid_out (N, C) = resid_in +
+// y, in its output projection's GEMM epilogue (pn_cblock_out_proj). A decoder layer's
+// h = x + mixer(x) then costs neither a bf16 y nor an add pass, and y is not rounded.
 #pragma once
 #include "blocks/block.h"
 #include "kernels/cuda/pn_cuda_ops.h"
@@ -34,6 +39,8 @@
 typedef struct {
     pn_bf16 *v_first;   // (B, T, C) bf16
     float *dv_first;    // (B, T, C) fp32
+    const float *resid_in;  // (B, T, C) fp32, read with resid_out
+    float *resid_out;       // (B, T, C) fp32 or NULL: the residual form (y not written)
 } pn_cblock_ctx;
 
 struct pn_cblock;
@@ -68,11 +75,15 @@ static inline void *pn_cblock_take(char *base, size_t *off, size_t bytes) {
     return p;
 }
 
-// The saved activations of the gated linear blocks (gla, retnet), bf16: q, k (N, H·K); v, g
-// (N, H·V); lr (N, rank), gla's low-rank gate input (rank 0: none, no bytes); o (N, H·V).
+// The saved activations of the gated linear blocks (gla, retnet): bf16 q, k (N, H·K); v, g
+// (N, H·V); lr (N, rank), gla's low-rank gate input (rank 0: none, no bytes); and the
+// recurrence output o (N, H·V) in fp32 — not rounded before the per-head RMSNorm, whose
+// backward multiplies o's error by rstd (large for a row whose o is nearly 0: token 0's
+// o = (q₀·k₀) v₀ when q₀·k₀ ≈ 0; bf16 o gave dx errors up to 0.4 on such draws).
 // Fills *a (may be NULL) from base (NULL: sizes only) and returns the bytes: act_bytes.
 typedef struct {
-    pn_bf16 *q, *k, *v, *g, *lr, *o;
+    pn_bf16 *q, *k, *v, *g, *lr;
+    float *o;
 } pn_cblock_gated_act;
 
 static inline size_t pn_cblock_gated_act_layout(const pn_block_cfg *c, int B, int T, int rank, void *base,
@@ -86,9 +97,14 @@ static inline size_t pn_cblock_gated_act_layout(const pn_block_cfg *c, int B, in
     a->v = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
     a->g = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
     a->lr = rank > 0 ? pn_cblock_take(base, &off, N * (size_t)rank * sizeof(pn_bf16)) : NULL;
-    a->o = pn_cblock_take(base, &off, N * HV * sizeof(pn_bf16));
+    a->o = pn_cblock_take(base, &off, N * HV * sizeof(float));
     return off;
 }
+
+// A block's output projection, y (N, C) = in (N, K) · Wᵀ [+ bias]: y WRITTEN in bf16, or in the
+// residual form (ctx && ctx->resid_out) resid_out = resid_in + in · Wᵀ [+ bias] in fp32.
+void pn_cblock_out_proj(const pn_cblock_ctx *ctx, pn_bf16 *y, const pn_bf16 *in, const pn_bf16 *w,
+                        const pn_bf16 *bias, int64_t N, int K, int C);
 
 // Short-lived helpers of the blocks' backward passes (PN_CUDA_MEM_SCRATCH; the caller
 // frees with pn_cuda_free): a zeroed fp32 buffer of n floats, and a bf16 copy of an fp32
@@ -101,12 +117,13 @@ void pn_cblock_proj_bwd(const pn_cblock *b, int i, float *dx, const float *dgrad
                         int n_in, int n_out);
 
 // The gated output tail of gla and retnet, y (N, C) = (rmsh(o) · w · silu(g)) Woᵀ per head
-// of V features: o, g (N, H·V) bf16, w = w32[p_norm] (V), Wo = w16[p_o] (C, H·V).
-void pn_cblock_gated_out_fwd(const pn_cblock *b, int p_norm, int p_o, pn_bf16 *y, const pn_bf16 *o,
-                             const pn_bf16 *g, int64_t N);
+// of V features: o (N, H·V) fp32, g (N, H·V) bf16, w = w32[p_norm] (V), Wo = w16[p_o] (C, H·V);
+// y through pn_cblock_out_proj (ctx may ask for the residual form).
+void pn_cblock_gated_out_fwd(const pn_cblock *b, const pn_cblock_ctx *ctx, int p_norm, int p_o, pn_bf16 *y,
+                             const float *o, const pn_bf16 *g, int64_t N);
 // Its backward from dy (N, C) fp32: grads[p_o], grads[p_norm] += (when not NULL); returns
 // fresh zero-started *d_o, *dg (N, H·V) fp32 scratch with the gradients of o and g.
-void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const float *dy, const pn_bf16 *o,
+void pn_cblock_gated_out_bwd(const pn_cblock *b, int p_norm, int p_o, const float *dy, const float *o,
                              const pn_bf16 *g, int64_t N, float **d_o, float **dg);
 
 // The CUDA twin of a CPU block type by name; NULL if the type has none.

@@ -79,7 +79,6 @@ static int cattn_window(const pn_cblock *b) { return b->type->name[0] == 's' ? b
 
 static void cattn_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
                           pn_cblock_ctx *ctx) {
-    (void)ctx;
     const pn_block_cfg *c = &b->cfg;
     const cattn_idx ix = cattn_index(c);
     const int64_t N = (int64_t)B * T;
@@ -98,7 +97,7 @@ static void cattn_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int 
     pn_cuda_rope_fwd(a.k, B, T, c->H_kv, c->K, 0, c->rope_theta);
     pn_cuda_attn_fwd(B, T, T, c->H, c->H_kv, c->K, cattn_window(b), 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, 0,
                      a.o, a.lse);
-    pn_cuda_linear_fwd(y, PN_CUDA_BF16, a.o, w16(b, ix.wo), w16(b, ix.bo), N, QD, c->C);
+    pn_cblock_out_proj(ctx, y, a.o, w16(b, ix.wo), w16(b, ix.bo), N, QD, c->C);
 }
 
 // Inverse RoPE [and q/k RMSNorm backward] of one attention gradient: d16 (rows, D) bf16

@@ -139,12 +139,12 @@ static void cbd_norm(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_
     pn_bu_dims d = pn_bu_dims_of(&b->cfg);
     *on = pn_cbd_scratch_bf16(N * d.HV);
     *ro = pn_cbd_scratch_f32(N * d.H);
-    pn_cuda_rmsnorm_gated_fwd(*on, PN_CUDA_BF16, *ro, a->o, b->w32[ix->o_norm], a->gp, N * d.H, d.V,
+    pn_cuda_rmsnorm_gated_fwd(*on, PN_CUDA_BF16, *ro, a->o, PN_CUDA_BF16, b->w32[ix->o_norm], a->gp, N * d.H, d.V,
                               b->cfg.norm_eps);
 }
 
-void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, pn_bf16 *y, const pn_bf16 *x,
-                const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T) {
+void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, const pn_cblock_ctx *ctx,
+                pn_bf16 *y, const pn_bf16 *x, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T) {
     pn_bu_dims d = pn_bu_dims_of(&b->cfg);
     pn_bf16 *const *W = b->w16;
     int64_t N = (int64_t)B * T;
@@ -165,7 +165,7 @@ void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
     pn_bf16 *on;
     float *ro;
     cbd_norm(b, ix, a, N, &on, &ro);
-    pn_cuda_linear_fwd(y, PN_CUDA_BF16, on, W[ix->o], NULL, N, d.HV, d.C);
+    pn_cblock_out_proj(ctx, y, on, W[ix->o], NULL, N, d.HV, d.C);
     pn_cuda_free(on), pn_cuda_free(ro), pn_cuda_free(g);
 }
 
@@ -188,7 +188,8 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
     // dout, dgp are written by the norm's backward (no zeroing pass)
     float *dout = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * d.HV * sizeof(float));
     float *dgp = ix->g >= 0 ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * d.HV * sizeof(float)) : NULL;
-    pn_cuda_rmsnorm_gated_bwd_write(dout, G[ix->o_norm], dgp, don, a->o, P[ix->o_norm], a->gp, ro, N * d.H, d.V);
+    pn_cuda_rmsnorm_gated_bwd_write(dout, G[ix->o_norm], dgp, don, a->o, PN_CUDA_BF16, P[ix->o_norm], a->gp, ro,
+                                    N * d.H, d.V);
     pn_cuda_free(don), pn_cuda_free(ro);
     if (dgp) {
         pn_cbd_slab_put(slab, ix->g, 0, N, dgp);

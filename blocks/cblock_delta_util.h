@@ -39,10 +39,10 @@ typedef struct {
 void pn_cbd_act_layout(const pn_block_cfg *c, const pn_bu_delta_ix *ix, int64_t N, pn_cbd_cursor *cur,
                        pn_cbd_act *a);
 
-// y (N, C) bf16 from x and the block's q, k (N, H·K) bf16 (silu outputs, not yet
-// normalised) and v (N, H·V) bf16; fills a.
-void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, pn_bf16 *y, const pn_bf16 *x,
-                const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T);
+// y (N, C) bf16 (or the residual form ctx asks for, pn_cblock_out_proj) from x and the
+// block's q, k (N, H·K) bf16 (silu outputs, not yet normalised) and v (N, H·V) bf16; fills a.
+void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *a, const pn_cblock_ctx *ctx,
+                pn_bf16 *y, const pn_bf16 *x, const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v, int B, int T);
 
 // ---- the projection-gradient slab
 // Every input projection P = x Wpᵀ of a block sends back dx += dP Wp and Wp's gradient

@@ -43,7 +43,7 @@ static pn_bf16 *ccd_conv(const pn_cblock *b, const pn_bf16 *proj, int p, int B, 
 }
 
 static void ccd_forward(const pn_cblock *b, const pn_bu_delta_ix *ix, pn_bf16 *y, const pn_bf16 *x, int B, int T,
-                        void *act) {
+                        void *act, const pn_cblock_ctx *ctx) {
     pn_bu_dims d = pn_bu_dims_of(&b->cfg);
     pn_bf16 *const *W = b->w16;
     int64_t N = (int64_t)B * T;
@@ -56,7 +56,7 @@ static void ccd_forward(const pn_cblock *b, const pn_bu_delta_ix *ix, pn_bf16 *y
     pn_bf16 *q = ccd_conv(b, a.qp, ix->q_conv, B, T, d.HK);
     pn_bf16 *k = ccd_conv(b, a.kp, ix->k_conv, B, T, d.HK);
     pn_bf16 *v = ccd_conv(b, a.vp, ix->v_conv, B, T, d.HV);
-    pn_cbd_fwd(b, ix, &a.tail, y, x, q, k, v, B, T);
+    pn_cbd_fwd(b, ix, &a.tail, ctx, y, x, q, k, v, B, T);
     pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
 }
 
@@ -108,8 +108,7 @@ static size_t cgdn_act_bytes(const pn_block_cfg *c, int B, int T) {
 
 static void cgdn_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
                          pn_cblock_ctx *ctx) {
-    (void)ctx;
-    ccd_forward(b, &GDN_IX, y, x, B, T, act);
+    ccd_forward(b, &GDN_IX, y, x, B, T, act, ctx);
 }
 
 static void cgdn_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,
@@ -134,8 +133,7 @@ static size_t cdn_act_bytes(const pn_block_cfg *c, int B, int T) {
 
 static void cdn_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
                         pn_cblock_ctx *ctx) {
-    (void)ctx;
-    ccd_forward(b, &DN_IX, y, x, B, T, act);
+    ccd_forward(b, &DN_IX, y, x, B, T, act, ctx);
 }
 
 static void cdn_backward(const pn_cblock *b, float *dx, const float *dy, const pn_bf16 *x, int B, int T,

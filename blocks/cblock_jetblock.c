@@ -105,7 +105,6 @@ static void cjet_v(const pn_cblock *b, const cjet_act *a, const pn_bf16 *x, int 
 
 static void cjet_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
                          pn_cblock_ctx *ctx) {
-    (void)ctx;
     cjet_dims d = cjet_dims_of(&b->cfg);
     int64_t N = (int64_t)B * T;
     if (N <= 0) return;
@@ -119,7 +118,7 @@ static void cjet_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
     pn_cuda_free(qp), pn_cuda_free(kp);
     pn_cuda_linear_fwd(a.vp, PN_CUDA_BF16, x, b->w16[P_V], NULL, N, d.C, d.HV);
     cjet_v(b, &a, x, B, T);
-    pn_cbd_fwd(b, &JET_IX, &a.tail, y, x, q, k, a.v, B, T);
+    pn_cbd_fwd(b, &JET_IX, &a.tail, ctx, y, x, q, k, a.v, B, T);
     pn_cuda_free(q), pn_cuda_free(k);
 }
 

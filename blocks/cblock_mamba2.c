@@ -72,7 +72,6 @@ static void m2_check(const pn_cblock *b) {
 
 static void m2_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, int T, void *act,
                        pn_cblock_ctx *ctx) {
-    (void)ctx;
     m2_check(b);
     const pn_block_cfg *c = &b->cfg;
     m2_dims d = m2_dims_of(c);
@@ -93,7 +92,7 @@ static void m2_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, 
     pn_cuda_m2_ssd_in_fwd(NULL, g, q, k, v, a.xs, a.dtr, W[P_DTB], W[P_ALOG], N, d.H, d.P, d.G, d.Ns);
     pn_cuda_simple_gla_fwd(B, T, d.H, d.Ns, d.P, 1.0f, q, k, v, g, NULL, a.o, PN_CUDA_F32, NULL);
     pn_cuda_m2_out_fwd(a.yn, a.rstd, a.o, a.xs, W[P_D], a.z, W[P_NORM], N, d.H, d.P, d.G, d.Dc, c->norm_eps);
-    pn_cuda_linear_fwd(y, PN_CUDA_BF16, a.yn, b->w16[P_OUT], NULL, N, d.E, d.C);
+    pn_cblock_out_proj(ctx, y, a.yn, b->w16[P_OUT], NULL, N, d.E, d.C);
     pn_cuda_free(g), pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
 }
 

@@ -200,7 +200,7 @@ static void rw_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, 
     pn_cuda_dplr_fwd(B, T, H, K, K, 1.0f, a.r, a.k, a.v, a.w, a.aop, a.bop, NULL, a.o, PN_CUDA_F32, NULL);
     pn_cuda_groupnorm_fwd(t32, a.gmean, a.grstd, a.o, P[ix.gnw], P[ix.gnb], N, H, K, (float)K * c->norm_eps);
     pn_cuda_rw_bonus_fwd(a.xo, a.o2, a.sb, t32, a.r, a.k, a.v, P[ix.rk], a.g, N, H, K);
-    pn_cuda_linear_fwd(y, PN_CUDA_BF16, a.xo, P16[ix.wo], NULL, N, C, C);
+    pn_cblock_out_proj(ctx, y, a.xo, P16[ix.wo], NULL, N, C, C);
     pn_cuda_free(t32), pn_cuda_free(tl32);
 }
 

@@ -892,13 +892,15 @@ static void norm_free(norm_ctx *c) {
 static void run_norm_fwd(void *p, int i) {
     norm_ctx *c = p;
     const int s = i % NSETS;
-    pn_cuda_rmsnorm_gated_fwd(c->y[s], PN_CUDA_BF16, c->rstd[s], c->x[s], c->w, c->gate[s], c->N, c->D, 1e-5f);
+    pn_cuda_rmsnorm_gated_fwd(c->y[s], PN_CUDA_BF16, c->rstd[s], c->x[s], PN_CUDA_BF16, c->w, c->gate[s], c->N, c->D,
+                              1e-5f);
 }
 
 static void run_norm_bwd(void *p, int i) {
     norm_ctx *c = p;
     const int s = i % NSETS;
-    pn_cuda_rmsnorm_gated_bwd(c->dx, c->dw, c->dgate, c->dy[s], c->x[s], c->w, c->gate[s], c->rstd[s], c->N, c->D);
+    pn_cuda_rmsnorm_gated_bwd(c->dx, c->dw, c->dgate, c->dy[s], c->x[s], PN_CUDA_BF16, c->w, c->gate[s], c->rstd[s],
+                              c->N, c->D);
 }
 
 // Element-wise work only (FLOPs not counted: memory-bound). Bytes per element: forward x,

@@ -4,8 +4,9 @@
 //  - the residual stream is fp32 (kernels/cuda/pn_cuda_norm_f32.h): rounding every
 //    layer's x + mixer(x) and x + mlp(x) to bf16 was the main error against the fp32
 //    CPU supernet. The norms read fp32 x and write the bf16 normed rows the GEMMs and
-//    blocks read; the mixer's bf16 output is added into the fp32 stream, and the MLP's
-//    down projection accumulates into it in the GEMM epilogue (fp32 C, beta = 1). The
+//    blocks read; the mixer's output projection and the MLP's down projection add their
+//    unrounded fp32 products to the stream in the GEMM epilogue (C = x, D = the next
+//    stream buffer: pn_cuda_gemm_add, the blocks' residual form). The
 //    final norm also writes its output in fp32 when the loss has an MSE term, so the
 //    MSE compares fp32 student and teacher hidden states; the LM head reads bf16;
 //  - saved per layer for the backward: the layer input resid[l] and the residual
@@ -84,7 +85,6 @@ struct pn_csupernet {
     float **resid;      // (L + 1) of (N, C) fp32 residual stream
     float **h;          // (L) of (N, C) fp32, after the mixer
     void **mact;        // (L) mixer activations
-    pn_bf16 *y;         // (N, C) mixer output
     pn_bf16 *final;     // (N, C) final norm output for the LM head
     float *final32;     // (N, C) the same unrounded, for the MSE (NULL without an MSE term)
     float *rstd_f;      // (N)
@@ -307,13 +307,13 @@ static void free_acts(pn_csupernet *cs) {
     free(cs->mact);
     cs->resid = cs->h = NULL;
     cs->mact = NULL;
-    void *bufs[] = {cs->d_ids,   cs->y,      cs->final,  cs->final32,  cs->rstd_f,  cs->xn,      cs->rstd,
+    void *bufs[] = {cs->d_ids,   cs->final,  cs->final32,  cs->rstd_f,  cs->xn,      cs->rstd,
                     cs->dr,      cs->dx2,    cs->dfinal, cs->drb,      cs->gu_rows, cs->mid,
                     cs->dmid,    cs->logits,   cs->row_kl,  cs->mse_part, cs->v_first,
                     cs->dv_first};
     for (size_t i = 0; i < PN_ARRAY_LEN(bufs); i++) pn_cuda_free(bufs[i]);
     cs->d_ids = NULL;
-    cs->y = cs->final = cs->xn = cs->drb = cs->gu_rows = cs->mid = cs->logits = cs->v_first = NULL;
+    cs->final = cs->xn = cs->drb = cs->gu_rows = cs->mid = cs->logits = cs->v_first = NULL;
     cs->final32 = cs->rstd_f = cs->rstd = cs->dr = cs->dx2 = cs->dfinal = cs->dmid = NULL;
     cs->dv_first = NULL;
     cs->row_kl = cs->mse_part = NULL;
@@ -486,7 +486,6 @@ static void ensure_acts(pn_csupernet *cs, int B, int T) {
         cs->mact[l] = aalloc(cs, PN_MAX(ab, (size_t)256));
     }
     cs->d_ids = aalloc(cs, (size_t)N * sizeof(int64_t));
-    cs->y = aalloc(cs, NC * sizeof(pn_bf16));
     cs->final = aalloc(cs, NC * sizeof(pn_bf16));
     if (pn_distill_needs_hidden(cs->sn->cfg.distill)) cs->final32 = aalloc(cs, NC * sizeof(float));
     cs->rstd_f = aalloc(cs, (size_t)N * sizeof(float));
@@ -567,17 +566,19 @@ static void forward_stack(pn_csupernet *cs, const int64_t *ids, int B, int T, co
     ensure_acts(cs, B, T);
     pn_cuda_upload(cs->d_ids, ids, (size_t)N * sizeof(int64_t));
     const int l0 = lowest_linear(s);
-    pn_cblock_ctx ctx = {cs->v_first, cs->dv_first};
+    pn_cblock_ctx ctx = {cs->v_first, cs->dv_first, NULL, NULL};
     // The bf16 embedding rows are exact in fp32.
     pn_cuda_embedding_fwd(cs->xn, cs->d_ids, cs->embed, N, C);
     pn_cuda_bf16_to_f32(cs->resid[0], cs->xn, N * C);
     for (int l = 0; l < L; l++) {
         const cs_layer *w = &cs->lw[l];
         const pn_cblock *cb = path_block(cs, s, l, l0);
-        // h = x + mixer(RMSNorm_in(x)), the sum in fp32
+        // h = x + mixer(RMSNorm_in(x)), the sum in fp32: the block adds its unrounded output
+        // to x in its output projection (the residual form of pn_cblock_ctx)
         pn_cuda_rmsnorm_f32_fwd(cs->xn, NULL, cs->rstd, cs->resid[l], w->in_norm, N, C, cs->eps);
-        cb->type->forward(cb, cs->y, cs->xn, B, T, cs->mact[l], &ctx);
-        pn_cuda_add_bf16_to_f32(cs->h[l], cs->resid[l], cs->y, N * C);
+        ctx.resid_in = cs->resid[l];
+        ctx.resid_out = cs->h[l];
+        cb->type->forward(cb, NULL, cs->xn, B, T, cs->mact[l], &ctx);
         // out = h + down(silu(gate(h')) · up(h')), h' = RMSNorm_post(h), by row chunks
         // A student layer the backward reaches writes gate / up / rstd where it keeps them.
         const int keep = s && l0 >= 0 && l >= l0 && cs->gu && cs->gu[l];
@@ -591,7 +592,7 @@ static void forward_stack(pn_csupernet *cs, const int64_t *ids, int B, int T, co
             pn_cuda_linear_fwd(gu, PN_CUDA_BF16, cs->xn + r0 * C, w->gate_up, NULL, rows, C, 2 * I);
             pn_cuda_swiglu_fwd(cs->mid, gu, gu + I, 2 * I, rows, I);
             // out = h + mid · downᵀ, h read by the GEMM's epilogue (C = h, D = out)
-            pn_cuda_gemm_add(0, 1, rows, C, I, cs->mid, I, w->down, I, hc, cs->resid[l + 1] + r0 * C, C);
+            pn_cuda_gemm_add(0, 1, rows, C, I, cs->mid, I, w->down, I, hc, cs->resid[l + 1] + r0 * C, C, NULL);
         }
     }
     pn_cuda_rmsnorm_f32_fwd(cs->final, cs->final32, cs->rstd_f, cs->resid[L], cs->final_norm, N, C, cs->eps);
@@ -693,7 +694,7 @@ static void backward_stack(pn_csupernet *cs, int B, int T, const pn_subnet *s, i
     const int L = cs->L, C = cs->C, I = cs->I;
     const int64_t N = (int64_t)B * T;
     const size_t NC = (size_t)N * C;
-    pn_cblock_ctx ctx = {cs->v_first, cs->dv_first};
+    pn_cblock_ctx ctx = {cs->v_first, cs->dv_first, NULL, NULL};
     if (cs->dv_first) pn_cuda_memset(cs->dv_first, 0, NC * sizeof(float));
     float *dr = cs->dr;  // d/d resid[l + 1], becoming d/d h[l], then d/d resid[l]
     pn_cuda_memset(dr, 0, NC * sizeof(float));

@@ -17,6 +17,9 @@
 // caller's dx / dgate are loaded with the row's inputs (one memory latency per row, not two).
 // The backward's WRITE variant (pn_cuda_rmsnorm_gated_bwd_write) stores dx and dgate without
 // reading them, for callers whose buffers would otherwise be zeroed just to be added to.
+// x is bf16 or fp32 (every kernel templated on its type): a block whose recurrence output
+// is kept in fp32 (gla, retnet: rows of o with a tiny norm would otherwise have their bf16
+// rounding amplified by rstd in the backward) normalises it without a rounding.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
@@ -30,14 +33,13 @@ static __device__ __forceinline__ float gn_sigmoid(float z) {
     return e / (1.f + e);
 }
 
-template <typename OT>
-static __global__ void gn_fwd_kernel(OT *y, float *rstd, const __nv_bfloat16 *__restrict__ x,
-                                     const float *__restrict__ w, const __nv_bfloat16 *__restrict__ gate, int64_t N,
-                                     int D, float eps) {
+template <typename OT, typename XT>
+static __global__ void gn_fwd_kernel(OT *y, float *rstd, const XT *__restrict__ x, const float *__restrict__ w,
+                                     const __nv_bfloat16 *__restrict__ gate, int64_t N, int D, float eps) {
     const int lane = threadIdx.x & 31;
     const int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (row >= N) return;
-    const __nv_bfloat16 *xr = x + row * D;
+    const XT *xr = x + row * D;
     float ss = 0.f;
     for (int c = lane; c < D; c += 32) {
         const float v = to_f32(xr[c]);
@@ -57,11 +59,11 @@ static __global__ void gn_fwd_kernel(OT *y, float *rstd, const __nv_bfloat16 *__
 
 // Rows [slice · rps, min(N, (slice + 1) · rps)) of one block. wpart (slices, D) gets the
 // slice's Σ dy·n·silu(gate) per column when not NULL. Dynamic shared memory: D floats.
+template <typename XT>
 static __global__ void __launch_bounds__(GN_THREADS)
-    gn_bwd_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy,
-                  const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
-                  const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd, int64_t N, int D,
-                  int64_t rps) {
+    gn_bwd_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy, const XT *__restrict__ x,
+                  const float *__restrict__ w, const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd,
+                  int64_t N, int D, int64_t rps) {
     extern __shared__ float wp[];  // (D) this block's dw partial; column c owned by thread c % 256
     __shared__ float red[32];
     const int tid = threadIdx.x;
@@ -70,7 +72,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
     for (int64_t row = r0; row < r1; row++) {
         const float r = rstd[row];
         const float *dyr = dy + row * D;
-        const __nv_bfloat16 *xr = x + row * D;
+        const XT *xr = x + row * D;
         float dot = 0.f;
         for (int c = tid; c < D; c += GN_THREADS) {
             const float wd = w ? w[c] : 1.0f, nd = to_f32(xr[c]) * r;
@@ -155,10 +157,9 @@ static __device__ __forceinline__ void gn_st(__nv_bfloat16 *p, const float f[NC]
 
 // Vector warp-per-row forward, D == 32·NC (lane owns NC consecutive columns; the row is
 // read once, 16-byte accesses).
-template <int NC, typename OT>
-static __global__ void gn_fwd_vec_kernel(OT *y, float *rstd, const __nv_bfloat16 *__restrict__ x,
-                                         const float *__restrict__ w, const __nv_bfloat16 *__restrict__ gate,
-                                         int64_t N, float eps) {
+template <int NC, typename OT, typename XT>
+static __global__ void gn_fwd_vec_kernel(OT *y, float *rstd, const XT *__restrict__ x, const float *__restrict__ w,
+                                         const __nv_bfloat16 *__restrict__ gate, int64_t N, float eps) {
     constexpr int D = 32 * NC;
     const int lane = threadIdx.x & 31, c0 = NC * lane;
     const int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -207,12 +208,11 @@ static __device__ __forceinline__ void gn_row_st(float *row, const float f[NC], 
 // columns' dw partial, the 8 warps' partials are summed in warp order at the end. WRITE: dx,
 // dgate are stored, their old values never read; else +=. VEC: see gn_row_ld. wpart as
 // gn_bwd_kernel.
-template <int NC, bool WRITE, bool VEC>
+template <int NC, bool WRITE, bool VEC, typename XT>
 static __global__ void __launch_bounds__(GN_THREADS)
-    gn_bwd_warp_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy,
-                       const __nv_bfloat16 *__restrict__ x, const float *__restrict__ w,
-                       const __nv_bfloat16 *__restrict__ gate, const float *__restrict__ rstd, int64_t N, int D,
-                       int64_t rps) {
+    gn_bwd_warp_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy, const XT *__restrict__ x,
+                       const float *__restrict__ w, const __nv_bfloat16 *__restrict__ gate,
+                       const float *__restrict__ rstd, int64_t N, int D, int64_t rps) {
     constexpr int NW = GN_THREADS / 32;
     if (VEC) D = 32 * NC;  // a compile-time row length for the vector form
     __shared__ float wsum[NW][32 * NC];
@@ -289,45 +289,46 @@ static __global__ void gn_dw_final_kernel(float *dw, const float *__restrict__ w
     dw[c] += s;
 }
 
-template <int NC>
-static void gn_fwd_vec_launch(void *y, bool f32, float *rstd, const __nv_bfloat16 *x, const float *w,
-                              const __nv_bfloat16 *gate, int64_t N, float eps, unsigned grid, int threads) {
-    if (f32)
-        gn_fwd_vec_kernel<NC, float><<<grid, threads, 0, pn_stream()>>>((float *)y, rstd, x, w, gate, N, eps);
-    else
-        gn_fwd_vec_kernel<NC, __nv_bfloat16>
-            <<<grid, threads, 0, pn_stream()>>>((__nv_bfloat16 *)y, rstd, x, w, gate, N, eps);
-}
-
-extern "C" void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const pn_bf16 *x, const float *w,
-                                          const pn_bf16 *gate, int64_t N, int D, float eps) {
-    if (N <= 0 || D <= 0) return;
-    const int rows_per_block = 8;
+// The forward for one x type: the vector warp-per-row form for D = 64, 128, 256, else the
+// scalar one.
+template <typename XT>
+static void gn_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const XT *x, const float *w, const __nv_bfloat16 *gate,
+                   int64_t N, int D, float eps) {
+    const int rows_per_block = 8, T = 32 * rows_per_block;
     const unsigned grid = (unsigned)pn_ceil_div(N, rows_per_block);
-    const int T = 32 * rows_per_block;
+    const bool f32 = y_dt == PN_CUDA_F32;
     if ((D == 64 || D == 128 || D == 256) && pn_aligned16(x) && (!gate || pn_aligned16(gate)) && pn_aligned16(y)) {
-        const bool f32 = y_dt == PN_CUDA_F32;
+#define GN_FWD_VEC(NC)                                                                                            \
+    (f32 ? gn_fwd_vec_kernel<NC, float, XT><<<grid, T, 0, pn_stream()>>>((float *)y, rstd, x, w, gate, N, eps)   \
+         : gn_fwd_vec_kernel<NC, __nv_bfloat16, XT><<<grid, T, 0, pn_stream()>>>((__nv_bfloat16 *)y, rstd, x, w, \
+                                                                                 gate, N, eps))
         if (D == 64)
-            gn_fwd_vec_launch<2>(y, f32, rstd, as_bf(x), w, as_bf(gate), N, eps, grid, T);
+            GN_FWD_VEC(2);
         else if (D == 128)
-            gn_fwd_vec_launch<4>(y, f32, rstd, as_bf(x), w, as_bf(gate), N, eps, grid, T);
+            GN_FWD_VEC(4);
         else
-            gn_fwd_vec_launch<8>(y, f32, rstd, as_bf(x), w, as_bf(gate), N, eps, grid, T);
-        PN_CHECK_LAUNCH();
-        return;
+            GN_FWD_VEC(8);
+#undef GN_FWD_VEC
+    } else if (f32) {
+        gn_fwd_kernel<float, XT><<<grid, T, 0, pn_stream()>>>((float *)y, rstd, x, w, gate, N, D, eps);
+    } else {
+        gn_fwd_kernel<__nv_bfloat16, XT><<<grid, T, 0, pn_stream()>>>((__nv_bfloat16 *)y, rstd, x, w, gate, N, D, eps);
     }
-    if (y_dt == PN_CUDA_F32)
-        gn_fwd_kernel<float>
-            <<<grid, 32 * rows_per_block, 0, pn_stream()>>>((float *)y, rstd, as_bf(x), w, as_bf(gate), N, D, eps);
-    else
-        gn_fwd_kernel<__nv_bfloat16><<<grid, 32 * rows_per_block, 0, pn_stream()>>>(
-            (__nv_bfloat16 *)y, rstd, as_bf(x), w, as_bf(gate), N, D, eps);
     PN_CHECK_LAUNCH();
 }
 
-template <bool WRITE>
-static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x, const float *w,
-                   const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+extern "C" void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const void *x, pn_cuda_dtype x_dt,
+                                          const float *w, const pn_bf16 *gate, int64_t N, int D, float eps) {
+    if (N <= 0 || D <= 0) return;
+    if (x_dt == PN_CUDA_F32)
+        gn_fwd(y, y_dt, rstd, (const float *)x, w, as_bf(gate), N, D, eps);
+    else
+        gn_fwd(y, y_dt, rstd, (const __nv_bfloat16 *)x, w, as_bf(gate), N, D, eps);
+}
+
+template <bool WRITE, typename XT>
+static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const XT *x, const float *w,
+                   const __nv_bfloat16 *gate, const float *rstd, int64_t N, int D) {
     if (N <= 0 || D <= 0 || (!dx && !dw && !(dgate && gate))) return;
     const size_t smem = (size_t)D * sizeof(float);
     if (smem > 48 * 1024) {
@@ -348,27 +349,23 @@ static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn
     nslice = pn_ceil_div(N, rps);
     float *wpart = dw ? (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D) * sizeof(float)) : nullptr;
     const unsigned grid = (unsigned)nslice;
-    const __nv_bfloat16 *xb = as_bf(x), *gb = as_bf(gate);
+#define GN_BWD_WARP(NC, VEC) \
+    gn_bwd_warp_kernel<NC, WRITE, VEC, XT><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, x, w, gate, rstd, N, D, rps)
     if (vec && D == 64)
-        gn_bwd_warp_kernel<2, WRITE, true>
-            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        GN_BWD_WARP(2, true);
     else if (vec && D == 128)
-        gn_bwd_warp_kernel<4, WRITE, true>
-            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        GN_BWD_WARP(4, true);
     else if (vec)
-        gn_bwd_warp_kernel<8, WRITE, true>
-            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        GN_BWD_WARP(8, true);
     else if (D <= 64)
-        gn_bwd_warp_kernel<2, WRITE, false>
-            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        GN_BWD_WARP(2, false);
     else if (D <= 128)
-        gn_bwd_warp_kernel<4, WRITE, false>
-            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        GN_BWD_WARP(4, false);
     else if (D <= 256)
-        gn_bwd_warp_kernel<8, WRITE, false>
-            <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        GN_BWD_WARP(8, false);
     else
-        gn_bwd_kernel<<<grid, GN_THREADS, smem, pn_stream()>>>(dx, dg, wpart, dy, xb, w, gb, rstd, N, D, rps);
+        gn_bwd_kernel<XT><<<grid, GN_THREADS, smem, pn_stream()>>>(dx, dg, wpart, dy, x, w, gate, rstd, N, D, rps);
+#undef GN_BWD_WARP
     PN_CHECK_LAUNCH();
     if (dw) {
         gn_dw_final_kernel<<<(unsigned)pn_ceil_div(D, GN_THREADS), GN_THREADS, 0, pn_stream()>>>(dw, wpart, D,
@@ -378,13 +375,23 @@ static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn
     }
 }
 
-extern "C" void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
-                                          const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
-    gn_bwd<false>(dx, dw, dgate, dy, x, w, gate, rstd, N, D);
+template <bool WRITE>
+static void gn_bwd_any(float *dx, float *dw, float *dgate, const float *dy, const void *x, pn_cuda_dtype x_dt,
+                       const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+    if (x_dt == PN_CUDA_F32)
+        gn_bwd<WRITE>(dx, dw, dgate, dy, (const float *)x, w, as_bf(gate), rstd, N, D);
+    else
+        gn_bwd<WRITE>(dx, dw, dgate, dy, (const __nv_bfloat16 *)x, w, as_bf(gate), rstd, N, D);
 }
 
-extern "C" void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
-                                                const float *w, const pn_bf16 *gate, const float *rstd, int64_t N,
-                                                int D) {
-    gn_bwd<true>(dx, dw, dgate, dy, x, w, gate, rstd, N, D);
+extern "C" void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const void *x,
+                                          pn_cuda_dtype x_dt, const float *w, const pn_bf16 *gate, const float *rstd,
+                                          int64_t N, int D) {
+    gn_bwd_any<false>(dx, dw, dgate, dy, x, x_dt, w, gate, rstd, N, D);
+}
+
+extern "C" void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const void *x,
+                                                pn_cuda_dtype x_dt, const float *w, const pn_bf16 *gate,
+                                                const float *rstd, int64_t N, int D) {
+    gn_bwd_any<true>(dx, dw, dgate, dy, x, x_dt, w, gate, rstd, N, D);
 }

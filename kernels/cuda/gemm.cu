@@ -223,8 +223,9 @@ extern "C" void pn_cuda_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int
 }
 
 extern "C" void pn_cuda_gemm_add(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const pn_bf16 *A,
-                                 int64_t lda, const pn_bf16 *B, int64_t ldb, const float *C, float *D, int64_t ldc) {
-    gemm_run(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, D, PN_CUDA_F32, ldc, nullptr);
+                                 int64_t lda, const pn_bf16 *B, int64_t ldb, const float *C, float *D, int64_t ldc,
+                                 const pn_bf16 *bias) {
+    gemm_run(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, D, PN_CUDA_F32, ldc, bias);
 }
 
 extern "C" void pn_cuda_linear_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const pn_bf16 *w,

@@ -1,6 +1,5 @@
 // norm.cu — RMSNorm forward/backward with fp32 math, on bf16 x (pn_cuda_ops.h) or on
-// fp32 x (the CUDA supernet's fp32 residual stream, pn_cuda_norm_f32.h), and the
-// bf16 + fp32 → fp32 add that feeds that stream.
+// fp32 x (the CUDA supernet's fp32 residual stream, pn_cuda_norm_f32.h).
 //
 // One block per row: the row's sum of squares (forward) or Σ g·x (backward) is one
 // block reduction (warp shuffles, then one shared-memory step across warps). When D
@@ -131,12 +130,6 @@ __global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dy, const TX *x, c
     }
 }
 
-__global__ void add_bf16_to_f32_kernel(float *y, const float *a, const __nv_bfloat16 *b, int64_t n) {
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        y[i] = a[i] + __bfloat162float(b[i]);
-}
-
 template <typename TX>
 static void rmsnorm_fwd(__nv_bfloat16 *y, float *y32, float *rstd, const TX *x, const __nv_bfloat16 *w, int64_t N,
                         int D, float eps) {
@@ -191,8 +184,3 @@ extern "C" void pn_cuda_rmsnorm_f32_bwd(float *dx, float *dw, const float *dy, c
     rmsnorm_bwd(dx, dw, dy, x, as_bf(w), rstd, N, D);
 }
 
-extern "C" void pn_cuda_add_bf16_to_f32(float *y, const float *a, const pn_bf16 *b, int64_t n) {
-    if (n <= 0) return;
-    add_bf16_to_f32_kernel<<<pn_grid_for(n, 256), 256, 0, pn_stream()>>>(y, a, as_bf(b), n);
-    PN_CHECK_LAUNCH();
-}

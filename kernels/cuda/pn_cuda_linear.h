@@ -92,18 +92,19 @@ void pn_cuda_dynconv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, void
 
 // ---------------------------------------------------------------- gated RMSNorm (gated_norm.cu)
 // y (N, D) = x · rstd · w · silu(gate), rstd (N) fp32 = 1/sqrt(mean(x²) + eps) (saved for the
-// backward); x, gate (N, D) bf16; w (D) fp32 or NULL (ones); gate NULL = plain RMSNorm.
-// y bf16 or fp32 (y_dt). Twin of pn_rmsnorm_gated_fwd.
-void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const pn_bf16 *x, const float *w,
-                               const pn_bf16 *gate, int64_t N, int D, float eps);
-// dx (N, D), dw (D), dgate (N, D) += ... (any may be NULL); dy (N, D) fp32. dw is reduced
-// in a fixed order (deterministic).
-void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x, const float *w,
-                               const pn_bf16 *gate, const float *rstd, int64_t N, int D);
+// backward); x (N, D) bf16 or fp32 (x_dt), gate (N, D) bf16; w (D) fp32 or NULL (ones); gate
+// NULL = plain RMSNorm. y bf16 or fp32 (y_dt). Twin of pn_rmsnorm_gated_fwd.
+void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const void *x, pn_cuda_dtype x_dt,
+                               const float *w, const pn_bf16 *gate, int64_t N, int D, float eps);
+// dx (N, D), dw (D), dgate (N, D) += ... (any may be NULL); dy (N, D) fp32; x as in the
+// forward. dw is reduced in a fixed order (deterministic).
+void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const void *x, pn_cuda_dtype x_dt,
+                               const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D);
 // The same with dx and dgate WRITTEN (their old contents ignored; dw still +=): for fresh
 // buffers, which then need no zeroing.
-void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
-                                     const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D);
+void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const void *x,
+                                     pn_cuda_dtype x_dt, const float *w, const pn_bf16 *gate, const float *rstd,
+                                     int64_t N, int D);
 
 #ifdef __cplusplus
 }

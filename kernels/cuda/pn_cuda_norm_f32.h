@@ -1,6 +1,6 @@
 // pn_cuda_norm_f32.h — extern "C" entry points of the fp32-residual-stream ops
 // (kernels/cuda/norm.cu, the same kernels as the bf16-x RMSNorm): RMSNorm reading an
-// fp32 x, and the add of a bf16 tensor into an fp32 one.
+// fp32 x. (What is added to the stream comes in through GEMM epilogues: pn_cuda_gemm_add.)
 //
 // The CUDA supernet (supernet/csupernet.c) keeps its residual stream x (N, C) in fp32:
 // rounding every layer's x + mixer(x) and x + mlp(x) to bf16 was the main accumulated
@@ -24,8 +24,6 @@ void pn_cuda_rmsnorm_f32_fwd(pn_bf16 *y, float *y32, float *rstd, const float *x
 // dw (D) += Σ_rows dy · x · rstd (either may be NULL).
 void pn_cuda_rmsnorm_f32_bwd(float *dx, float *dw, const float *dy, const float *x, const pn_bf16 *w,
                              const float *rstd, int64_t N, int D);
-// y (n) fp32 = a (n) fp32 + b (n) bf16, in fp32; y may alias a.
-void pn_cuda_add_bf16_to_f32(float *y, const float *a, const pn_bf16 *b, int64_t n);
 
 #ifdef __cplusplus
 }

@@ -85,10 +85,11 @@ void pn_cuda_download_bf16(float *host_dst, const pn_bf16 *src, int64_t n);
 void pn_cuda_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const pn_bf16 *A,
                   int64_t lda, const pn_bf16 *B, int64_t ldb, float beta, void *C, pn_cuda_dtype c_dt, int64_t ldc,
                   const pn_bf16 *bias);
-// D (M, N) fp32 = op(A) · op(B) + C (M, N) fp32, C and D both with row stride ldc and
-// distinct (a residual add in the product's epilogue, without first copying C into D).
+// D (M, N) fp32 = op(A) · op(B) [+ bias (N) bf16] + C (M, N) fp32, C and D both with row
+// stride ldc and distinct (a residual add in the product's epilogue, without first copying
+// C into D).
 void pn_cuda_gemm_add(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const pn_bf16 *A, int64_t lda,
-                      const pn_bf16 *B, int64_t ldb, const float *C, float *D, int64_t ldc);
+                      const pn_bf16 *B, int64_t ldb, const float *C, float *D, int64_t ldc, const pn_bf16 *bias);
 // y (M, N) = x (M, K) · w (N, K)ᵀ [+ b (N)]   — torch.nn.Linear layout; y bf16 or fp32.
 void pn_cuda_linear_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const pn_bf16 *w, const pn_bf16 *b, int64_t M,
                         int K, int N);

@@ -216,27 +216,34 @@ void pn_cuda_dynconv_causal_bwd(void *dx_out, pn_cuda_dtype dx_dt, int64_t ldx, 
 }
 
 // ---------------------------------------------------------------- gated RMSNorm
-void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const pn_bf16 *x, const float *w,
-                               const pn_bf16 *gate, int64_t N, int D, float eps) {
+// x (n) of dtype x_dt as a fresh fp32 copy.
+static float *fk_x_f32(const void *x, pn_cuda_dtype x_dt, int64_t n) {
+    PN_ASSERT(x_dt == PN_CUDA_BF16 || x_dt == PN_CUDA_F32);
+    return x_dt == PN_CUDA_F32 ? fk_dup(x, n) : fk_from_bf16(x, n);
+}
+
+void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rstd, const void *x, pn_cuda_dtype x_dt,
+                               const float *w, const pn_bf16 *gate, int64_t N, int D, float eps) {
     if (N <= 0) return;
-    float *xf = fk_from_bf16(x, N * D), *gf = fk_from_bf16(gate, N * D), *yf = fk_alloc(N * D), *tmp = NULL;
+    float *xf = fk_x_f32(x, x_dt, N * D), *gf = fk_from_bf16(gate, N * D), *yf = fk_alloc(N * D), *tmp = NULL;
     pn_rmsnorm_gated_fwd(yf, fk_or_temp(rstd, N, &tmp), xf, w, gf, N, D, eps);
     fk_store(y, y_dt, yf, N * D);
     free(xf), free(gf), free(yf), free(tmp);
 }
 
-void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x, const float *w,
-                               const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const void *x, pn_cuda_dtype x_dt,
+                               const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
     if (N <= 0 || (!dx && !dw && !dgate)) return;
-    float *xf = fk_from_bf16(x, N * D), *gf = fk_from_bf16(gate, N * D);
+    float *xf = fk_x_f32(x, x_dt, N * D), *gf = fk_from_bf16(gate, N * D);
     pn_rmsnorm_gated_bwd(dx, dw, gate ? dgate : NULL, dy, xf, w, gf, rstd, N, D);
     free(xf), free(gf);
 }
 
-void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const pn_bf16 *x,
-                                     const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const void *x,
+                                     pn_cuda_dtype x_dt, const float *w, const pn_bf16 *gate, const float *rstd,
+                                     int64_t N, int D) {
     if (N <= 0 || D <= 0) return;
     if (dx) memset(dx, 0, (size_t)N * D * sizeof(float));
     if (dgate && gate) memset(dgate, 0, (size_t)N * D * sizeof(float));
-    pn_cuda_rmsnorm_gated_bwd(dx, dw, dgate, dy, x, w, gate, rstd, N, D);
+    pn_cuda_rmsnorm_gated_bwd(dx, dw, dgate, dy, x, x_dt, w, gate, rstd, N, D);
 }

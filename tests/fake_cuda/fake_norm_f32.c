@@ -27,6 +27,3 @@ void pn_cuda_rmsnorm_f32_bwd(float *dx, float *dw, const float *dy, const float 
     free(wf);
 }
 
-void pn_cuda_add_bf16_to_f32(float *y, const float *a, const pn_bf16 *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + pn_bf16_to_f32(b[i]);
-}

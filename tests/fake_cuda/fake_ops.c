@@ -54,11 +54,11 @@ void pn_cuda_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
 }
 
 void pn_cuda_gemm_add(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, const pn_bf16 *A, int64_t lda,
-                      const pn_bf16 *B, int64_t ldb, const float *C, float *D, int64_t ldc) {
+                      const pn_bf16 *B, int64_t ldb, const float *C, float *D, int64_t ldc, const pn_bf16 *bias) {
     if (M <= 0 || N <= 0) return;
     PN_ASSERT(C != D);  // the out-of-place form; overlapping C and D is a bug on the GPU
     for (int64_t m = 0; m < M; m++) memcpy(D + m * ldc, C + m * ldc, (size_t)N * sizeof(float));
-    pn_cuda_gemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, D, PN_CUDA_F32, ldc, NULL);
+    pn_cuda_gemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, D, PN_CUDA_F32, ldc, bias);
 }
 
 void pn_cuda_linear_fwd(void *y, pn_cuda_dtype y_dt, const pn_bf16 *x, const pn_bf16 *w, const pn_bf16 *b, int64_t M,

@@ -7,6 +7,7 @@
 #pragma once
 #include "blocks/block.h"
 #include "blocks/cblock.h"
+#include "cblock_resid_check.h"
 #include "kernels/cuda/pn_cuda_ops.h"
 #include <string.h>
 
@@ -123,6 +124,7 @@ static void cbt_run_case(pn_block *h, int B, int T, int trainable, const char *l
     cb.type->forward(&cb, yd, xd, B, T, actd, NULL);
     float *y_gpu = get_bf16(yd, nx);
     report(rel_err(y_gpu, y_cpu, nx), TOL_BF16, "%s: y", what);
+    cbt_check_resid_form(&cb, xd, B, T, actd, y_cpu, (pn_cblock_ctx){0}, what);
     cb.type->backward(&cb, dxd, dyd, xd, B, T, actd, NULL);
     float *dx_gpu = get_f32(dxd, nx);
     if (dx_finite_why)

@@ -63,6 +63,8 @@
 #define GPU_TEST_SEED 20251125
 #include "gpu_test_util.h"
 
+#include "cblock_resid_check.h"
+
 #define GUARD_BYTES 4096
 
 static int wanted(const char *group) {
@@ -158,6 +160,7 @@ static void gpu_check(const char *what, pn_block *host, const float *x, const fl
     cb.type->forward(&cb, d_y, d_x, B, T, act, &ctx);
     float *y = get_bf16(d_y, n);
     report(rel_err(y, y_ref, n), TOL_BF16, "%s: y", what);
+    cbt_check_resid_form(&cb, d_x, B, T, act, y_ref, ctx, what);
     if (check_guard) {
         unsigned char *g = pn_malloc(GUARD_BYTES);
         pn_cuda_download(g, act + ab, GUARD_BYTES);

@@ -52,8 +52,10 @@
 #include <time.h>
 
 #define TOL 1e-2
+#define TOL_BF16 TOL
 #define GPU_TEST_SEED 20251125
 #include "gpu_test_util.h"
+#include "cblock_resid_check.h"
 
 enum { GRADS_FROZEN = 0, GRADS_ALL = 1, GRADS_HALF = 2 };
 static const char *const GRAD_NAMES[] = {"frozen", "trainable", "half-frozen"};
@@ -185,6 +187,7 @@ static void test_mamba2(int B, int T, int C, int P, int G, int Ns, int grads) {
     t.b.type->forward(&t.b, s.y_cpu, s.x, B, T, t.act, t.scratch, NULL);
     t.b.type->backward(&t.b, s.dx_cpu, s.dy, s.x, B, T, t.act, t.scratch, NULL);
     t.cb.type->forward(&t.cb, s.y_d, s.x_d, B, T, t.dact, NULL);
+    cbt_check_resid_form(&t.cb, s.x_d, B, T, t.dact, s.y_cpu, (pn_cblock_ctx){0}, tag);
     t.cb.type->backward(&t.cb, s.dx_d, s.dy_d, s.x_d, B, T, t.dact, NULL);
     pn_cuda_sync();
     io_check(&s, tag);
@@ -231,7 +234,9 @@ static void test_rwkv7(int B, int T, int C, int K, int grads) {
     l1.cb.type->forward(&l1.cb, s1.y_d, s1.x_d, B, T, l1.dact, &gc);
     float *vf = get_bf16(gc.v_first, n);
     report(rel_err(vf, vf_cpu, n), TOL, "%s v_first", tag1);
+    cbt_check_resid_form(&l1.cb, s1.x_d, B, T, l1.dact, s1.y_cpu, gc, tag1);
     l2.cb.type->forward(&l2.cb, s2.y_d, s2.x_d, B, T, l2.dact, &gc);
+    cbt_check_resid_form(&l2.cb, s2.x_d, B, T, l2.dact, s2.y_cpu, gc, tag2);
     l2.cb.type->backward(&l2.cb, s2.dx_d, s2.dy_d, s2.x_d, B, T, l2.dact, &gc);
     float *dvf = get_f32(gc.dv_first, n);
     report(update_err(dvf, dvf_mid, dvf0, n), TOL, "%s dv_first (added by the later layer)", tag2);

@@ -486,24 +486,27 @@ static void run_conv(void) {
 }
 
 // ================================================================ gated RMSNorm
-static void test_norm(int64_t N, int D, int with_w, int with_gate, int y_f32) {
+// x_f32: x in fp32 off the bf16 grid (the form gla / retnet normalise their recurrence output in).
+static void test_norm(int64_t N, int D, int with_w, int with_gate, int y_f32, int x_f32) {
     const size_t n = (size_t)N * D;
     const float eps = 1e-5f;
-    float *x = make_bf16(n, 1.0f), *gate = with_gate ? make_bf16(n, 1.0f) : NULL;
+    const pn_cuda_dtype x_dt = x_f32 ? PN_CUDA_F32 : PN_CUDA_BF16;
+    float *x = x_f32 ? rand_host(n, 1.0f) : make_bf16(n, 1.0f), *gate = with_gate ? make_bf16(n, 1.0f) : NULL;
     float *w = with_w ? rand_host((size_t)D, 0.5f) : NULL;
     if (w)
         for (int i = 0; i < D; i++) w[i] += 1.0f;
     float *y_ref = zeros_host(n), *r_ref = zeros_host((size_t)N);
     pn_rmsnorm_gated_fwd(y_ref, r_ref, x, w, gate, N, D, eps);
 
-    pn_bf16 *d_x = dev_bf16(x, n), *d_gate = gate ? dev_bf16(gate, n) : NULL;
+    void *d_x = x_f32 ? (void *)dev_f32(x, n) : (void *)dev_bf16(x, n);
+    pn_bf16 *d_gate = gate ? dev_bf16(gate, n) : NULL;
     float *d_w = w ? dev_f32(w, (size_t)D) : NULL;
     void *d_y = dev_poisoned(n * (y_f32 ? 4 : 2));
     float *d_r = dev_poisoned((size_t)N * sizeof(float));
-    pn_cuda_rmsnorm_gated_fwd(d_y, y_f32 ? PN_CUDA_F32 : PN_CUDA_BF16, d_r, d_x, d_w, d_gate, N, D, eps);
+    pn_cuda_rmsnorm_gated_fwd(d_y, y_f32 ? PN_CUDA_F32 : PN_CUDA_BF16, d_r, d_x, x_dt, d_w, d_gate, N, D, eps);
     char what[160];
-    snprintf(what, sizeof what, "rmsnorm_gated N=%lld D=%d%s%s", (long long)N, D, w ? " w" : " w=NULL",
-             gate ? " gate" : " gate=NULL");
+    snprintf(what, sizeof what, "rmsnorm_gated N=%lld D=%d%s%s x %s", (long long)N, D, w ? " w" : " w=NULL",
+             gate ? " gate" : " gate=NULL", x_f32 ? "fp32" : "bf16");
     float *got = get_out(d_y, n, y_f32);
     report(rel_err(got, y_ref, n), y_f32 ? TOL_F32 : TOL_BF16, "%s: fwd y %s", what, y_f32 ? "fp32" : "bf16");
     free(got);
@@ -519,7 +522,8 @@ static void test_norm(int64_t N, int D, int with_w, int with_gate, int y_f32) {
     // The backward reads the CPU's rstd on both sides: the forward check covers the GPU's.
     pn_rmsnorm_gated_bwd(g.ref[0], g.ref[1], with_gate ? g.ref[2] : NULL, dy, x, w, gate, r_ref, N, D);
     float *d_dy = dev_f32(dy, n), *d_rr = dev_f32(r_ref, (size_t)N);
-    pn_cuda_rmsnorm_gated_bwd(g.dev[0], g.dev[1], with_gate ? g.dev[2] : NULL, d_dy, d_x, d_w, d_gate, d_rr, N, D);
+    pn_cuda_rmsnorm_gated_bwd(g.dev[0], g.dev[1], with_gate ? g.dev[2] : NULL, d_dy, d_x, x_dt, d_w, d_gate, d_rr, N,
+                              D);
     char bw[200];
     snprintf(bw, sizeof bw, "%s: bwd", what);
     grads_check(&g, bw, NULL);
@@ -532,7 +536,7 @@ static void test_norm(int64_t N, int D, int with_w, int with_gate, int y_f32) {
     pn_rmsnorm_gated_bwd(wx, ww, wg, dy, x, w, gate, r_ref, N, D);
     float *d_wx = dev_poisoned(n * sizeof(float)), *d_wg = with_gate ? dev_poisoned(n * sizeof(float)) : NULL;
     float *d_ww = dev_f32(w0, (size_t)D);
-    pn_cuda_rmsnorm_gated_bwd_write(d_wx, d_ww, d_wg, d_dy, d_x, d_w, d_gate, d_rr, N, D);
+    pn_cuda_rmsnorm_gated_bwd_write(d_wx, d_ww, d_wg, d_dy, d_x, x_dt, d_w, d_gate, d_rr, N, D);
     got = get_out(d_wx, n, 1);
     report(rel_err(got, wx, n), TOL_F32, "%s: bwd write form: dx fp32 (written)", what);
     free(got);
@@ -552,15 +556,21 @@ static void test_norm(int64_t N, int D, int with_w, int with_gate, int y_f32) {
 }
 
 static void run_norm(void) {
-    test_norm(300, 64, 1, 1, 0);
-    test_norm(257, 96, 1, 1, 1);
-    test_norm(100, 128, 0, 1, 1);
-    test_norm(63, 256, 1, 0, 1);
-    test_norm(1, 30, 1, 1, 0);
-    test_norm(5000, 128, 1, 1, 1);  // 5000 rows: several slices in the dw reduction
-    test_norm(40000, 256, 1, 1, 0);  // the vector warp-per-row kernel over 2048 slices
-    test_norm(9000, 64, 0, 0, 1);    // vector kernel, NC = 2, plain RMSNorm
-    test_norm(70, 384, 1, 1, 1);     // D > 256: the block-per-row kernel
+    test_norm(300, 64, 1, 1, 0, 0);
+    test_norm(257, 96, 1, 1, 1, 0);
+    test_norm(100, 128, 0, 1, 1, 0);
+    test_norm(63, 256, 1, 0, 1, 0);
+    test_norm(1, 30, 1, 1, 0, 0);
+    test_norm(5000, 128, 1, 1, 1, 0);  // 5000 rows: several slices in the dw reduction
+    test_norm(40000, 256, 1, 1, 0, 0);  // the vector warp-per-row kernel over 2048 slices
+    test_norm(9000, 64, 0, 0, 1, 0);    // vector kernel, NC = 2, plain RMSNorm
+    test_norm(70, 384, 1, 1, 1, 0);     // D > 256: the block-per-row kernel
+    // x in fp32: the vector forms (D 64, 128, 256), the scalar warp form, the block-per-row one
+    test_norm(300, 64, 1, 1, 0, 1);
+    test_norm(100, 128, 0, 1, 1, 1);
+    test_norm(63, 256, 1, 0, 1, 1);
+    test_norm(257, 96, 1, 1, 1, 1);
+    test_norm(40, 300, 1, 1, 0, 1);
 }
 
 // ================================================================ main

@@ -9,8 +9,6 @@
 //    bits (exactly), and the bf16 y must be y32 rounded (exactly);
 //  - pn_cuda_rmsnorm_f32_bwd vs pn_rmsnorm_bwd from the CPU's rstd: dx and dw are
 //    ADDED into random initial values (tol 1e-4); dx alone with dw NULL;
-//  - pn_cuda_add_bf16_to_f32: out of place and in place (y == a), one fp32 add per
-//    element, so exactly the host's a + (float)b;
 //  - pn_cuda_distill_mse_f32_async vs supernet/distill.c's pn_distill_mse: the loss
 //    from the per-chunk partials and the gradient (tol 1e-4).
 // Shapes cover the vector path (D % 8 == 0), the scalar path (D = 100), no weight,
@@ -106,24 +104,6 @@ static void test_rmsnorm(int64_t N, int D, int with_w) {
     pn_cuda_free(d_y2), pn_cuda_free(d_g), pn_cuda_free(d_dx), pn_cuda_free(d_dw);
 }
 
-static void test_add(int64_t n) {
-    float *a = rand_host((size_t)n, 3.0f), *b = rand_host((size_t)n, 1.0f);
-    round_bf16(b, (size_t)n);
-    float *ref = pn_malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) ref[i] = a[i] + b[i];
-    float *d_a = dev_f32(a, (size_t)n), *d_y = dev_poisoned((size_t)n * sizeof(float));
-    pn_bf16 *d_b = dev_bf16(b, (size_t)n);
-    pn_cuda_add_bf16_to_f32(d_y, d_a, d_b, n);
-    float *y = get_f32(d_y, (size_t)n);
-    report(max_abs_diff(y, ref, (size_t)n), 0.0, "add_bf16_to_f32 n=%lld y = a + b exactly", (long long)n);
-    free(y);
-    pn_cuda_add_bf16_to_f32(d_a, d_a, d_b, n);
-    y = get_f32(d_a, (size_t)n);
-    report(max_abs_diff(y, ref, (size_t)n), 0.0, "add_bf16_to_f32 n=%lld in place (y == a) exactly", (long long)n);
-    free(a), free(b), free(ref), free(y);
-    pn_cuda_free(d_a), pn_cuda_free(d_y), pn_cuda_free(d_b);
-}
-
 static void test_mse_f32(int64_t n) {
     const float scale = 0.75f;
     float *s = rand_host((size_t)n, 1.0f), *t = rand_host((size_t)n, 1.0f);
@@ -167,8 +147,6 @@ int main(void) {
     test_rmsnorm(513, 128, 0);   // no weight
     test_rmsnorm(5, 8192, 1);
 
-    test_add(1);
-    test_add(1000003);
 
     test_mse_f32(1);
     test_mse_f32(5000);

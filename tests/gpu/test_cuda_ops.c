@@ -277,16 +277,19 @@ static void test_gemm_tt(int64_t M, int64_t N, int64_t K) {
 
 // D = op(A) op(B) + C out of place: D poisoned first, C must come back unchanged; trans_b
 // = 1 is the MLP's down projection (x Wᵀ), ldc > N leaves the columns past N alone.
-static void test_gemm_add(int trans_b, int64_t M, int64_t N, int64_t K, int64_t ldc) {
-    pn_bf16 *dA, *dB;
+static void test_gemm_add(int trans_b, int64_t M, int64_t N, int64_t K, int64_t ldc, int with_bias) {
+    pn_bf16 *dA, *dB, *dbias = NULL;
     float *A = rand_bf16((size_t)(M * K), 1.0f, &dA);
     float *B = rand_bf16((size_t)(N * K), 1.0f, &dB);
+    float *bias = with_bias ? rand_bf16((size_t)N, 1.0f, &dbias) : NULL;
     float *dC;
     float *C0 = rand_f32((size_t)(M * ldc), 1.0f, &dC);
     float *dD = dev_poisoned((size_t)(M * ldc) * sizeof(float));
     float *ref = copy_host(C0, (size_t)(M * ldc));
     pn_gemm(0, trans_b, M, N, K, 1.0f, A, K, B, trans_b ? K : N, 1.0f, ref, ldc);
-    pn_cuda_gemm_add(0, trans_b, M, N, K, dA, K, dB, trans_b ? K : N, dC, dD, ldc);
+    for (int64_t m = 0; m < M && bias; m++)
+        for (int64_t n = 0; n < N; n++) ref[m * ldc + n] += bias[n];
+    pn_cuda_gemm_add(0, trans_b, M, N, K, dA, K, dB, trans_b ? K : N, dC, dD, ldc, dbias);
     float *got = get_f32(dD, (size_t)(M * ldc)), *c_after = get_f32(dC, (size_t)(M * ldc));
     // the columns past N of D keep the poison; compare them as 0 against 0
     int64_t touched = 0;
@@ -296,12 +299,12 @@ static void test_gemm_add(int trans_b, int64_t M, int64_t N, int64_t K, int64_t 
             got[m * ldc + n] = ref[m * ldc + n] = 0.0f;
         }
     report(touched ? INFINITY : rel_err(got, ref, (size_t)(M * ldc)), TOL_F32,
-           "gemm_add D = A B%s + C M=%lld N=%lld K=%lld ldc=%lld (%lld columns past N written)", trans_b ? "T" : "",
-           (long long)M, (long long)N, (long long)K, (long long)ldc, (long long)touched);
+           "gemm_add D = A B%s%s + C M=%lld N=%lld K=%lld ldc=%lld (%lld columns past N written)", trans_b ? "T" : "",
+           bias ? " + bias" : "", (long long)M, (long long)N, (long long)K, (long long)ldc, (long long)touched);
     report(rel_err(c_after, C0, (size_t)(M * ldc)), 0.0, "gemm_add M=%lld N=%lld: C unchanged", (long long)M,
            (long long)N);
-    free(A), free(B), free(C0), free(ref), free(got), free(c_after);
-    pn_cuda_free(dA), pn_cuda_free(dB), pn_cuda_free(dC), pn_cuda_free(dD);
+    free(A), free(B), free(C0), free(ref), free(got), free(c_after), free(bias);
+    pn_cuda_free(dA), pn_cuda_free(dB), pn_cuda_free(dC), pn_cuda_free(dD), pn_cuda_free(dbias);
 }
 
 // ---------------------------------------------------------------- RMSNorm
@@ -645,8 +648,9 @@ int main(void) {
     test_linear(128, 2048, 896, 0);
     test_linear(16, 128, 151936, 0);
     test_gemm_tt(45, 70, 128);
-    test_gemm_add(1, 300, 256, 512, 256);
-    test_gemm_add(0, 77, 96, 130, 100);
+    test_gemm_add(1, 300, 256, 512, 256, 0);
+    test_gemm_add(0, 77, 96, 130, 100, 0);
+    test_gemm_add(1, 200, 64, 96, 64, 1);
     test_gemm_tt(128, 256, 512);
 
     test_rmsnorm(1, 64, 1);

@@ -23,14 +23,17 @@
 // on the bf16 grid on the host first, so both sides start from the same values and the
 // checks measure the device arithmetic (bf16 activations), not weight quantisation.
 // The device keeps the residual stream in fp32 (csupernet.c; before that it was bf16,
-// the main accumulated error) and the MSE compares fp32 final hidden states.
+// the main accumulated error), the mixers and MLPs add their unrounded outputs to it in
+// their last GEMM's epilogue, and the MSE compares fp32 final hidden states.
 // Measured in the fake build (bf16 rounding exactly as on the GPU, CPU twins for the
 // math): the step loss agrees to ≤ 5e-4, gradients off the linear path are exactly 0,
 // AdamW / grad norm agree to ~1e-15; the linear-path gradients are 4e-3..9.9e-3 for
 // jetblock, gated_deltanet, deltanet, mamba2 and rwkv7 LL (bf16 residual: up to 1.14e-2),
-// but gla LL 1.78e-2 (was 2.18e-2), retnet LL 1.62e-2..1.66e-2 (was 1.68e-2..1.73e-2)
-// and rwkv7 LS 1.16e-2 (was 1.10e-2) stay over the 1e-2 bf16 tolerance: there the
-// blocks' own bf16 activations dominate. Those checks are kept at 1e-2 (never loosened)
+// but gla LL 1.34e-2..1.40e-2 (was 2.18e-2 with a bf16 residual, 1.78e-2 before gla and
+// retnet kept their recurrence output o in fp32 and the mixers' outputs went into the
+// stream unrounded), retnet LL 1.54e-2..1.60e-2 (was 1.62e-2..1.66e-2) and rwkv7 LS
+// 1.12e-2 (was 1.16e-2) stay over the 1e-2 bf16 tolerance: there the blocks' own bf16
+// activations dominate. Those checks are kept at 1e-2 (never loosened)
 // and reported as they fall (the H100 gives the same numbers). Where the error comes from,
 // measured in the fake build by rounding one more thing inside the CPU reference: the
 // block input (the bf16 operand of every projection GEMM) alone takes gla LL from 1.78e-2
@@ -43,8 +46,9 @@
 // fits: LL, LS, AL, LA, SL, AA) to keep the fake run short.
 // The qwen2-tiny fixture has 4 layers and fp32 weights: bf16 weights alone give 8.6e-3
 // against it (the CPU backbone on rounded weights); the 4-layer device forward gives
-// 1.16e-2 against it (H100 and fake build alike) and 8.0e-3 against the CPU backbone on the
-// same bf16 weights. Both checks are held to the bf16 tolerance 1e-2 (an earlier 2e-2,
+// 1.16e-2 against it (H100 and fake build alike; 1.13e-2 in the fake build since the
+// mixer's output goes into the fp32 stream unrounded) and 8.0e-3 against the CPU backbone
+// on the same bf16 weights. Both checks are held to the bf16 tolerance 1e-2 (an earlier 2e-2,
 // derived from those measurements, was a loosened tolerance and is gone): the check
 // against transformers' fp64 logits fails by that margin, which is the weights' own bf16
 // rounding plus four layers of bf16 activations — reported, not hidden. Each layer alone
