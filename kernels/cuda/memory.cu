@@ -247,19 +247,25 @@ __global__ void f32_split_bf16_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, int6
     }
 }
 
-extern "C" void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, int64_t ld, const float *src, int64_t rows,
-                                       int cols) {
-    if (rows <= 0 || cols <= 0) return;
+// The two row-slice conversions' launch: a row stride below the width is a caller bug;
+// rows over grid.y (grid-stride past 32768), a row's columns over at most 64 blocks.
+static dim3 rows_grid(int64_t ld, int64_t rows, int cols, bool pair, int threads) {
     if (ld < cols) {
         fprintf(stderr, "postnas: internal error: %s:%d: bf16 row stride %lld < %d columns\n", __FILE__, __LINE__,
                 (long long)ld, cols);
         exit(1);
     }
+    const int per_block = threads * (pair ? 2 : 1);
+    return dim3((unsigned)std::min((cols + per_block - 1) / per_block, 64), (unsigned)std::min<int64_t>(rows, 32768));
+}
+
+extern "C" void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, int64_t ld, const float *src, int64_t rows,
+                                       int cols) {
+    if (rows <= 0 || cols <= 0) return;
     const int threads = 256;
     const bool pair = cols % 2 == 0 && ld % 2 == 0 && (uintptr_t)hi % 4 == 0 && (uintptr_t)lo % 4 == 0 &&
                       (uintptr_t)src % 8 == 0;
-    const int per_block = threads * (pair ? 2 : 1);
-    const dim3 grid((unsigned)std::min((cols + per_block - 1) / per_block, 64), (unsigned)std::min<int64_t>(rows, 32768));
+    const dim3 grid = rows_grid(ld, rows, cols, pair, threads);
     if (pair)
         f32_split_bf16_kernel<true><<<grid, threads, 0, g_stream>>>(as_bf(hi), as_bf(lo), ld, src, rows, cols);
     else
@@ -300,15 +306,9 @@ __global__ void f32_to_bf16_2d_kernel(__nv_bfloat16 *dst, int64_t ldd, const flo
 
 extern "C" void pn_cuda_f32_to_bf16_2d(pn_bf16 *dst, int64_t ldd, const float *src, int64_t rows, int cols) {
     if (rows <= 0 || cols <= 0) return;
-    if (ldd < cols) {
-        fprintf(stderr, "postnas: internal error: %s:%d: bf16 row stride %lld < %d columns\n", __FILE__, __LINE__,
-                (long long)ldd, cols);
-        exit(1);
-    }
     const int threads = 256;
     const bool pair = cols % 2 == 0 && ldd % 2 == 0 && (uintptr_t)dst % 4 == 0 && (uintptr_t)src % 8 == 0;
-    const int per_block = threads * (pair ? 2 : 1);
-    const dim3 grid((unsigned)std::min((cols + per_block - 1) / per_block, 64), (unsigned)std::min<int64_t>(rows, 32768));
+    const dim3 grid = rows_grid(ldd, rows, cols, pair, threads);
     if (pair)
         f32_to_bf16_2d_kernel<true><<<grid, threads, 0, g_stream>>>(as_bf(dst), ldd, src, rows, cols);
     else

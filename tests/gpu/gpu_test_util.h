@@ -82,6 +82,26 @@ static inline float *get_bf16(const pn_bf16 *d, size_t n) {
     return h;
 }
 
+// A (rows, cols) bf16 slice whose rows are ld ≥ cols apart, packed to (rows, cols) fp32;
+// *outside = how many elements of the columns cols..ld−1 no longer hold the 0xFFFF poison
+// (a row-slice writer that strayed past its columns). The buffer must have been poisoned.
+static inline float *get_bf16_rows(const pn_bf16 *d, int64_t rows, int64_t cols, int64_t ld, int64_t *outside) {
+    const size_t wide = (size_t)(rows * ld);
+    uint16_t *bits = pn_malloc((wide ? wide : 1) * sizeof(uint16_t));
+    pn_cuda_download(bits, d, wide * sizeof(uint16_t));
+    float *h = pn_malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof(float));
+    *outside = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < ld; c++) {
+            if (c < cols)
+                h[r * cols + c] = pn_bf16_to_f32(bits[r * ld + c]);
+            else
+                *outside += bits[r * ld + c] != 0xFFFF;
+        }
+    free(bits);
+    return h;
+}
+
 static inline float *get_f32(const float *d, size_t n) {
     float *h = pn_malloc((n ? n : 1) * sizeof(float));
     pn_cuda_download(h, d, n * sizeof(float));

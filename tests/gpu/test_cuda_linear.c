@@ -441,21 +441,12 @@ static void test_conv(int dyn, int B, int T, int D, int W, int act, int with_bia
         else
             pn_cuda_conv_causal_bwd(d_x16, PN_CUDA_BF16, ldx, NULL, NULL, d_dy, d_x, d_w, d_bias, d_prev, B, T, D, W,
                                     act);
-        uint16_t *wide = pn_malloc((size_t)(rows * ldx > 0 ? rows * ldx : 1) * sizeof(uint16_t));
-        pn_cuda_download(wide, d_x16, (size_t)(rows * ldx) * sizeof(uint16_t));
-        float *x16 = pn_malloc((nx ? nx : 1) * sizeof(float));
-        int64_t gap = 0;
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < ldx; c++) {
-                if (c < D)
-                    x16[r * D + c] = pn_bf16_to_f32(wide[r * ldx + c]);
-                else
-                    gap += wide[r * ldx + c] != 0xFFFF;
-            }
+        int64_t gap;
+        float *x16 = get_bf16_rows(d_x16, rows, D, ldx, &gap);
         report(gap ? INFINITY : rel_err(x16, xref, nx), TOL_BF16,
                "%s: bwd dx bf16 written, row stride D + 8 (%lld elements outside the rows written)", what,
                (long long)gap);
-        free(xref), free(wide), free(x16);
+        free(xref), free(x16);
         pn_cuda_free(d_x16);
     }
     free(x), free(w), free(kern), free(bias), free(prev), free(z), free(y_ref), free(dy), free(dz);
