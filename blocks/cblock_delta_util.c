@@ -185,16 +185,16 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
     float *don = pn_cbd_scratch_f32(N * d.HV);
     cbd_oproj_bwd(don, G[ix->o], dy, on, W[ix->o], N, d.HV, d.C);
     pn_cuda_free(on);
-    // dout, dgp are written by the norm's backward (no zeroing pass)
+    // dout written by the norm's backward (no zeroing pass), the output gate's gradient in
+    // bf16 straight into its slab columns
     float *dout = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * d.HV * sizeof(float));
-    float *dgp = ix->g >= 0 ? pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * d.HV * sizeof(float)) : NULL;
-    pn_cuda_rmsnorm_gated_bwd_write(dout, G[ix->o_norm], dgp, don, a->o, PN_CUDA_BF16, P[ix->o_norm], a->gp, ro,
-                                    N * d.H, d.V);
+    if (ix->g >= 0)
+        pn_cuda_rmsnorm_gated_bwd_write_dg16(dout, G[ix->o_norm], pn_cbd_slab_at(slab, ix->g, 0), d.H, slab->ld, don,
+                                             a->o, PN_CUDA_BF16, P[ix->o_norm], a->gp, ro, N * d.H, d.V);
+    else
+        pn_cuda_rmsnorm_gated_bwd_write(dout, G[ix->o_norm], NULL, don, a->o, PN_CUDA_BF16, P[ix->o_norm], NULL, ro,
+                                        N * d.H, d.V);
     pn_cuda_free(don), pn_cuda_free(ro);
-    if (dgp) {
-        pn_cbd_slab_put(slab, ix->g, 0, N, dgp);
-        pn_cuda_free(dgp);
-    }
 
     // the recurrence (plain chunked backward; same math as the fast forward)
     float *g = cbd_gate(b, ix, a, N);

@@ -191,14 +191,14 @@ static __device__ __forceinline__ void gn_row_ld(float f[NC], const T *row, int 
         for (int j = 0; j < NC; j++) f[j] = lane + 32 * j < D ? to_f32(row[lane + 32 * j]) : 0.f;
     }
 }
-template <int NC, bool VEC>
-static __device__ __forceinline__ void gn_row_st(float *row, const float f[NC], int lane, int D) {
+template <int NC, bool VEC, typename T>
+static __device__ __forceinline__ void gn_row_st(T *row, const float f[NC], int lane, int D) {
     if constexpr (VEC) {
         gn_st<NC>(row + NC * lane, f);
     } else {
 #pragma unroll
         for (int j = 0; j < NC; j++)
-            if (lane + 32 * j < D) row[lane + 32 * j] = f[j];
+            if (lane + 32 * j < D) from_f32(row + lane + 32 * j, f[j]);
     }
 }
 
@@ -207,12 +207,15 @@ static __device__ __forceinline__ void gn_row_st(float *row, const float f[NC], 
 // together, kept in registers through the mean, and written once; each lane keeps its
 // columns' dw partial, the 8 warps' partials are summed in warp order at the end. WRITE: dx,
 // dgate are stored, their old values never read; else +=. VEC: see gn_row_ld. wpart as
-// gn_bwd_kernel.
-template <int NC, bool WRITE, bool VEC, typename XT>
+// gn_bwd_kernel. dgate (GT fp32, or bf16 with WRITE: the operand of the gate projection's
+// backward GEMM) has row `row` at (row / ghpr) · gld + (row % ghpr) · D: a token's ghpr head
+// rows side by side in a line of gld elements (fp32 callers: ghpr = 1, gld = D).
+template <int NC, bool WRITE, bool VEC, typename XT, typename GT>
 static __global__ void __launch_bounds__(GN_THREADS)
-    gn_bwd_warp_kernel(float *dx, float *dgate, float *wpart, const float *__restrict__ dy, const XT *__restrict__ x,
+    gn_bwd_warp_kernel(float *dx, GT *dgate, float *wpart, const float *__restrict__ dy, const XT *__restrict__ x,
                        const float *__restrict__ w, const __nv_bfloat16 *__restrict__ gate,
-                       const float *__restrict__ rstd, int64_t N, int D, int64_t rps) {
+                       const float *__restrict__ rstd, int64_t N, int D, int64_t rps, int ghpr, int64_t gld) {
+    static_assert(WRITE || sizeof(GT) == sizeof(float), "a bf16 dgate is written, never added to");
     constexpr int NW = GN_THREADS / 32;
     if (VEC) D = 32 * NC;  // a compile-time row length for the vector form
     __shared__ float wsum[NW][32 * NC];
@@ -228,7 +231,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
 #pragma unroll
     for (int j = 0; j < NC; j++) acc[j] = 0.f;
     for (int64_t row = r0 + warp; row < r1; row += NW) {
-        const int64_t base = row * D;
+        const int64_t base = row * D, gbase = (row / ghpr) * gld + (row % ghpr) * D;
         float dyv[NC], xv[NC], gv[NC], ox[NC], og[NC];
         const float r = rstd[row];
         gn_row_ld<NC, VEC>(dyv, dy + base, lane, D);
@@ -236,7 +239,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
         if (gate) gn_row_ld<NC, VEC>(gv, gate + base, lane, D);
         if (!WRITE) {
             if (dx) gn_row_ld<NC, VEC>(ox, dx + base, lane, D);
-            if (gate && dgate) gn_row_ld<NC, VEC>(og, dgate + base, lane, D);
+            if (gate && dgate) gn_row_ld<NC, VEC>(og, dgate + gbase, lane, D);
         }
         float dot = 0.f, a[NC], dgv[NC];
 #pragma unroll
@@ -259,7 +262,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
 #pragma unroll
                 for (int j = 0; j < NC; j++) dgv[j] += og[j];
             }
-            gn_row_st<NC, VEC>(dgate + base, dgv, lane, D);
+            gn_row_st<NC, VEC>(dgate + gbase, dgv, lane, D);
         }
         if (!dx) continue;
         const float mean = warp_sum(dot) / (float)D;
@@ -326,19 +329,22 @@ extern "C" void pn_cuda_rmsnorm_gated_fwd(void *y, pn_cuda_dtype y_dt, float *rs
         gn_fwd(y, y_dt, rstd, (const __nv_bfloat16 *)x, w, as_bf(gate), N, D, eps);
 }
 
-template <bool WRITE, typename XT>
-static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const XT *x, const float *w,
-                   const __nv_bfloat16 *gate, const float *rstd, int64_t N, int D) {
+// dgate: fp32 (N, D), or (G = bf16, WRITE only, D ≤ 256) in lines of gld holding ghpr rows each.
+template <bool WRITE, typename XT, typename GT = float>
+static void gn_bwd(float *dx, float *dw, GT *dgate, const float *dy, const XT *x, const float *w,
+                   const __nv_bfloat16 *gate, const float *rstd, int64_t N, int D, int ghpr = 1, int64_t gld = 0) {
     if (N <= 0 || D <= 0 || (!dx && !dw && !(dgate && gate))) return;
+    if (gld == 0) gld = D;
     const size_t smem = (size_t)D * sizeof(float);
     if (smem > 48 * 1024) {
         fprintf(stderr, "postnas: internal error: %s: gated RMSNorm backward: D = %d > %d\n", __FILE__, D, 48 * 256);
         exit(1);
     }
-    float *dg = gate ? dgate : nullptr;
+    GT *dg = gate ? dgate : nullptr;
+    // the vector form needs every row start of dg 16-byte aligned too
+    const bool dg_vec = !dg || (pn_aligned16(dg) && (gld * (int64_t)sizeof(GT)) % 16 == 0);
     const bool vec = (D == 64 || D == 128 || D == 256) && pn_aligned16(dy) && pn_aligned16(x) &&
-                     (!w || pn_aligned16(w)) && (!gate || pn_aligned16(gate)) && (!dx || pn_aligned16(dx)) &&
-                     (!dg || pn_aligned16(dg));
+                     (!w || pn_aligned16(w)) && (!gate || pn_aligned16(gate)) && (!dx || pn_aligned16(dx)) && dg_vec;
     if (WRITE && D > 256) {  // the block-per-row kernel only adds: zero its outputs first
         if (dx) pn_cuda_memset(dx, 0, (size_t)N * D * sizeof(float));
         if (dg) pn_cuda_memset(dg, 0, (size_t)N * D * sizeof(float));
@@ -349,8 +355,9 @@ static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const XT
     nslice = pn_ceil_div(N, rps);
     float *wpart = dw ? (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(nslice * D) * sizeof(float)) : nullptr;
     const unsigned grid = (unsigned)nslice;
-#define GN_BWD_WARP(NC, VEC) \
-    gn_bwd_warp_kernel<NC, WRITE, VEC, XT><<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, x, w, gate, rstd, N, D, rps)
+#define GN_BWD_WARP(NC, VEC)                                                                                   \
+    gn_bwd_warp_kernel<NC, WRITE, VEC, XT, GT>                                                                 \
+        <<<grid, GN_THREADS, 0, pn_stream()>>>(dx, dg, wpart, dy, x, w, gate, rstd, N, D, rps, ghpr, gld)
     if (vec && D == 64)
         GN_BWD_WARP(2, true);
     else if (vec && D == 128)
@@ -363,8 +370,13 @@ static void gn_bwd(float *dx, float *dw, float *dgate, const float *dy, const XT
         GN_BWD_WARP(4, false);
     else if (D <= 256)
         GN_BWD_WARP(8, false);
-    else
+    else if constexpr (sizeof(GT) == sizeof(float))
         gn_bwd_kernel<XT><<<grid, GN_THREADS, smem, pn_stream()>>>(dx, dg, wpart, dy, x, w, gate, rstd, N, D, rps);
+    else {
+        fprintf(stderr, "postnas: internal error: %s: gated RMSNorm backward: bf16 dgate with D = %d > 256\n", __FILE__,
+                D);
+        exit(1);
+    }
 #undef GN_BWD_WARP
     PN_CHECK_LAUNCH();
     if (dw) {
@@ -394,4 +406,22 @@ extern "C" void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dga
                                                 pn_cuda_dtype x_dt, const float *w, const pn_bf16 *gate,
                                                 const float *rstd, int64_t N, int D) {
     gn_bwd_any<true>(dx, dw, dgate, dy, x, x_dt, w, gate, rstd, N, D);
+}
+
+extern "C" void pn_cuda_rmsnorm_gated_bwd_write_dg16(float *dx, float *dw, pn_bf16 *dgate, int heads, int64_t ldg,
+                                                     const float *dy, const void *x, pn_cuda_dtype x_dt,
+                                                     const float *w, const pn_bf16 *gate, const float *rstd,
+                                                     int64_t N, int D) {
+    if (N > 0 && D > 256) {  // the block-per-row kernel adds fp32: through scratch, one rounding
+        float *t = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * D * sizeof(float));
+        pn_cuda_rmsnorm_gated_bwd_write(dx, dw, t, dy, x, x_dt, w, gate, rstd, N, D);
+        if (dgate && gate) pn_cuda_f32_to_bf16_2d(dgate, ldg, t, N / heads, heads * D);
+        pn_cuda_free(t);
+        return;
+    }
+    __nv_bfloat16 *dg = (__nv_bfloat16 *)dgate;
+    if (x_dt == PN_CUDA_F32)
+        gn_bwd<true>(dx, dw, dg, dy, (const float *)x, w, as_bf(gate), rstd, N, D, heads, ldg);
+    else
+        gn_bwd<true>(dx, dw, dg, dy, (const __nv_bfloat16 *)x, w, as_bf(gate), rstd, N, D, heads, ldg);
 }

@@ -105,6 +105,12 @@ void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *
 void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const float *dy, const void *x,
                                      pn_cuda_dtype x_dt, const float *w, const pn_bf16 *gate, const float *rstd,
                                      int64_t N, int D);
+// The same with dgate WRITTEN in bf16 into lines ldg apart that hold `heads` rows each: the
+// N rows are (tokens, heads) of a head-split (tokens, heads·D) tensor, written straight into
+// its columns of a wider bf16 matrix (a block's slab of projection gradients). N % heads == 0.
+void pn_cuda_rmsnorm_gated_bwd_write_dg16(float *dx, float *dw, pn_bf16 *dgate, int heads, int64_t ldg,
+                                          const float *dy, const void *x, pn_cuda_dtype x_dt, const float *w,
+                                          const pn_bf16 *gate, const float *rstd, int64_t N, int D);
 
 #ifdef __cplusplus
 }

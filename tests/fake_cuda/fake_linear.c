@@ -247,3 +247,15 @@ void pn_cuda_rmsnorm_gated_bwd_write(float *dx, float *dw, float *dgate, const f
     if (dgate && gate) memset(dgate, 0, (size_t)N * D * sizeof(float));
     pn_cuda_rmsnorm_gated_bwd(dx, dw, dgate, dy, x, x_dt, w, gate, rstd, N, D);
 }
+
+void pn_cuda_rmsnorm_gated_bwd_write_dg16(float *dx, float *dw, pn_bf16 *dgate, int heads, int64_t ldg,
+                                          const float *dy, const void *x, pn_cuda_dtype x_dt, const float *w,
+                                          const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+    if (N <= 0 || D <= 0) return;
+    PN_ASSERT(heads >= 1 && N % heads == 0 && ldg >= (int64_t)heads * D);
+    float *t = dgate && gate ? fk_alloc(N * D) : NULL;
+    pn_cuda_rmsnorm_gated_bwd_write(dx, dw, t, dy, x, x_dt, w, gate, rstd, N, D);
+    if (t)
+        for (int64_t line = 0; line < N / heads; line++) fk_store_bf16(dgate + line * ldg, t + line * heads * D, heads * D);
+    free(t);
+}

@@ -539,7 +539,27 @@ static void test_norm(int64_t N, int D, int with_w, int with_gate, int y_f32, in
     got = get_out(d_ww, (size_t)D, 1);
     for (int i = 0; i < D; i++) got[i] -= w0[i], ww[i] -= w0[i];
     report(rel_err(got, ww, (size_t)D), TOL_F32, "%s: bwd write form: dw fp32 +=", what);
-    free(got), free(wx), free(wg), free(w0), free(ww);
+    free(got);
+    // dgate in bf16 into lines of `heads` rows (a head-split tensor's columns of a wider matrix,
+    // 8 columns of poison after each line): dx as the write form, dgate its rounding
+    if (with_gate) {
+        const int heads = N % 4 == 0 ? 4 : N % 3 == 0 ? 3 : 1;
+        const int64_t lines = N / heads, ldg = (int64_t)heads * D + 8;
+        pn_bf16 *d_g16 = dev_poisoned((size_t)(lines * ldg) * sizeof(pn_bf16));
+        pn_cuda_memset(d_wx, 0xFF, n * sizeof(float));
+        pn_cuda_upload(d_ww, w0, (size_t)D * sizeof(float));
+        pn_cuda_rmsnorm_gated_bwd_write_dg16(d_wx, d_ww, d_g16, heads, ldg, d_dy, d_x, x_dt, d_w, d_gate, d_rr, N, D);
+        int64_t outside;
+        float *g16 = get_bf16_rows(d_g16, lines, (int64_t)heads * D, ldg, &outside);
+        report(outside ? INFINITY : rel_err(g16, wg, n), TOL_BF16,
+               "%s: bwd, dgate bf16 in lines of %d rows (%lld elements outside them written)", what, heads,
+               (long long)outside);
+        got = get_out(d_wx, n, 1);
+        report(rel_err(got, wx, n), TOL_F32, "%s: bwd, dgate bf16 in lines: dx fp32 (written)", what);
+        free(got), free(g16);
+        pn_cuda_free(d_g16);
+    }
+    free(wx), free(wg), free(w0), free(ww);
     pn_cuda_free(d_wx), pn_cuda_free(d_wg), pn_cuda_free(d_ww);
     free(x), free(gate), free(w), free(y_ref), free(r_ref), free(dy);
     pn_cuda_free(d_x), pn_cuda_free(d_gate), pn_cuda_free(d_w), pn_cuda_free(d_y), pn_cuda_free(d_r);
