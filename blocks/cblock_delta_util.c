@@ -85,12 +85,20 @@ void pn_cbd_slab_close(pn_cbd_slab *s, const pn_cblock *b, float *dx, const pn_b
                        (size_t)(s->col[i + 1] - s->col[i] - s->width[i]) * row_bytes);
     }
     pn_cuda_gemm(0, 0, N, C, K, 1.0f, s->d, s->ld, w, C, 1.0f, dx, PN_CUDA_F32, C, NULL);  // (N,K)·(K,C)
-    for (int i = 0; i < s->n; i++) {
-        float *g = b->grads[s->param[i]];
-        if (g)  // (width, N)·(N, C)
-            pn_cuda_gemm(1, 0, s->width[i], C, N, 1.0f, s->d + s->col[i], s->ld, x, C, 1.0f, g, PN_CUDA_F32, C, NULL);
-    }
     pn_cuda_free(w);
+    // the weight gradients: one GEMM for every part (one pass over x, no thin GEMMs for the
+    // H-wide β and gate projections) into scratch, then each part's rows added to its gradient
+    int wanted = 0;
+    for (int i = 0; i < s->n; i++) wanted += b->grads[s->param[i]] != NULL;
+    if (wanted) {
+        float *gw = pn_cbd_scratch_f32((int64_t)K * C);
+        pn_cuda_gemm(1, 0, K, C, N, 1.0f, s->d, s->ld, x, C, 0.0f, gw, PN_CUDA_F32, C, NULL);  // (K,N)·(N,C)
+        for (int i = 0; i < s->n; i++) {
+            float *g = b->grads[s->param[i]];
+            if (g) pn_cuda_add_inplace(g, gw + (int64_t)s->col[i] * C, (int64_t)s->width[i] * C);
+        }
+        pn_cuda_free(gw);
+    }
     pn_cuda_free(s->d);
     s->d = NULL;
 }

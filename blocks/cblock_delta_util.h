@@ -52,7 +52,8 @@ void pn_cbd_fwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
 // run at speed. Instead the blocks write each dP in bf16 (the GEMM operand it was going to
 // be anyway) into its own columns of one (N, ld) matrix, and pn_cbd_slab_close makes
 // dx += [dP₁ … dPₙ] [W₁; …; Wₙ] one GEMM against the weights stacked into one scratch copy
-// (Σ widths × C bf16, a few MB), then each weight gradient from its column slice (lda = ld).
+// (Σ widths × C bf16, a few MB), and the weight gradients are one GEMM too (Dᵀ x into
+// scratch, each part's rows then added to its gradient).
 // Each part starts at a multiple of 8 columns (16 bytes: cuBLASLt's vector loads for every
 // slice, whatever the head counts); the padding columns are zeroed once, and the stacked
 // weights have zero rows there, so the one GEMM reads them as a harmless 0 · 0.
