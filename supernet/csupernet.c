@@ -396,12 +396,19 @@ void pn_csupernet_scale_grads(pn_csupernet *cs, float factor) { pn_cuda_scale_in
 
 void pn_csupernet_adamw_step(pn_csupernet *cs, int64_t t, float lr, float beta1, float beta2, float eps,
                              float weight_decay) {
+    // One launch per run of table entries that are adjacent in the flat buffers and share
+    // the weight-decay flag (the update is element-wise: the same bits as one per entry).
     const pn_supernet *sn = cs->sn;
-    for (int i = 0; i < sn->n_table; i++) {
+    for (int i = 0; i < sn->n_table;) {
         const pn_sn_param *e = &sn->table[i];
         const int64_t o = e->offset;
-        pn_cuda_adamw_step(cs->p32 + o, cs->p16 + o, cs->grads + o, cs->m + o, cs->v + o, e->numel, t, lr, beta1,
-                           beta2, eps, e->weight_decay ? weight_decay : 0.0f);
+        int64_t n = e->numel;
+        int j = i + 1;
+        while (j < sn->n_table && sn->table[j].offset == o + n && sn->table[j].weight_decay == e->weight_decay)
+            n += sn->table[j++].numel;
+        pn_cuda_adamw_step(cs->p32 + o, cs->p16 + o, cs->grads + o, cs->m + o, cs->v + o, n, t, lr, beta1, beta2, eps,
+                           e->weight_decay ? weight_decay : 0.0f);
+        i = j;
     }
 }
 
