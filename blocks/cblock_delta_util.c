@@ -22,12 +22,6 @@ pn_bf16 *pn_cbd_scratch_bf16(int64_t n) {
     return pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(n > 0 ? n : 1) * sizeof(pn_bf16));
 }
 
-float *pn_cbd_to_f32(const pn_bf16 *src, int64_t n) {
-    float *t = pn_cbd_scratch_f32(n);
-    pn_cuda_bf16_to_f32(t, src, n);
-    return t;
-}
-
 // ---------------------------------------------------------------- slab
 
 // Part index of spec parameter p (an internal error when the slab has no such part).

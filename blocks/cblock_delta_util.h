@@ -95,6 +95,4 @@ void pn_cbd_bwd(const pn_cblock *b, const pn_bu_delta_ix *ix, const pn_cbd_act *
 float *pn_cbd_scratch_f32(int64_t n);
 float *pn_cbd_zeros_f32(int64_t n);
 pn_bf16 *pn_cbd_scratch_bf16(int64_t n);
-// n bf16 values as fresh fp32 scratch.
-float *pn_cbd_to_f32(const pn_bf16 *src, int64_t n);
 #endif  // POSTNAS_HAVE_CUDA
