@@ -58,12 +58,14 @@ pn_bf16 *pn_cbd_slab_at(const pn_cbd_slab *s, int param, int64_t r0) {
 }
 
 void pn_cbd_slab_put(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *src) {
-    pn_cuda_f32_to_bf16_2d(pn_cbd_slab_at(s, param, r0), s->ld, src, rows, s->width[slab_part(s, param)]);
+    const int i = slab_part(s, param);
+    pn_cuda_f32_to_bf16_2d(s->d + r0 * s->ld + s->col[i], s->ld, src, rows, s->width[i]);
 }
 
 void pn_cbd_slab_put_silu_bwd(const pn_cbd_slab *s, int param, int64_t r0, int64_t rows, const float *dact,
                               const float *pre) {
-    pn_cuda_silu_bwd_bf16(pn_cbd_slab_at(s, param, r0), s->ld, dact, pre, rows, s->width[slab_part(s, param)]);
+    const int i = slab_part(s, param);
+    pn_cuda_silu_bwd_bf16(s->d + r0 * s->ld + s->col[i], s->ld, dact, pre, rows, s->width[i]);
 }
 
 void pn_cbd_slab_close(pn_cbd_slab *s, const pn_cblock *b, float *dx, const pn_bf16 *x) {

@@ -542,19 +542,22 @@ extern "C" void pn_cuda_dynconv_causal_fwd(void *y, pn_cuda_dtype y_dt, const pn
     cv_fwd<true>("dynamic conv forward", y, y_dt, x, nullptr, kern, nullptr, x_prev, B, T, D, W, act);
 }
 
+// The dx contract, checked once at entry: fp32 dx is (B·T, D) dense (ldx = D); bf16 rows
+// are ldx ≥ D apart.
+static void cv_check_dx(const void *dx, pn_cuda_dtype dx_dt, int64_t ldx, int D) {
+    if (dx && (dx_dt == PN_CUDA_F32 ? ldx != D : ldx < D)) {
+        fprintf(stderr, "postnas: internal error: %s:%d: conv dx (%s) with row stride %lld for D = %d\n", __FILE__,
+                __LINE__, dx_dt == PN_CUDA_F32 ? "fp32" : "bf16", (long long)ldx, D);
+        exit(1);
+    }
+}
+
 // The bf16-written dx (rows ldx apart) where the fused kernel does not apply: the fp32 form
 // into zeroed scratch, then one rounding into place. Returns the scratch to hand the fp32
 // form (the caller converts and frees it), or the caller's fp32 dx as it is.
-static float *cv_dx_f32(void *dx, pn_cuda_dtype dx_dt, int64_t ldx, int64_t N, int D) {
+static float *cv_dx_f32(void *dx, pn_cuda_dtype dx_dt, int64_t N, int D) {
     if (!dx) return nullptr;
-    if (dx_dt == PN_CUDA_F32) {
-        if (ldx != D) {
-            fprintf(stderr, "postnas: internal error: %s:%d: fp32 conv dx with row stride %lld != D = %d\n", __FILE__,
-                    __LINE__, (long long)ldx, D);
-            exit(1);
-        }
-        return (float *)dx;
-    }
+    if (dx_dt == PN_CUDA_F32) return (float *)dx;
     float *t = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)(N * D) * sizeof(float));
     pn_cuda_memset(t, 0, (size_t)(N * D) * sizeof(float));
     return t;
@@ -575,6 +578,7 @@ extern "C" void pn_cuda_conv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_t l
                                         const float *dy, const pn_bf16 *x, const float *w, const float *bias,
                                         const float *x_prev, int B, int T, int D, int W, int act) {
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die("conv backward", "unsupported size", D, W);
+    cv_check_dx(dx, dx_dt, ldx, D);
     const int64_t N = (int64_t)B * T, total = N * D;
     if (total <= 0 || (!dx && !dw && !dbias)) return;
     if (cv4_ok(D, W, x, w, dy, nullptr) && cv4_dx_ok(dx, dx_dt, ldx)) {
@@ -598,7 +602,7 @@ extern "C" void pn_cuda_conv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_t l
     }
     float *owned;
     const float *dz = cv_dz<false>(&owned, dy, x, w, nullptr, bias, x_prev, T, D, W, act, total);
-    float *dx32 = cv_dx_f32(dx, dx_dt, ldx, N, D);
+    float *dx32 = cv_dx_f32(dx, dx_dt, N, D);
     if (dx32) {
         cv_dx_kernel<false><<<pn_grid_for(total, CV_THREADS), CV_THREADS, 0, pn_stream()>>>(dx32, dz, w, nullptr, T,
                                                                                            D, W, total);
@@ -638,6 +642,7 @@ extern "C" void pn_cuda_dynconv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_
                                            const pn_bf16 *kern, const float *x_prev, int B, int T, int D, int W,
                                            int act) {
     if (D < 1 || W < 1 || W > CV_WMAX) cv_die("dynamic conv backward", "unsupported size", D, W);
+    cv_check_dx(dx, dx_dt, ldx, D);
     const int64_t N = (int64_t)B * T, total = N * D;
     if (total <= 0 || (!dx && !dkern)) return;
     if (cv4_ok(D, W, x, kern, dy, nullptr) && cv4_dx_ok(dx, dx_dt, ldx) && (!dkern || pn_aligned16(dkern))) {
@@ -664,7 +669,7 @@ extern "C" void pn_cuda_dynconv_causal_bwd(void *dx, pn_cuda_dtype dx_dt, int64_
                 <<<grid, CV_THREADS, 0, pn_stream()>>>((float *)dkern, dz, as_bf(x), x_prev, T, D, W, total);
         PN_CHECK_LAUNCH();
     }
-    float *dx32 = cv_dx_f32(dx, dx_dt, ldx, N, D);
+    float *dx32 = cv_dx_f32(dx, dx_dt, N, D);
     if (dx32) {
         cv_dx_kernel<true><<<grid, CV_THREADS, 0, pn_stream()>>>(dx32, dz, nullptr, as_bf(kern), T, D, W, total);
         PN_CHECK_LAUNCH();

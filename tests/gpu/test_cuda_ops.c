@@ -386,7 +386,7 @@ static void test_rope(int B, int T, int H, int D, int64_t pos0, float theta) {
 // poisoned first; the bf16 backward is also run in place over gate / up (the MLP's use).
 static void test_swiglu(int64_t rows, int64_t cols, int fused, int offset) {
     const int64_t n = rows * cols, ld = fused ? 2 * cols : cols;
-    const size_t span = (size_t)(rows * ld + offset + (fused ? 0 : 0));
+    const size_t span = (size_t)(rows * ld + offset);
     float *gate = rand_host((size_t)n, 2.0f), *up = rand_host((size_t)n, 1.0f);
     round_bf16(gate, (size_t)n), round_bf16(up, (size_t)n);
     // the device layout on the host, then one upload per buffer
