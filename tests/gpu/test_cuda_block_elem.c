@@ -127,14 +127,17 @@ static void test_silu_bwd(int64_t n) {
     free(x), free(dy);
 }
 
-// The bf16-result silu pair: every element within one bf16 step (2^-8 relative) of the
-// CPU op's fp32 value rounded to bf16 — plus fp32 noise of the expression's terms, since
-// the device's expf may differ from the host's in the last bits and silu'(x) crosses 0
-// near x = −1.28, where 1 + x(1 − s) cancels (seen on the H100: one element of 65,537
-// off by more than a bf16 step of its near-zero value) — and the normalized error against
-// the unrounded fp32 value at most one rounding (2^-8; a wrong formula or index is far
-// above). The backward writes a (rows, cols) slice of a poisoned (rows, ldx) buffer: the
-// columns cols..ldx−1 must keep the poison bits.
+// The bf16-result silu pair: every element within half a bf16 step of the CPU op's
+// UNROUNDED fp32 value (|got − ref| ≤ 2^-8 |ref|, which bounds half an ulp of bf16 at
+// ref) plus fp32 noise of the expression's terms. The device's expf may differ from the
+// host's in the last bits, so where the fp32 value lies next to a rounding midpoint the
+// two round to neighbouring bf16 values: compared with the host's ROUNDED value that is a
+// whole ulp (up to 2^-7 relative), which an earlier form of this check counted as a miss
+// (H100: 3 of 120,000 dx elements, 1 of 77,000). silu'(x) crosses 0 near x = −1.28,
+// where 1 + x(1 − s) cancels, hence the noise term. The normalized error against the
+// unrounded value is at most one rounding (2^-8; a wrong formula or index is far above).
+// The backward writes a (rows, cols) slice of a poisoned (rows, ldx) buffer: the columns
+// cols..ldx−1 must keep the poison bits.
 static void test_silu_bf16(int64_t rows, int cols, int64_t ldx) {
     const int64_t n = rows * cols;
     float *x = rand_host((size_t)n, 4.0f), *dy = rand_host((size_t)n, 1.0f);
@@ -154,12 +157,16 @@ static void test_silu_bf16(int64_t rows, int cols, int64_t ldx) {
     for (int k = 0; k < 2; k++) {
         int64_t far = 0;
         for (int64_t i = 0; i < n; i++) {
-            const float want = pn_bf16_to_f32(pn_f32_to_bf16(refs[k][i]));
+            const float ref = refs[k][i];
             const float terms = k == 0 ? fabsf(x[i]) : fabsf(dy[i]) * (1.0f + fabsf(x[i]));
-            far += !(fabsf(gots[k][i] - want) <= fabsf(want) * (1.0f / 256) + 1e-6f * terms + 1e-30f);
+            if (fabsf(gots[k][i] - ref) <= fabsf(ref) * (1.0f / 256) + 1e-6f * terms + 1e-30f) continue;
+            if (!far)
+                fprintf(stderr, "  first miss at %lld: got %.9g, fp32 reference %.9g (x %.9g, dy %.9g)\n",
+                        (long long)i, gots[k][i], ref, x[i], dy[i]);
+            far++;
         }
         const double e = rel_err(gots[k], refs[k], (size_t)n);
-        report(far ? INFINITY : e, 1.0 / 256, "silu bf16 %lld x %d (dx row stride %lld): %s (%lld elements over one bf16 step)",
+        report(far ? INFINITY : e, 1.0 / 256, "silu bf16 %lld x %d (dx row stride %lld): %s (%lld elements over half a bf16 step)",
                (long long)rows, cols, (long long)ldx, names[k], (long long)far);
     }
     report((double)gap_written, 0.0, "silu bf16 %lld x %d: dx columns %d..%lld of each row untouched", (long long)rows,
