@@ -75,6 +75,24 @@ static inline unsigned pn_grid_for(int64_t work, int threads) {
     return (unsigned)(g < 1 ? 1 : g);
 }
 
+// Grid-stride walk over a (rows, per) grid of items flattened row-major: body(r, c) for
+// every r < rows, c < per, with a 1-D launch of pn_grid_for(rows · per) blocks. One
+// division per thread at the start and none in the loop (a thread's stride in (r, c) is
+// fixed). Used where a block per row would leave most lanes idle (a row of 12 items).
+template <typename F>
+static __device__ __forceinline__ void for_each_rc(int64_t rows, int64_t per, F body) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    const int64_t i0 = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int64_t r = i0 / per, c = i0 - r * per;
+    const int64_t sr = stride / per, sc = stride - sr * per;
+    while (r < rows) {
+        body(r, c);
+        r += sr;
+        c += sc;
+        if (c >= per) c -= per, r++;
+    }
+}
+
 // ---------------------------------------------------------------- vectors
 // Eight bf16 in one 16-byte access (one LDG.128 / STG.128 per thread).
 struct __align__(16) bf16x8 {

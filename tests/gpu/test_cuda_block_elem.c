@@ -415,12 +415,16 @@ int main(void) {
         test_sigmoid_bwd_y(n);
     }
 
-    // the backward into a slice of wider rows: many rows (grid-stride over y), a width the
-    // 256-thread blocks do not divide, one column, and a wide slice (grid-stride over x)
+    // the backward into a slice of wider rows (one flattened walk over all rows' items):
+    // many narrow rows, a width the 256-thread blocks do not divide, one column, a wide
+    // slice, and row starts a thread's stride does not divide
     test_silu_bf16(40000, 3, 8);
     test_silu_bf16(77, 1000, 1234);
     test_silu_bf16(5, 1, 2);
     test_silu_bf16(3, 20000, 20011);
+    test_silu_bf16(2048, 1152, 1176);  // the vector forms: 8-column items, a slab-like row stride
+    test_silu_bf16(1000, 8, 16);
+    test_silu_bf16(333, 96, 96);
 
     test_l2norm(1, 32, 0);
     test_l2norm(77, 40, 0);
