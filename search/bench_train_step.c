@@ -260,12 +260,15 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
     double sum_flops = 0, sum_s = 0, sum_k = 0, loss_first = NAN, loss_last = NAN;
     pn_train_step_flops f_sum = {0, 0, 0, 0};
     int nonfinite = 0;
+    pn_cuda_host_stats hs = {0, 0, 0, 0.0, 0};  // summed over the timed steps
     const pn_train_config *tc = &jc.train;
     pn_progress prog;
     pn_progress_start(&prog, "bench train-step", total);
     for (int s = 0; s < total; s++) {
         for (int64_t i = 0; i < (int64_t)B * T; i++) ids[i] = (int64_t)pn_rng_below(&id_rng, (uint64_t)bb->V);
         pn_cuda_sync();
+        pn_cuda_host_stats h0;
+        pn_cuda_host_stats_get(&h0);
         const double t0 = pn_now_seconds();
         pn_subnet sub;
         if (subnet == 0)
@@ -282,6 +285,8 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
                                     (float)tc->weight_decay);
         pn_cuda_sync();
         const double dt = pn_now_seconds() - t0;
+        pn_cuda_host_stats h1;
+        pn_cuda_host_stats_get(&h1);
         nonfinite += !isfinite(loss) || !isfinite(gn);
         if (s == 0) loss_first = loss;
         loss_last = loss;
@@ -295,6 +300,11 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
             int k = 0;
             for (int l = 0; l < sn->n_layers; l++) k += sub.path[l] != PN_PATH_LINEAR;
             sum_k += k;
+            hs.driver_allocs += h1.driver_allocs - h0.driver_allocs;
+            hs.driver_alloc_bytes += h1.driver_alloc_bytes - h0.driver_alloc_bytes;
+            hs.syncs += h1.syncs - h0.syncs;
+            hs.sync_seconds += h1.sync_seconds - h0.sync_seconds;
+            hs.gemm_plan_builds += h1.gemm_plan_builds - h0.gemm_plan_builds;
         }
         pn_progress_update(&prog, s + 1, "%.1f ms/step | loss %.4f", dt * 1e3, loss);
     }
@@ -394,6 +404,25 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
     json_object_set_new(mj, "used_measured", json_integer((json_int_t)(free0 > free1 ? free0 - free1 : 0)));
     json_object_set_new(mj, "device_total", json_integer((json_int_t)info.total_mem));
     json_object_set_new(row, "memory_bytes", mj);
+    // Where the host is: it enqueues the step and waits on the stream only in the loss
+    // read-back, the gradient norm's and the final sync. The rest ("outside waits")
+    // includes any time a launch blocks because the driver's launch queue is full, so it
+    // bounds the host's own work from above; the allocation and plan counts say whether
+    // a step pays for cudaMalloc or cuBLASLt heuristics (H100, session 8: neither).
+    const double host_busy_ms = (sum_s - hs.sync_seconds) / n * 1e3;
+    json_t *hj = json_object();
+    json_object_set_new(hj, "host_outside_waits_ms_mean", json_real(host_busy_ms));
+    json_object_set_new(hj, "host_waiting_ms_mean", json_real(hs.sync_seconds / n * 1e3));
+    json_object_set_new(hj, "host_waits_per_step", json_real((double)hs.syncs / n));
+    json_object_set_new(hj, "device_allocations_per_step", json_real((double)hs.driver_allocs / n));
+    json_object_set_new(hj, "device_allocation_mib_per_step", json_real(hs.driver_alloc_bytes / MIB / n));
+    json_object_set_new(hj, "gemm_plans_built_per_step", json_real((double)hs.gemm_plan_builds / n));
+    json_object_set_new(hj, "note", json_string("means over the timed steps; outside waits = step wall time minus "
+                                                "the time the host waited on the stream (it includes launches "
+                                                "blocked on a full launch queue); device allocations are the "
+                                                "arena's cache misses (cudaMalloc, which waits for the device); "
+                                                "each GEMM plan built is one cuBLASLt heuristic query"));
+    json_object_set_new(row, "host", hj);
 
     json_t *header = json_object();
     json_object_set_new(header, "benchmark", json_string("train-step"));
@@ -408,6 +437,10 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
     pn_info("bench train-step: %s: %.1f ms/step (fastest %.1f), %.0f tokens/s, %.1f TFLOP/step, MFU %.3f (%.3f of "
             "the 745 TFLOP/s anchor); csupernet %.1f MiB; wrote %s",
             lab, med, fastest, tok_s, flops_mean / 1e12, mfu, mfu_anchor, mem_total / MIB, out);
+    pn_info("bench train-step: per timed step: host %.1f ms outside stream waits, %.1f ms in %.1f waits; %.1f device "
+            "allocations (%.1f MiB), %.1f GEMM plans built",
+            host_busy_ms, hs.sync_seconds / n * 1e3, (double)hs.syncs / n, (double)hs.driver_allocs / n,
+            hs.driver_alloc_bytes / MIB / n, (double)hs.gemm_plan_builds / n);
 
     if (res) {
         memset(res, 0, sizeof *res);

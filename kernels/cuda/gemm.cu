@@ -49,6 +49,7 @@ cublasLtHandle_t g_lt = nullptr;
 void *g_workspace = nullptr;
 gemm_plan g_plans[N_PLANS];
 int g_next_plan = 0;
+size_t g_plan_builds = 0;  // heuristic queries (pn_cuda_host_stats_get)
 
 unsigned ptr_align(const void *p) {
     uintptr_t a = (uintptr_t)p;
@@ -122,6 +123,7 @@ gemm_plan &plan_get(const gemm_key &k) {
     g_next_plan = (g_next_plan + 1) % N_PLANS;
     plan_destroy(p);
     p.key = k;
+    g_plan_builds++;
     if (plan_try(p, k, k.bias != 0)) return p;
     if (k.bias && plan_try(p, k, false)) return p;
     fprintf(stderr,
@@ -243,6 +245,11 @@ extern "C" void pn_cuda_linear_bwd(void *dx, pn_cuda_dtype dx_dt, float *dw, flo
         colsum_kernel<<<(unsigned)pn_ceil_div(N, 32), block, 0, pn_stream()>>>(db, as_bf(dy), M, N);
         PN_CHECK_LAUNCH();
     }
+}
+
+size_t pn_cuda_gemm_plan_builds_(void) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    return g_plan_builds;
 }
 
 extern "C" void pn_cuda_gemm_release(void) {

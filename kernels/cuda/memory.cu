@@ -15,13 +15,28 @@
 #include <algorithm>
 #include <mutex>
 #include <string.h>
+#include <time.h>
 
 static cudaStream_t g_stream = nullptr;
 
 extern "C" void pn_cuda_stream_set(void *stream) { g_stream = (cudaStream_t)stream; }
 extern "C" void *pn_cuda_stream_get(void) { return (void *)g_stream; }
-extern "C" void pn_cuda_sync(void) {
+// Host waits on the stream, counted with their time (pn_cuda_host_stats_get).
+static size_t g_syncs, g_driver_allocs, g_driver_alloc_bytes;
+static double g_sync_seconds;
+static double host_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static void stream_wait(void) {
+    const double t0 = host_seconds();
     PN_CHECK_CUDA(cudaStreamSynchronize(g_stream));
+    g_sync_seconds += host_seconds() - t0;
+    g_syncs++;
+}
+extern "C" void pn_cuda_sync(void) {
+    stream_wait();
     PN_CHECK_CUDA(cudaGetLastError());
 }
 
@@ -112,6 +127,8 @@ extern "C" void *pn_cuda_alloc(pn_cuda_mem_category cat, size_t bytes) {
     }
     if (err == cudaErrorMemoryAllocation) pn_cuda_die_oom(__FILE__, __LINE__, g_cat_names[cat], want);
     PN_CHECK_CUDA(err);
+    g_driver_allocs++;
+    g_driver_alloc_bytes += want;
     if (g_nblocks == g_cap) {
         size_t cap = g_cap ? 2 * g_cap : 256;
         mem_block *nb = (mem_block *)realloc(g_blocks, cap * sizeof(mem_block));
@@ -160,16 +177,28 @@ extern "C" size_t pn_cuda_mem_cached(pn_cuda_mem_category cat) {
     return g_cached[cat];
 }
 
+size_t pn_cuda_gemm_plan_builds_(void);  // gemm.cu
+extern "C" void pn_cuda_host_stats_get(pn_cuda_host_stats *st) {
+    {
+        std::lock_guard<std::mutex> lock(g_mu);
+        st->driver_allocs = g_driver_allocs;
+        st->driver_alloc_bytes = g_driver_alloc_bytes;
+    }
+    st->syncs = g_syncs;
+    st->sync_seconds = g_sync_seconds;
+    st->gemm_plan_builds = pn_cuda_gemm_plan_builds_();
+}
+
 // ---------------------------------------------------------------- copies
 extern "C" void pn_cuda_upload(void *dst, const void *host_src, size_t bytes) {
     if (!bytes) return;
     PN_CHECK_CUDA(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, g_stream));
-    PN_CHECK_CUDA(cudaStreamSynchronize(g_stream));
+    stream_wait();
 }
 extern "C" void pn_cuda_download(void *host_dst, const void *src, size_t bytes) {
     if (!bytes) return;
     PN_CHECK_CUDA(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, g_stream));
-    PN_CHECK_CUDA(cudaStreamSynchronize(g_stream));
+    stream_wait();
 }
 extern "C" void pn_cuda_memset(void *dst, int byte, size_t bytes) {
     if (!bytes) return;

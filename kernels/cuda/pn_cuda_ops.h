@@ -54,6 +54,18 @@ size_t pn_cuda_mem_in_use(pn_cuda_mem_category cat);          // bytes handed ou
 size_t pn_cuda_mem_cached(pn_cuda_mem_category cat);          // bytes held but unused
 const char *pn_cuda_mem_category_name(pn_cuda_mem_category cat);
 
+// Host-side counters since start-up, for the benchmarks' diagnostics: device allocations
+// the arenas could not serve from their caches (cudaMalloc, which waits for the device),
+// host waits on the stream (pn_cuda_sync, the synchronising copies) and the seconds spent
+// in them, and cuBLASLt plans built (one heuristic query each).
+typedef struct {
+    size_t driver_allocs, driver_alloc_bytes;
+    size_t syncs;
+    double sync_seconds;
+    size_t gemm_plan_builds;
+} pn_cuda_host_stats;
+void pn_cuda_host_stats_get(pn_cuda_host_stats *st);
+
 // Host <-> device copies (host pointers first or second as in memcpy). They are
 // ordered on the stream and synchronise, so the host buffer may be reused at once.
 void pn_cuda_upload(void *dst, const void *host_src, size_t bytes);

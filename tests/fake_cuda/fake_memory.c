@@ -109,7 +109,9 @@ static void *g_stream = NULL;
 
 void pn_cuda_stream_set(void *stream) { g_stream = stream; }
 void *pn_cuda_stream_get(void) { return g_stream; }
-void pn_cuda_sync(void) {}
+static size_t g_syncs, g_driver_allocs, g_driver_alloc_bytes;
+void pn_cuda_sync(void) { g_syncs++; }
+
 
 // ---------------------------------------------------------------- caching arena
 typedef struct {
@@ -187,6 +189,8 @@ void *pn_cuda_alloc(pn_cuda_mem_category cat, size_t bytes) {
             pn_die_internal(__FILE__, __LINE__, "fake CUDA: out of host memory allocating %.1f MiB for %s",
                             want / 1048576.0, g_cat_names[cat]);
         }
+        g_driver_allocs++;
+        g_driver_alloc_bytes += want;
         if (g_nblocks == g_cap) {
             size_t cap = g_cap ? 2 * g_cap : 256;
             fk_block *nb = realloc(g_blocks, cap * sizeof *nb);
@@ -287,3 +291,15 @@ void pn_cuda_f32_split_bf16(pn_bf16 *hi, pn_bf16 *lo, int64_t ld, const float *s
 }
 void pn_cuda_upload_bf16(pn_bf16 *dst, const float *host_src, int64_t n) { fk_store_bf16(dst, host_src, n); }
 void pn_cuda_download_bf16(float *host_dst, const pn_bf16 *src, int64_t n) { pn_cuda_bf16_to_f32(host_dst, src, n); }
+
+// The real counters' twins: fresh host blocks stand for driver allocations; nothing
+// waits, and there are no cuBLASLt plans.
+void pn_cuda_host_stats_get(pn_cuda_host_stats *st) {
+    pthread_mutex_lock(&g_mu);
+    st->driver_allocs = g_driver_allocs;
+    st->driver_alloc_bytes = g_driver_alloc_bytes;
+    pthread_mutex_unlock(&g_mu);
+    st->syncs = g_syncs;
+    st->sync_seconds = 0.0;
+    st->gemm_plan_builds = 0;
+}

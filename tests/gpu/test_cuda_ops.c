@@ -79,6 +79,51 @@ static void test_memory(void) {
     report(pn_cuda_mem_cached(PN_CUDA_MEM_ACTS) == 0 ? 0.0 : 1.0, 0.0, "arena: trim empties the cache");
 }
 
+// The host counters of the benchmarks: a cache miss is one driver allocation and a hit
+// none; each sync and synchronising copy is one wait; a GEMM of a new shape builds one
+// plan (the fake build has none: 0 there) and the same shape again none.
+static void test_host_stats(void) {
+    pn_cuda_host_stats s0, s1, s2, s3;
+    pn_cuda_mem_trim(PN_CUDA_MEM_SCRATCH);
+    pn_cuda_host_stats_get(&s0);
+    void *a = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, 3 << 20);  // nothing cached: a miss
+    pn_cuda_free(a);
+    a = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, 3 << 20);  // the same block back
+    pn_cuda_host_stats_get(&s1);
+    report(s1.driver_allocs - s0.driver_allocs == 1 ? 0.0 : 1.0, 0.0, "host stats: one miss, one hit = 1 allocation");
+    report(s1.driver_alloc_bytes - s0.driver_alloc_bytes == (size_t)4 << 20 ? 0.0 : 1.0, 0.0,
+           "host stats: allocated bytes as rounded (3 MiB -> 4 MiB)");
+    float h = 0.0f;
+    pn_cuda_sync();
+    pn_cuda_download(&h, a, sizeof h);
+    pn_cuda_host_stats_get(&s2);
+#ifdef POSTNAS_FAKE_CUDA
+    const size_t want_waits = 1;  // the fake's copies never wait
+#else
+    const size_t want_waits = 2;
+#endif
+    report(s2.syncs - s1.syncs == want_waits ? 0.0 : 1.0, 0.0, "host stats: waits counted (%zu)", s2.syncs - s1.syncs);
+    report(s2.sync_seconds >= s1.sync_seconds ? 0.0 : 1.0, 0.0, "host stats: wait time does not go back");
+    pn_bf16 *m = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)96 * 80 * sizeof(pn_bf16));
+    float *out = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)96 * 96 * sizeof(float));
+    pn_cuda_memset(m, 0, (size_t)96 * 80 * sizeof(pn_bf16));
+    pn_cuda_gemm(0, 1, 96, 96, 80, 1.0f, m, 80, m, 80, 0.0f, out, PN_CUDA_F32, 96, NULL);  // a shape no other test uses
+    pn_cuda_host_stats_get(&s3);
+    pn_cuda_gemm(0, 1, 96, 96, 80, 1.0f, m, 80, m, 80, 0.0f, out, PN_CUDA_F32, 96, NULL);
+    pn_cuda_host_stats s4;
+    pn_cuda_host_stats_get(&s4);
+#ifdef POSTNAS_FAKE_CUDA
+    const size_t want_plans = 0;
+#else
+    const size_t want_plans = 1;
+#endif
+    report(s3.gemm_plan_builds - s2.gemm_plan_builds == want_plans ? 0.0 : 1.0, 0.0,
+           "host stats: a new GEMM shape builds %zu plan", want_plans);
+    report(s4.gemm_plan_builds == s3.gemm_plan_builds ? 0.0 : 1.0, 0.0, "host stats: the same shape again builds none");
+    pn_cuda_sync();
+    pn_cuda_free(m), pn_cuda_free(out), pn_cuda_free(a);
+}
+
 // src (rows, cols) into a slice of a poisoned (rows, ldd) bf16 buffer: the slice's bits as
 // the host rounding, every other column of each row still the poison. offset > 0 shifts
 // both pointers by elements (an odd one takes the one-column path).
@@ -629,6 +674,7 @@ int main(void) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
     test_memory();
+    test_host_stats();
     test_convert(1, 0);
     test_convert(1000003, 0);
     test_convert(4099, 1);
