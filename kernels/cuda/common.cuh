@@ -61,6 +61,9 @@ static inline cudaStream_t pn_stream(void) { return (cudaStream_t)pn_cuda_stream
     } while (0)
 #endif
 
+// cuBLASLt plans built so far (gemm.cu; memory.cu's pn_cuda_host_stats_get reports it).
+size_t pn_cuda_gemm_plan_builds(void);
+
 // Exits 3 after a failed allocation of `bytes` (the allocator's own message).
 void pn_cuda_die_oom(const char *file, int line, const char *what, size_t bytes);
 

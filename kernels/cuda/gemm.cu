@@ -247,7 +247,7 @@ extern "C" void pn_cuda_linear_bwd(void *dx, pn_cuda_dtype dx_dt, float *dw, flo
     }
 }
 
-size_t pn_cuda_gemm_plan_builds_(void) {
+size_t pn_cuda_gemm_plan_builds(void) {
     std::lock_guard<std::mutex> lock(g_mu);
     return g_plan_builds;
 }

@@ -21,7 +21,8 @@ static cudaStream_t g_stream = nullptr;
 
 extern "C" void pn_cuda_stream_set(void *stream) { g_stream = (cudaStream_t)stream; }
 extern "C" void *pn_cuda_stream_get(void) { return (void *)g_stream; }
-// Host waits on the stream, counted with their time (pn_cuda_host_stats_get).
+// Host waits on the stream, counted with their time (pn_cuda_host_stats_get), by the one
+// host thread that drives the stream.
 static size_t g_syncs, g_driver_allocs, g_driver_alloc_bytes;
 static double g_sync_seconds;
 static double host_seconds(void) {
@@ -177,7 +178,6 @@ extern "C" size_t pn_cuda_mem_cached(pn_cuda_mem_category cat) {
     return g_cached[cat];
 }
 
-size_t pn_cuda_gemm_plan_builds_(void);  // gemm.cu
 extern "C" void pn_cuda_host_stats_get(pn_cuda_host_stats *st) {
     {
         std::lock_guard<std::mutex> lock(g_mu);
@@ -186,7 +186,7 @@ extern "C" void pn_cuda_host_stats_get(pn_cuda_host_stats *st) {
     }
     st->syncs = g_syncs;
     st->sync_seconds = g_sync_seconds;
-    st->gemm_plan_builds = pn_cuda_gemm_plan_builds_();
+    st->gemm_plan_builds = pn_cuda_gemm_plan_builds();
 }
 
 // ---------------------------------------------------------------- copies
