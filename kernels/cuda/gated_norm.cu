@@ -387,13 +387,15 @@ static void gn_bwd(float *dx, float *dw, GT *dgate, const float *dy, const XT *x
     }
 }
 
-template <bool WRITE>
-static void gn_bwd_any(float *dx, float *dw, float *dgate, const float *dy, const void *x, pn_cuda_dtype x_dt,
-                       const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D) {
+// gn_bwd for x of either type (the dgate layout as gn_bwd's).
+template <bool WRITE, typename GT = float>
+static void gn_bwd_any(float *dx, float *dw, GT *dgate, const float *dy, const void *x, pn_cuda_dtype x_dt,
+                       const float *w, const pn_bf16 *gate, const float *rstd, int64_t N, int D, int ghpr = 1,
+                       int64_t gld = 0) {
     if (x_dt == PN_CUDA_F32)
-        gn_bwd<WRITE>(dx, dw, dgate, dy, (const float *)x, w, as_bf(gate), rstd, N, D);
+        gn_bwd<WRITE>(dx, dw, dgate, dy, (const float *)x, w, as_bf(gate), rstd, N, D, ghpr, gld);
     else
-        gn_bwd<WRITE>(dx, dw, dgate, dy, (const __nv_bfloat16 *)x, w, as_bf(gate), rstd, N, D);
+        gn_bwd<WRITE>(dx, dw, dgate, dy, (const __nv_bfloat16 *)x, w, as_bf(gate), rstd, N, D, ghpr, gld);
 }
 
 extern "C" void pn_cuda_rmsnorm_gated_bwd(float *dx, float *dw, float *dgate, const float *dy, const void *x,
@@ -419,9 +421,5 @@ extern "C" void pn_cuda_rmsnorm_gated_bwd_write_dg16(float *dx, float *dw, pn_bf
         pn_cuda_free(t);
         return;
     }
-    __nv_bfloat16 *dg = (__nv_bfloat16 *)dgate;
-    if (x_dt == PN_CUDA_F32)
-        gn_bwd<true>(dx, dw, dg, dy, (const float *)x, w, as_bf(gate), rstd, N, D, heads, ldg);
-    else
-        gn_bwd<true>(dx, dw, dg, dy, (const __nv_bfloat16 *)x, w, as_bf(gate), rstd, N, D, heads, ldg);
+    gn_bwd_any<true>(dx, dw, as_bf(dgate), dy, x, x_dt, w, gate, rstd, N, D, heads, ldg);
 }

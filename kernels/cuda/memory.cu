@@ -25,7 +25,7 @@ extern "C" void *pn_cuda_stream_get(void) { return (void *)g_stream; }
 // host thread that drives the stream.
 static size_t g_syncs, g_driver_allocs, g_driver_alloc_bytes;
 static double g_sync_seconds;
-static double host_seconds(void) {
+static double host_seconds(void) {  // core's pn_now_seconds: postnas_cuda does not link core/
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
