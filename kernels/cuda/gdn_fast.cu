@@ -24,7 +24,8 @@
 //    Q Kᵀ on tensor cores (lower 16×16 blocks only), L and P masked before exp, then
 //    A = (I + L)⁻¹ in fp32: the four diagonal 16×16 blocks by forward substitution in
 //    registers (lane = column), the six blocks below by block merging
-//      A_ab = −A_aa Σ_{b≤m<a} L_am A_mb   (3 levels: (1,0)(2,1)(3,2) | (2,0)(3,1) | (3,0)).
+//      A_ab = −A_aa Σ_{b≤m<a} L_am A_mb   (down each block column: (1,0) (2,0) (3,0) | (2,1)
+//    (3,1) | (3,2)), each warp on its own 4-column slice of every block column, no barrier.
 //    Writes A' and P (bf16, (BH, NT, 64, 64)) and the row scalars
 //    rows = {scale·rq·e^γ, rk·e^γ, rk·e^{γ_last−γ}, e^{γ_last}} (float4, (BH, NT, 64)).
 // 2. gdnf_scan_kernel<KD, BV, OUT, OT>: one block (8 warps) per (b·h, segment, column tile

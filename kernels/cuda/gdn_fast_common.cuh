@@ -118,41 +118,61 @@ static __device__ __forceinline__ float2 ld_bf16x2(const gdnf_bf16 *p) {
     return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p));
 }
 
+// The float with bits u (bf16 → fp32 is the bf16 bits in the high half).
+static __device__ __forceinline__ float gdnf_u2f(uint32_t u) {
+#ifndef GDNF_HOST_EMU
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
+
 // ================================================================ kernel 1: per chunk
 // Shared memory: [Ks | Qs] (64, KD+8) bf16 each, later reused as [L | A] (64, 68) fp32
-// each | Tw 4 × (16, 16) fp32 | gin, gam, bet, rk, rq (64) fp32: 40 KB, so 5 blocks fit an
-// SM (P goes to global memory straight from the mma fragments; staging it here made the
-// block 49 KB and the SM hold 4).
+// each | Tw 4 × (16, 4) fp32 | gin, gam, bet, rk, rq (64) fp32: 37 KB; 90 registers allow 5
+// blocks per SM (P goes to global memory straight from the mma fragments; staging it here
+// made the block 49 KB and the SM hold 4).
 #define PREP_U_BYTES ((size_t)2 * GDNF_C * GDNF_LDF * 4)  // >= 2·64·(KD+8)·2 for KD <= 128
 #define PREP_T_OFF PREP_U_BYTES
-#define PREP_S_OFF (PREP_T_OFF + (size_t)4 * 256 * 4)
+#define PREP_S_OFF (PREP_T_OFF + (size_t)4 * 64 * 4)
 #define PREP_SMEM_BYTES (PREP_S_OFF + (size_t)5 * GDNF_C * 4)
 
-// acc (this lane's row lane/2, columns 8(lane%2) .. +7 of a 16×16 tile) += X · Y,
-// X, Y 16×16 fp32 with row strides ldx, ldy (ldy and Y 16-byte aligned).
-static __device__ __forceinline__ void mm16_acc(float acc[8], const float *X, int ldx, const float *Y, int ldy) {
-    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
+// The six blocks below the diagonal of A are merged per 4-column slice: warp w owns columns
+// 4w .. 4w+3 of every 16-wide block column, lane = (row lane/2, columns +2(lane%2), +1).
+// (X Y)[:, slice] needs only Y[:, slice], and every Y a merge reads (A_mb, m > b) is a slice
+// this warp wrote itself, so after the diagonal blocks the warps need no barrier, only
+// __syncwarp, and share the work evenly. (Whole 16×16 blocks per warp, as before, left
+// the critical path on warp 0 at 7 block products behind 3 barriers.) Each element sums
+// its products in the same order as before (m = 0 .. 15 per product, products in turn).
+// acc (this lane's two elements of the slice) += X · Y[:, slice], X, Y 16×16 fp32, row
+// strides ldx, ldy.
+static __device__ __forceinline__ void mm16s_acc(float acc[2], const float *X, int ldx, const float *Y, int ldy) {
+    const int lane = threadIdx.x & 31, r = lane >> 1, c = 4 * (threadIdx.x >> 5) + 2 * (lane & 1);
 #pragma unroll
     for (int m = 0; m < 16; m++) {
         const float x = X[r * ldx + m];
-        const float4 y0 = *reinterpret_cast<const float4 *>(Y + m * ldy + c0);
-        const float4 y1 = *reinterpret_cast<const float4 *>(Y + m * ldy + c0 + 4);
-        acc[0] += x * y0.x, acc[1] += x * y0.y, acc[2] += x * y0.z, acc[3] += x * y0.w;
-        acc[4] += x * y1.x, acc[5] += x * y1.y, acc[6] += x * y1.z, acc[7] += x * y1.w;
+        const float2 y = *reinterpret_cast<const float2 *>(Y + m * ldy + c);
+        acc[0] += x * y.x, acc[1] += x * y.y;
     }
 }
-static __device__ __forceinline__ void st16(float *D, int ld, const float acc[8], float sgn) {
-    const int lane = threadIdx.x & 31, r = lane >> 1, c0 = (lane & 1) * 8;
-#pragma unroll
-    for (int q = 0; q < 8; q++) D[r * ld + c0 + q] = sgn * acc[q];
-}
-// A_ab = −A_aa · T, T (the merged sum, held in acc by the whole warp) staged in Tw.
-static __device__ __forceinline__ void merge_finish(float *Ai, float *Tw, int a, int b, const float acc[8]) {
-    st16(Tw, 16, acc, 1.f);
+// A_ab[:, slice] = −A_aa · T[:, slice], T (the merged sum, in acc) staged in Tw (16, 4).
+static __device__ __forceinline__ void merge_finish(float *Ai, float *Tw, int a, int b, const float acc[2]) {
+    const int lane = threadIdx.x & 31, r = lane >> 1, c = 4 * (threadIdx.x >> 5) + 2 * (lane & 1);
+    Tw[r * 4 + 2 * (lane & 1)] = acc[0], Tw[r * 4 + 2 * (lane & 1) + 1] = acc[1];
     __syncwarp();
-    float o[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    mm16_acc(o, Ai + 16 * a * GDNF_LDF + 16 * a, GDNF_LDF, Tw, 16);
-    st16(Ai + 16 * a * GDNF_LDF + 16 * b, GDNF_LDF, o, -1.f);
+    float o[2] = {0.f, 0.f};
+    const float *X = Ai + 16 * a * GDNF_LDF + 16 * a;
+#pragma unroll
+    for (int m = 0; m < 16; m++) {
+        const float x = X[r * GDNF_LDF + m];
+        const float2 y = *reinterpret_cast<const float2 *>(Tw + m * 4 + 2 * (lane & 1));
+        o[0] += x * y.x, o[1] += x * y.y;
+    }
+    float *D = Ai + 16 * a * GDNF_LDF + 16 * b + r * GDNF_LDF + c;
+    D[0] = -o[0], D[1] = -o[1];
+    __syncwarp();  // the slice is read by this warp's next merge; Tw is free again
 }
 
 template <int KD, bool AU = false>
@@ -187,15 +207,28 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
     cp_async_wait_all();
     __syncthreads();
 
-    // Row norms of the raw rows (warp per row); rows past T get factor 0.
-    for (int i = warp; i < GDNF_C; i += 4) {
+    // Row norms of the raw rows: four lanes per row, each KD/4 columns by 16-byte loads, then
+    // two shuffles (a warp per row with 2-byte loads and two full warp sums took ~1/5 of the
+    // kernel's instructions); rows past T get factor 0.
+    for (int i0 = 0; i0 < GDNF_C; i0 += 32) {  // 4 warps × 8 rows per pass
+        const int i = i0 + 8 * warp + (lane >> 2), c0 = (lane & 3) * (KD / 4);
         float sk = 0.f, sq = 0.f;
-        for (int c = lane; c < KD; c += 32) {
-            const float x = bf2f(Ks[i * LDK + c]), y = bf2f(Qs[i * LDK + c]);
-            sk += x * x, sq += y * y;
+#pragma unroll
+        for (int u = 0; u < KD / 32; u++) {
+            const uint4 kr = *reinterpret_cast<const uint4 *>(Ks + i * LDK + c0 + 8 * u);
+            const uint4 qr = *reinterpret_cast<const uint4 *>(Qs + i * LDK + c0 + 8 * u);
+            const uint32_t kw[4] = {kr.x, kr.y, kr.z, kr.w}, qw[4] = {qr.x, qr.y, qr.z, qr.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {  // bf16 pair → two floats: the bits moved up, exact
+                const float x0 = gdnf_u2f(kw[e] << 16), x1 = gdnf_u2f(kw[e] & 0xffff0000u);
+                const float y0 = gdnf_u2f(qw[e] << 16), y1 = gdnf_u2f(qw[e] & 0xffff0000u);
+                sk += x0 * x0, sq += y0 * y0;
+                sk += x1 * x1, sq += y1 * y1;
+            }
         }
-        sk = gdnf_warp_sum(sk), sq = gdnf_warp_sum(sq);
-        if (lane == 0) {
+        sk += __shfl_xor_sync(0xffffffffu, sk, 1), sq += __shfl_xor_sync(0xffffffffu, sq, 1);
+        sk += __shfl_xor_sync(0xffffffffu, sk, 2), sq += __shfl_xor_sync(0xffffffffu, sq, 2);
+        if ((lane & 3) == 0) {
             const bool ok = i < nr;
             rk[i] = ok ? (l2 ? 1.0f / sqrtf(sk + GDNF_EPS) : 1.0f) : 0.f;
             rq[i] = ok ? (l2 ? 1.0f / sqrtf(sq + GDNF_EPS) : 1.0f) : 0.f;
@@ -292,38 +325,34 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
     }
     __syncthreads();
 #define BLK(M, a, b) ((M) + 16 * (a) * LDF + 16 * (b))
-    float acc[8];
-    float *Tme = Tw + 256 * w;
-#pragma unroll
-    for (int x = 0; x < 8; x++) acc[x] = 0.f;
-    if (w < 3) {  // level 1: (1,0) (2,1) (3,2)
-        mm16_acc(acc, BLK(Lm, w + 1, w), LDF, BLK(Ai, w, w), LDF);
-        merge_finish(Ai, Tme, w + 1, w, acc);
-    }
-    __syncthreads();
-#pragma unroll
-    for (int x = 0; x < 8; x++) acc[x] = 0.f;
-    if (w == 0) {  // level 2: (2,0)
-        mm16_acc(acc, BLK(Lm, 2, 0), LDF, BLK(Ai, 0, 0), LDF);
-        mm16_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 0), LDF);
+    {
+        float *Tme = Tw + 64 * w;
+        float acc[2];
+        // block column 0: (1,0), (2,0), (3,0)
+        acc[0] = acc[1] = 0.f;
+        mm16s_acc(acc, BLK(Lm, 1, 0), LDF, BLK(Ai, 0, 0), LDF);
+        merge_finish(Ai, Tme, 1, 0, acc);
+        acc[0] = acc[1] = 0.f;
+        mm16s_acc(acc, BLK(Lm, 2, 0), LDF, BLK(Ai, 0, 0), LDF);
+        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 0), LDF);
         merge_finish(Ai, Tme, 2, 0, acc);
-    } else if (w == 1) {  // (3,1)
-        mm16_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 1), LDF);
-        mm16_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 1), LDF);
-        merge_finish(Ai, Tme, 3, 1, acc);
-    } else if (w == 2) {  // the part of (3,0) that level 1 allows, kept in Tw[2]
-        mm16_acc(acc, BLK(Lm, 3, 0), LDF, BLK(Ai, 0, 0), LDF);
-        mm16_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 0), LDF);
-        st16(Tme, 16, acc, 1.f);
-    }
-    __syncthreads();
-    if (w == 0) {  // level 3: (3,0)
-        const int r = lane >> 1, c0 = (lane & 1) * 8;
-#pragma unroll
-        for (int x = 0; x < 8; x++) acc[x] = Tw[2 * 256 + r * 16 + c0 + x];
-        mm16_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 0), LDF);
-        __syncwarp();  // every lane has read Tw[2] (and level 2's use of Tw[0] is over)
+        acc[0] = acc[1] = 0.f;
+        mm16s_acc(acc, BLK(Lm, 3, 0), LDF, BLK(Ai, 0, 0), LDF);
+        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 0), LDF);
+        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 0), LDF);
         merge_finish(Ai, Tme, 3, 0, acc);
+        // block column 1: (2,1), (3,1)
+        acc[0] = acc[1] = 0.f;
+        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 1), LDF);
+        merge_finish(Ai, Tme, 2, 1, acc);
+        acc[0] = acc[1] = 0.f;
+        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 1), LDF);
+        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 1), LDF);
+        merge_finish(Ai, Tme, 3, 1, acc);
+        // block column 2: (3,2)
+        acc[0] = acc[1] = 0.f;
+        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 2), LDF);
+        merge_finish(Ai, Tme, 3, 2, acc);
     }
 #undef BLK
     __syncthreads();
