@@ -146,10 +146,11 @@ static __device__ __forceinline__ float gdnf_u2f(uint32_t u) {
 // __syncwarp, and share the work evenly. (Whole 16×16 blocks per warp, as before, left
 // the critical path on warp 0 at 7 block products behind 3 barriers.) Each element sums
 // its products in the same order as before (m = 0 .. 15 per product, products in turn).
-// acc (this lane's two elements of the slice) += X · Y[:, slice], X, Y 16×16 fp32, row
-// strides ldx, ldy.
-static __device__ __forceinline__ void mm16s_acc(float acc[2], const float *X, int ldx, const float *Y, int ldy) {
-    const int lane = threadIdx.x & 31, r = lane >> 1, c = 4 * (threadIdx.x >> 5) + 2 * (lane & 1);
+// acc (this lane's two elements of row lane/2) += X · Y[:, c .. c+1], X, Y 16×16 fp32 (Y may be
+// a 16×4 slice), row strides ldx, ldy; the products summed over m = 0 .. 15 in order.
+static __device__ __forceinline__ void mm16s_acc(float acc[2], const float *X, int ldx, const float *Y, int ldy,
+                                                 int c) {
+    const int r = (threadIdx.x & 31) >> 1;
 #pragma unroll
     for (int m = 0; m < 16; m++) {
         const float x = X[r * ldx + m];
@@ -157,20 +158,16 @@ static __device__ __forceinline__ void mm16s_acc(float acc[2], const float *X, i
         acc[0] += x * y.x, acc[1] += x * y.y;
     }
 }
+// This lane's columns of the warp's slice.
+static __device__ __forceinline__ int merge_col(void) { return 4 * (threadIdx.x >> 5) + 2 * (threadIdx.x & 1); }
 // A_ab[:, slice] = −A_aa · T[:, slice], T (the merged sum, in acc) staged in Tw (16, 4).
 static __device__ __forceinline__ void merge_finish(float *Ai, float *Tw, int a, int b, const float acc[2]) {
-    const int lane = threadIdx.x & 31, r = lane >> 1, c = 4 * (threadIdx.x >> 5) + 2 * (lane & 1);
-    Tw[r * 4 + 2 * (lane & 1)] = acc[0], Tw[r * 4 + 2 * (lane & 1) + 1] = acc[1];
+    const int r = (threadIdx.x & 31) >> 1, tc = 2 * (threadIdx.x & 1);
+    Tw[r * 4 + tc] = acc[0], Tw[r * 4 + tc + 1] = acc[1];
     __syncwarp();
     float o[2] = {0.f, 0.f};
-    const float *X = Ai + 16 * a * GDNF_LDF + 16 * a;
-#pragma unroll
-    for (int m = 0; m < 16; m++) {
-        const float x = X[r * GDNF_LDF + m];
-        const float2 y = *reinterpret_cast<const float2 *>(Tw + m * 4 + 2 * (lane & 1));
-        o[0] += x * y.x, o[1] += x * y.y;
-    }
-    float *D = Ai + 16 * a * GDNF_LDF + 16 * b + r * GDNF_LDF + c;
+    mm16s_acc(o, Ai + 16 * a * GDNF_LDF + 16 * a, GDNF_LDF, Tw, 4, tc);
+    float *D = Ai + (16 * a + r) * GDNF_LDF + 16 * b + merge_col();
     D[0] = -o[0], D[1] = -o[1];
     __syncwarp();  // the slice is read by this warp's next merge; Tw is free again
 }
@@ -327,31 +324,32 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
 #define BLK(M, a, b) ((M) + 16 * (a) * LDF + 16 * (b))
     {
         float *Tme = Tw + 64 * w;
+        const int mc = merge_col();
         float acc[2];
         // block column 0: (1,0), (2,0), (3,0)
         acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 1, 0), LDF, BLK(Ai, 0, 0), LDF);
+        mm16s_acc(acc, BLK(Lm, 1, 0), LDF, BLK(Ai, 0, 0), LDF, mc);
         merge_finish(Ai, Tme, 1, 0, acc);
         acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 2, 0), LDF, BLK(Ai, 0, 0), LDF);
-        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 0), LDF);
+        mm16s_acc(acc, BLK(Lm, 2, 0), LDF, BLK(Ai, 0, 0), LDF, mc);
+        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 0), LDF, mc);
         merge_finish(Ai, Tme, 2, 0, acc);
         acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 3, 0), LDF, BLK(Ai, 0, 0), LDF);
-        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 0), LDF);
-        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 0), LDF);
+        mm16s_acc(acc, BLK(Lm, 3, 0), LDF, BLK(Ai, 0, 0), LDF, mc);
+        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 0), LDF, mc);
+        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 0), LDF, mc);
         merge_finish(Ai, Tme, 3, 0, acc);
         // block column 1: (2,1), (3,1)
         acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 1), LDF);
+        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 1), LDF, mc);
         merge_finish(Ai, Tme, 2, 1, acc);
         acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 1), LDF);
-        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 1), LDF);
+        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 1), LDF, mc);
+        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 1), LDF, mc);
         merge_finish(Ai, Tme, 3, 1, acc);
         // block column 2: (3,2)
         acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 2), LDF);
+        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 2), LDF, mc);
         merge_finish(Ai, Tme, 3, 2, acc);
     }
 #undef BLK
