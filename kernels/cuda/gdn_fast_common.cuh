@@ -326,31 +326,16 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
         float *Tme = Tw + 64 * w;
         const int mc = merge_col();
         float acc[2];
-        // block column 0: (1,0), (2,0), (3,0)
-        acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 1, 0), LDF, BLK(Ai, 0, 0), LDF, mc);
-        merge_finish(Ai, Tme, 1, 0, acc);
-        acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 2, 0), LDF, BLK(Ai, 0, 0), LDF, mc);
-        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 0), LDF, mc);
-        merge_finish(Ai, Tme, 2, 0, acc);
-        acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 3, 0), LDF, BLK(Ai, 0, 0), LDF, mc);
-        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 0), LDF, mc);
-        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 0), LDF, mc);
-        merge_finish(Ai, Tme, 3, 0, acc);
-        // block column 1: (2,1), (3,1)
-        acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 2, 1), LDF, BLK(Ai, 1, 1), LDF, mc);
-        merge_finish(Ai, Tme, 2, 1, acc);
-        acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 3, 1), LDF, BLK(Ai, 1, 1), LDF, mc);
-        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 1), LDF, mc);
-        merge_finish(Ai, Tme, 3, 1, acc);
-        // block column 2: (3,2)
-        acc[0] = acc[1] = 0.f;
-        mm16s_acc(acc, BLK(Lm, 3, 2), LDF, BLK(Ai, 2, 2), LDF, mc);
-        merge_finish(Ai, Tme, 3, 2, acc);
+        // down each block column b: A_ab for a = b+1 .. 3, T = Σ_{b≤m<a} L_am A_mb in m order
+#pragma unroll
+        for (int b = 0; b < 3; b++)
+#pragma unroll
+            for (int a = b + 1; a < 4; a++) {
+                acc[0] = acc[1] = 0.f;
+#pragma unroll
+                for (int m = b; m < a; m++) mm16s_acc(acc, BLK(Lm, a, m), LDF, BLK(Ai, m, b), LDF, mc);
+                merge_finish(Ai, Tme, a, b, acc);
+            }
     }
 #undef BLK
     __syncthreads();
