@@ -2,7 +2,8 @@
 //
 //   [z | xBC | dt] = x in_projᵀ  (three GEMMs on the row blocks of in_proj, so each
 //   part lands contiguous), xs = silu(conv(xBC) + bias), SSD inputs q = C, k = B,
-//   v = dt·x, g = dt·A (pn_cuda_m2_ssd_in_fwd), o = simple_gla (chunked), then the gate
+//   v = dt·x, g = dt·A (pn_cuda_m2_ssd_in_fwd), o = simple_gla (chunked; on tensor cores,
+//   sgla_fast.cu, for d_state ∈ {64, 96, 128} and head dim % 32 == 0), then the gate
 //   and grouped RMSNorm (pn_cuda_m2_out_fwd) and out_proj.
 //
 // Saved for backward (act): z, xBC, xs, yn (bf16; what GEMMs and the conv read), the raw
@@ -90,7 +91,7 @@ static void m2_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B, 
     float *g = scratch_f32((size_t)N * d.H);
     pn_bf16 *q = scratch_bf16((size_t)N * HN), *k = scratch_bf16((size_t)N * HN), *v = scratch_bf16((size_t)N * d.E);
     pn_cuda_m2_ssd_in_fwd(NULL, g, q, k, v, a.xs, a.dtr, W[P_DTB], W[P_ALOG], N, d.H, d.P, d.G, d.Ns);
-    pn_cuda_simple_gla_fwd(B, T, d.H, d.Ns, d.P, 1.0f, q, k, v, g, NULL, a.o, PN_CUDA_F32, NULL);
+    pn_cuda_simple_gla_fwd_fast(B, T, d.H, d.Ns, d.P, 1.0f, q, k, v, g, NULL, a.o, PN_CUDA_F32, NULL);
     pn_cuda_m2_out_fwd(a.yn, a.rstd, a.o, a.xs, W[P_D], a.z, W[P_NORM], N, d.H, d.P, d.G, d.Dc, c->norm_eps);
     pn_cblock_out_proj(ctx, y, a.yn, b->w16[P_OUT], NULL, N, d.E, d.C);
     pn_cuda_free(g), pn_cuda_free(q), pn_cuda_free(k), pn_cuda_free(v);
@@ -131,7 +132,7 @@ static void m2_backward(const pn_cblock *b, float *dx, const float *dy, const pn
     pn_cuda_m2_ssd_in_fwd(dt, g, q, k, v, a.xs, a.dtr, W[P_DTB], W[P_ALOG], N, d.H, d.P, d.G, d.Ns);
     float *dq = scratch_f32_zero(n * HN), *dk = scratch_f32_zero(n * HN), *dv = scratch_f32_zero(n * d.E);
     float *dg = scratch_f32_zero(n * d.H);
-    pn_cuda_simple_gla_bwd(B, T, d.H, d.Ns, d.P, 1.0f, q, k, v, g, NULL, d_o, NULL, dq, dk, dv, dg, NULL);
+    pn_cuda_simple_gla_bwd_fast(B, T, d.H, d.Ns, d.P, 1.0f, q, k, v, g, NULL, d_o, NULL, dq, dk, dv, dg, NULL);
     float *d_dtr = scratch_f32(n * d.H), *dA_rows = scratch_f32(n * d.H);
     pn_cuda_m2_ssd_in_bwd(d_xs, d_dtr, dA_rows, dq, dk, dv, dg, a.xs, dt, W[P_ALOG], N, d.H, d.P, d.G, d.Ns);
     if (G[P_ALOG]) pn_cuda_mr_colsum(G[P_ALOG], dA_rows, N, d.H);

@@ -4,6 +4,7 @@
 //   q, k = rope(x Wqᵀ), rope(x Wkᵀ)        bf16 GEMMs, RoPE in place (base 10000, positions 0..T−1)
 //   v, g = x Wvᵀ, x Wgᵀ
 //   o    = simple_gla(q, k, v, g_h; K^-1/2),  g_h = ln(1 − 2^(−5−h)) fixed per head
+//          (tensor cores, sgla_fast.cu, for K ∈ {64, 96, 128} and V % 32 == 0; else fp32)
 //   y    = (rmsh(o) · w · silu(g)) Woᵀ
 //
 // Saved (act): q, k after RoPE, v, g bf16 and o fp32 (cblock.h says why) — (2·HK + 2·HV)·2 + 4·HV
@@ -49,8 +50,8 @@ static void cret_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
     pn_cuda_linear_fwd(a.v, PN_CUDA_BF16, x, b->w16[P_V], NULL, N, C, HV);
     pn_cuda_linear_fwd(a.g, PN_CUDA_BF16, x, b->w16[P_G], NULL, N, C, HV);
     float *gd = cret_decay(N, H);
-    pn_cuda_simple_gla_fwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gd, NULL, a.o,
-                           PN_CUDA_F32, NULL);
+    pn_cuda_simple_gla_fwd_fast(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gd, NULL, a.o,
+                                PN_CUDA_F32, NULL);
     pn_cuda_free(gd);
 
     pn_cblock_gated_out_fwd(b, ctx, P_NORM, P_O, y, a.o, a.g, N);
@@ -71,8 +72,8 @@ static void cret_backward(const pn_cblock *b, float *dx, const float *dy, const 
 
     float *gd = cret_decay(N, H);
     float *dq = pn_cblock_zeros(N * HK), *dk = pn_cblock_zeros(N * HK), *dv = pn_cblock_zeros(N * HV);
-    pn_cuda_simple_gla_bwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gd, NULL, d_o, NULL, dq,
-                           dk, dv, NULL, NULL);
+    pn_cuda_simple_gla_bwd_fast(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gd, NULL, d_o, NULL,
+                                dq, dk, dv, NULL, NULL);
     pn_cuda_free(gd);
     pn_cuda_free(d_o);
     pn_cuda_rope_bwd(dq, B, T, H, c->K, 0, CRET_THETA);

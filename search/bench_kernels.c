@@ -578,6 +578,7 @@ typedef enum { LR_SGLA, LR_GLA, LR_DPLR } lr_op;
 
 typedef struct {
     lr_op op;
+    int fast;  // simple GLA: the tensor-core pair (pn_cuda_simple_gla_fwd_fast / _bwd_fast)
     int B, T, H, K, V;
     pn_bf16 *q[NSETS], *k[NSETS], *v[NSETS], *a[NSETS], *b[NSETS], *o[NSETS];
     float *g[NSETS];      // (B, T, H) simple GLA; (B, T, H, K) GLA and DPLR
@@ -663,7 +664,10 @@ static void run_lr_fwd(void *p, int i) {
     lr_ctx *c = p;
     const int s = i % NSETS;
     const float sc = lr_scale(c);
-    if (c->op == LR_SGLA)
+    if (c->op == LR_SGLA && c->fast)
+        pn_cuda_simple_gla_fwd_fast(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL,
+                                    c->o[s], PN_CUDA_BF16, NULL);
+    else if (c->op == LR_SGLA)
         pn_cuda_simple_gla_fwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->o[s],
                                PN_CUDA_BF16, NULL);
     else if (c->op == LR_GLA)
@@ -679,7 +683,10 @@ static void run_lr_fwd_bwd(void *p, int i) {
     const int s = i % NSETS;
     const float sc = lr_scale(c);
     run_lr_fwd(p, i);
-    if (c->op == LR_SGLA)
+    if (c->op == LR_SGLA && c->fast)
+        pn_cuda_simple_gla_bwd_fast(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL,
+                                    c->dout[s], NULL, c->dq, c->dk, c->dv, c->dg, NULL);
+    else if (c->op == LR_SGLA)
         pn_cuda_simple_gla_bwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->dout[s],
                                NULL, c->dq, c->dk, c->dv, c->dg, NULL);
     else if (c->op == LR_GLA)
@@ -719,19 +726,23 @@ static double lr_bwd_bytes(const lr_ctx *c) {
 
 static void kb_lr_row(kb_row *r, lr_ctx *c, int with_bwd, double bw, double mm) {
     lr_fill(c, with_bwd);
-    static char names[3][2][64];
-    snprintf(names[c->op][with_bwd], sizeof names[0][0], "%s chunked %s", lr_names[c->op], with_bwd ? "fwd+bwd" : "fwd");
-    r->name = names[c->op][with_bwd];
+    static char names[4][2][64];  // [op, or 3 for the fast simple GLA][bwd]
+    const int ni = c->fast ? 3 : (int)c->op;
+    snprintf(names[ni][with_bwd], sizeof names[0][0], "%s chunked %s%s", lr_names[c->op], with_bwd ? "fwd+bwd" : "fwd",
+             c->fast ? " (fast)" : "");
+    r->name = names[ni][with_bwd];
+    const char *fn = c->fast ? "pn_cuda_simple_gla_fwd_fast" : lr_fns[c->op];
+    const char *fn_bwd = c->fast ? "pn_cuda_simple_gla_bwd_fast, tensor cores" : NULL;
     const char *gdesc = c->op == LR_SGLA ? "fp32 g (B,T,H)" : c->op == LR_GLA ? "fp32 gk (B,T,H,K)"
                                                                              : "fp32 gk (B,T,H,K), bf16 a/b";
     if (with_bwd)
         snprintf(r->shape, sizeof r->shape,
                  "B%d T%d H%d K%d V%d, bf16 q/k/v/o, %s, zero h0; fwd then bwd of sum(o*dout) (dout fp32, dht none), "
-                 "every gradient fp32 += (%s + %.*s_bwd)", c->B, c->T, c->H, c->K, c->V, gdesc, lr_fns[c->op],
-                 (int)strlen(lr_fns[c->op]) - 4, lr_fns[c->op]);
+                 "every gradient fp32 += (%s + %.*s%s)", c->B, c->T, c->H, c->K, c->V, gdesc, fn,
+                 fn_bwd ? 0 : (int)strlen(fn) - 4, fn, fn_bwd ? fn_bwd : "_bwd");
     else
-        snprintf(r->shape, sizeof r->shape, "B%d T%d H%d K%d V%d, bf16 q/k/v/o, %s, zero h0, no ht (%s)", c->B, c->T,
-                 c->H, c->K, c->V, gdesc, lr_fns[c->op]);
+        snprintf(r->shape, sizeof r->shape, "B%d T%d H%d K%d V%d, bf16 q/k/v/o, %s, zero h0, no ht (%s%s)", c->B, c->T,
+                 c->H, c->K, c->V, gdesc, fn, c->fast ? ", tensor cores" : "");
     r->warm = with_bwd ? 1 : 2, r->reps = with_bwd ? 3 : 20;
     r->ms = kb_time(with_bwd ? run_lr_fwd_bwd : run_lr_fwd, c, r->warm, r->reps, &r->min_ms);
     // The backward of a chain of matrix products costs about twice its forward.
@@ -944,8 +955,8 @@ int pn_bench_kernels(const char *out_json) {
 
     enum {
         R_COPY, R_GEMM, R_STEP, R_FWD, R_FWDBWD, R_LONG, R_FAST, R_FAST_FWDBWD, R_FAST_LONG, R_ATTN_FWD, R_ATTN_FWDBWD,
-        R_SGLA, R_SGLA_BWD, R_GLA, R_GLA_BWD, R_DPLR, R_DPLR_BWD, R_CONV, R_CONV_BWD, R_DCONV, R_DCONV_BWD,
-        R_DCONV_BWD16, R_NORM, R_NORM_BWD, R_MFU, R_COUNT
+        R_SGLA, R_SGLA_BWD, R_SGLA_FAST, R_SGLA_FAST_BWD, R_GLA, R_GLA_BWD, R_DPLR, R_DPLR_BWD, R_CONV, R_CONV_BWD,
+        R_DCONV, R_DCONV_BWD, R_DCONV_BWD16, R_NORM, R_NORM_BWD, R_MFU, R_COUNT
     };
     kb_row rows[R_COUNT];
     memset(rows, 0, sizeof rows);
@@ -1093,12 +1104,14 @@ int pn_bench_kernels(const char *out_json) {
     }
 
     // ---- simple GLA, GLA, DPLR: B8 T4096 H12 K128 V128, fwd and fwd+bwd.
-    for (int op = LR_SGLA; op <= LR_DPLR; op++) {
-        for (int bwd = 0; bwd <= 1; bwd++) {
-            lr_ctx c = {.op = (lr_op)op, .B = 8, .T = 4096, .H = 12, .K = 128, .V = 128};
-            kb_lr_row(&rows[R_SGLA + 2 * op + bwd], &c, bwd, bw, mm);
-        }
-    }
+    // The fast simple GLA (tensor cores) runs right after its fp32 twin, same shape and inputs.
+    static const int lr_first_row[3] = {R_SGLA, R_GLA, R_DPLR};
+    for (int op = LR_SGLA; op <= LR_DPLR; op++)
+        for (int fast = 0; fast <= (op == LR_SGLA); fast++)
+            for (int bwd = 0; bwd <= 1; bwd++) {
+                lr_ctx c = {.op = (lr_op)op, .fast = fast, .B = 8, .T = 4096, .H = 12, .K = 128, .V = 128};
+                kb_lr_row(&rows[lr_first_row[op] + 2 * fast + bwd], &c, bwd, bw, mm);
+            }
 
     // ---- causal convs (static, dynamic) and the gated RMSNorm: fwd, bwd.
     for (int dyn = 0; dyn <= 1; dyn++) {

@@ -34,6 +34,23 @@ void pn_cuda_simple_gla_bwd(int B, int T, int H, int K, int V, float scale, cons
                             const pn_bf16 *v, const float *g, const float *h0, const float *dout, const float *dht,
                             float *dq, float *dk, float *dv, float *dg, float *dh0);
 
+// The same two on bf16 tensor cores (kernels/cuda/sgla_fast.cu), exactly this contract:
+// the chunk products take bf16 operands with fp32 accumulation (q, k scaled by their decay
+// factors, the attention scores, the chunk start states and state gradients are rounded
+// once each), so results differ from the fp32 kernels above by ~1e-3 relative, as fla's do.
+// Fast path: K ∈ {64, 96, 128}, V a multiple of 32, q/k/v (and dout) 16-byte aligned, the
+// fp32 buffers 8-byte aligned, T >= 1; anything else runs the fp32 kernels. Scratch:
+// B·H·⌈T/64⌉·K·V bf16 for the forward with o, twice that for the backward.
+int pn_cuda_simple_gla_fast_supported(int K, int V);
+void pn_cuda_simple_gla_fwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                                 const pn_bf16 *v, const float *g, const float *h0, void *o, pn_cuda_dtype o_dt,
+                                 float *ht);
+void pn_cuda_simple_gla_bwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                                 const pn_bf16 *v, const float *g, const float *h0, const float *dout,
+                                 const float *dht, float *dq, float *dk, float *dv, float *dg, float *dh0);
+// Test hook: 1 when the last fast call ran on the tensor cores, 0 when it fell back.
+int pn_cuda_simple_gla_fast_debug_last(void);
+
 // GLA: S = diag(e^{gk_t}) S + k_t v_tᵀ with a per-key-channel log-decay gk (B, T, H, K) fp32
 // (not NULL). Scratch as simple GLA plus B·H·T·K floats (the per-channel cumsum).
 void pn_cuda_gla_fwd(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,

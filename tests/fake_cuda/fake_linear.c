@@ -50,6 +50,26 @@ void pn_cuda_simple_gla_bwd(int B, int T, int H, int K, int V, float scale, cons
     free(qf), free(kf), free(vf), free(gz);
 }
 
+// The tensor-core twins (kernels/cuda/sgla_fast.cu) share the contract; on the CPU they are
+// the same op.
+int pn_cuda_simple_gla_fast_supported(int K, int V) { return (K == 64 || K == 96 || K == 128) && V >= 32 && V % 32 == 0; }
+static int g_sgla_last_fast = 0;
+int pn_cuda_simple_gla_fast_debug_last(void) { return g_sgla_last_fast; }
+
+void pn_cuda_simple_gla_fwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                                 const pn_bf16 *v, const float *g, const float *h0, void *o, pn_cuda_dtype o_dt,
+                                 float *ht) {
+    g_sgla_last_fast = pn_cuda_simple_gla_fast_supported(K, V) && T > 0;
+    pn_cuda_simple_gla_fwd(B, T, H, K, V, scale, q, k, v, g, h0, o, o_dt, ht);
+}
+
+void pn_cuda_simple_gla_bwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                                 const pn_bf16 *v, const float *g, const float *h0, const float *dout,
+                                 const float *dht, float *dq, float *dk, float *dv, float *dg, float *dh0) {
+    g_sgla_last_fast = pn_cuda_simple_gla_fast_supported(K, V) && T > 0;
+    pn_cuda_simple_gla_bwd(B, T, H, K, V, scale, q, k, v, g, h0, dout, dht, dq, dk, dv, dg, dh0);
+}
+
 // ---------------------------------------------------------------- GLA
 void pn_cuda_gla_fwd(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
                      const pn_bf16 *v, const float *gk, const float *h0, void *o, pn_cuda_dtype o_dt, float *ht) {

@@ -1,0 +1,953 @@
+// sgla_fast.cu — chunked simple GLA (one log-decay per token and head: the RetNet and Mamba2
+// cores) forward and backward on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulation):
+// the fast twins of pn_cuda_simple_gla_fwd / _bwd (kernels/cuda/linear_ops.cu, fp32 on CUDA
+// cores, 40–50× their memory floors), with exactly their contract (pn_cuda_linear.h).
+//
+// ---------------------------------------------------------------- the algorithm
+// Per (b, h), chunks of C = 64 rows; in chunk n (rows t0 .. t0+nr−1) with start state S (K, V),
+// γ the chunk-local inclusive cumsum of g (rows past T: g = 0, so γ_63 = γ_{nr−1} = γ_L):
+//   O   = diag(scale e^γ) Q S + A V,     A_ij = scale q_i·k_j e^{γ_i−γ_j} (j ≤ i), 0 above
+//   S  ← e^{γ_L} S + Kᵀ diag(e^{γ_L−γ}) V
+// The state recurrence needs no chunk-local matrix (unlike the delta rule), so the forward is
+// fla's split: a sequential state pass that only updates and stores the chunk start states
+// (bf16, the operand copy), then a fully parallel output pass. Backward, with dS the
+// gradient of a chunk's END state (dS of the last chunk = dht):
+//   dS_prev = e^{γ_L} dS + Qᵀ diag(scale e^γ) dO          (reverse sequential pass)
+//   dA = (dO Vᵀ) ⊙ M,  M_ij = scale e^{γ_i−γ_j} (j ≤ i)
+//   dQ = diag(scale e^γ) dO Sᵀ + dA K
+//   dK = diag(e^{γ_L−γ}) V dSᵀ + dAᵀ Q
+//   dV = Aᵀ dO + diag(e^{γ_L−γ}) K dS
+//   dγ_i = q_i·dq_i − k_i·dk_i, plus on the last row ⟨dS, S_end⟩ = e^{γ_L}⟨dS, S⟩ + Σ_j k_j·dk_j^S
+//          (dk^S the state term of dk), and dg = the reverse chunk-local cumsum of dγ.
+// (dγ: shifting γ_i by ε scales q_i by e^ε and k_i by e^−ε in every term of row i, except that
+// the last row's shift also scales S_end as a whole.) Every exponent is ≤ 0 for g ≤ 0 and
+// the mask comes before exp.
+//
+// ---------------------------------------------------------------- kernels
+// 1. sgla_state_kernel<KD, BV> (4 warps): one block per (b·h, BV ∈ {32, 64} state columns),
+//    the state in fp32 registers (warp w owns 16×32 units u = w, w+4, ... of the (KD, BV)
+//    slice), chunks in order with K and the V tile double-buffered by cp.async. Per chunk:
+//    store S as bf16 (hs, (BH, NT, KD, V)), then S = e^{γ_L} S + (Kᵀ diag(d)) V with d folded
+//    into the Kᵀ fragments (one rounding of k·d). One barrier per chunk. Writes ht.
+// 2. sgla_out_kernel<KD, BVO, OT> (8 warps): one block per (b·h, chunk, BVO = the whole of V up
+//    to 128 columns), warp w owns rows 16(w % 4).. and half the columns: A = Q Kᵀ masked and scaled in registers and reused as the A
+//    operand of A V (the accumulator layout of two n-tiles is the A fragment layout), Q S
+//    from the stored bf16 start state.
+// 3. sgla_dscan_kernel<KD, BV> (4 warps): kernel 1's layout run backwards over dS: stores
+//    each chunk's dS (bf16, dhs), dS = e^{γ_L} dS + (Qᵀ diag(scale e^γ)) dO; the fp32 dO tile
+//    arrives by cp.async and is rounded to bf16 in shared memory. Adds dh0.
+// 4. sgla_chunk_kernel<KD, BVT> (8 warps): one block per (b·h, chunk), fully parallel; loops
+//    over BVT-column tiles of V (V, dO, S, dS tiles): dP = dO Vᵀ, dO Sᵀ, V dSᵀ accumulate in
+//    registers, dV is finished per tile; then dA = dP ⊙ M, dQ, dK, the row sums of dγ and dg.
+//    Warp w: row tile w & 3, column half w >> 2 (of V-tile columns or of K).
+// Everything is deterministic: no atomics, each output element has one writer.
+//
+// ---------------------------------------------------------------- measured (H100, 2026-11-23)
+// B8 T4096 H12 K128 V128 (tests/gpu/test_cuda_sgla_fast.c, medians): forward 0.434 ms (the fp32
+// kernels 6.86 ms; floor 0.134 ms), forward + backward 1.95 ms (28.3 ms; floor 0.705 ms). ncu
+// (base clocks): state pass 269 µs, output pass 260 µs (fp32 o, DRAM 80%), reverse pass 336 µs,
+// chunk kernel 1.11 ms (DRAM 65%: the += of fp32 dq, dk, dv is 1.2 GB of its 2.3 GB). What
+// moved them: staging the stored states through shared memory for 16-byte stores and loading
+// g a chunk ahead (passes 365 → 269, 416 → 336 µs); the whole of V per output block (297 →
+// 260 µs); two chunk blocks per SM (128 registers, ~140 B of spills; 2.87 → 2.42 ms forward +
+// backward) and every += load issued before its stores (1.33 → 1.11 ms). The sequential passes
+// run 192 blocks here (1.45 per SM) and wait on latency; the next step is the segment split of
+// gdn_fast.cu (for a scalar decay the segment map is S_end = e^{Γ} S_start + D).
+//
+// GDNF_HOST_EMU: compiles as host C++ against the emulation header of gdn_fast_common.cuh
+// (index math checked without a GPU); the device build never defines it.
+#include "kernels/cuda/gdn_fast_common.cuh"  // mma / ldmatrix / cp.async primitives
+#include "kernels/cuda/pn_cuda_linear.h"
+
+#define SG_FULL 0xffffffffu
+
+// ================================================================ fragments
+// m16n8k16 fragment addresses (layouts: the comment at the top of gdn_fast.cu). l = lane.
+// A tile (16 × 16) at (r0, c0) of a row-major matrix m.
+static __device__ __forceinline__ void sg_frag_a(uint32_t a[4], const gdnf_bf16 *m, int ld, int r0, int c0) {
+    const int l = threadIdx.x & 31;
+    ldsm_x4(a, m + (r0 + (l & 15)) * ld + c0 + 8 * (l >> 4));
+}
+// A tile at (m0, k0) of A = sᵀ, s stored row-major (k, m).
+static __device__ __forceinline__ void sg_frag_at(uint32_t a[4], const gdnf_bf16 *s, int ld, int m0, int k0) {
+    const int l = threadIdx.x & 31;
+    ldsm_x4_t(a, s + (k0 + (l & 7) + 8 * (l >> 4)) * ld + m0 + 8 * ((l >> 3) & 1));
+}
+// B rows k0..k0+15, n-tiles n0 (b[0], b[1]) and n0 + 8 (b[2], b[3]) of B stored row-major (k, n).
+static __device__ __forceinline__ void sg_frag_bkn(uint32_t b[4], const gdnf_bf16 *s, int ld, int k0, int n0) {
+    const int l = threadIdx.x & 31;
+    ldsm_x4_t(b, s + (k0 + (l & 15)) * ld + n0 + 8 * (l >> 4));
+}
+// The same of B stored as its transpose, row-major (n, k).
+static __device__ __forceinline__ void sg_frag_bnk(uint32_t b[4], const gdnf_bf16 *s, int ld, int k0, int n0) {
+    const int l = threadIdx.x & 31;
+    ldsm_x4(b, s + (n0 + (l & 7) + 8 * (l >> 4)) * ld + k0 + 8 * ((l >> 3) & 1));
+}
+// c0 += a · b[0..1], c1 += a · b[2..3]: the two n-tiles of one sg_frag_b* load.
+static __device__ __forceinline__ void sg_mma2(float c0[4], float c1[4], const uint32_t a[4], const uint32_t b[4]) {
+    mma_bf16(c0, a, b[0], b[1]);
+    mma_bf16(c1, a, b[2], b[3]);
+}
+// A register of two bf16 times (s0, s1), rounded once.
+static __device__ __forceinline__ uint32_t sg_scale2(uint32_t r, float s0, float s1) {
+    return pack_bf16x2(gdnf_u2f(r << 16) * s0, gdnf_u2f(r & 0xffff0000u) * s1);
+}
+// An A fragment whose columns (k) 2t, 2t+1 are scaled by s.x, s.y and 2t+8, 2t+9 by s.z, s.w.
+static __device__ __forceinline__ void sg_scale_cols(uint32_t a[4], float4 s) {
+    a[0] = sg_scale2(a[0], s.x, s.y), a[1] = sg_scale2(a[1], s.x, s.y);
+    a[2] = sg_scale2(a[2], s.z, s.w), a[3] = sg_scale2(a[3], s.z, s.w);
+}
+
+// ================================================================ per-chunk scalars
+// γ = the chunk-local inclusive cumsum of g over rows 0..63 (rows >= nr, or g NULL: 0), per
+// warp in fp32 (every kernel runs this same code, so all of them see the same γ): the lane
+// holds γ[lane] in lo and γ[lane + 32] in hi. gi0 = the index of (b, t0, h) in (B, T, H).
+// sg_gload loads the rows, sg_gscan turns them into γ (the sequential passes load a chunk
+// ahead); sg_gamma does both.
+static __device__ __forceinline__ void sg_gload(const float *g, int64_t gi0, int H, int nr, float &lo, float &hi) {
+    const int l = threadIdx.x & 31;
+    lo = g && l < nr ? g[gi0 + (int64_t)l * H] : 0.f;
+    hi = g && l + 32 < nr ? g[gi0 + (int64_t)(l + 32) * H] : 0.f;
+}
+static __device__ __forceinline__ void sg_gscan(float &lo, float &hi) {
+    const int l = threadIdx.x & 31;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float a = __shfl_up_sync(SG_FULL, lo, o), b = __shfl_up_sync(SG_FULL, hi, o);
+        if (l >= o) lo += a, hi += b;
+    }
+    hi += __shfl_sync(SG_FULL, lo, 31);
+}
+static __device__ __forceinline__ void sg_gamma(const float *g, int64_t gi0, int H, int nr, float &lo, float &hi) {
+    sg_gload(g, gi0, H, nr, lo, hi);
+    sg_gscan(lo, hi);
+}
+// The per-row values x[j] (lane j%32 holds rows j in lo and j+32 in hi) that scale the k
+// columns 16kk + 2t + {0, 1, 8, 9} of an A fragment (t = lane % 4). kk is a constant.
+template <int KK>
+static __device__ __forceinline__ float4 sg_cols(float lo, float hi) {
+    const float x = KK < 2 ? lo : hi;
+    const int j = (16 * KK + 2 * (threadIdx.x & 3)) & 31;
+    return make_float4(__shfl_sync(SG_FULL, x, j), __shfl_sync(SG_FULL, x, j + 1), __shfl_sync(SG_FULL, x, j + 8),
+                       __shfl_sync(SG_FULL, x, j + 9));
+}
+
+// ================================================================ arguments
+struct sg_args {
+    const gdnf_bf16 *q, *k, *v;
+    const float *g;      // (B, T, H) or NULL
+    const float *dout;   // (B, T, H, V) fp32 (backward)
+    const float *s0;     // state in: h0 (forward) / dht (reverse pass), (BH, KD, V) fp32 or NULL
+    float *s1;           // state out: ht (written) / dh0 (added), or NULL
+    gdnf_bf16 *hs;       // per-chunk start states (BH, NT, KD, V) bf16
+    gdnf_bf16 *dhs;      // per-chunk end-state gradients (BH, NT, KD, V) bf16
+    void *o;             // (B, T, H, V) bf16 or fp32
+    float *dq, *dk, *dv, *dg;
+    int T, H, V, NT;
+    float scale;
+};
+
+// ================================================================ 1, 3: the sequential passes
+// Shared memory of one stage: the chunk's K (forward) or Q (reverse) rows (64, KD + 8) bf16 |
+// forward: the V tile (64, BV + 8) bf16; reverse: the dO tile (64, BV + 4) fp32. The reverse
+// pass adds one (64, BV + 8) bf16 tile (dO rounded).
+template <int KD, int BV, bool REV>
+struct pass_layout {
+    static constexpr int LDK = KD + 8, LDV = BV + 8, LDF = BV + 4;
+    static constexpr size_t kbytes = (size_t)64 * LDK * 2;
+    static constexpr size_t tbytes = REV ? (size_t)64 * LDF * 4 : (size_t)64 * LDV * 2;
+    static constexpr size_t stage = kbytes + tbytes;
+    static constexpr size_t stg = (size_t)4 * 16 * 40 * 2;  // per warp a 16 × 32 bf16 staging tile (row stride 40)
+    static constexpr size_t total = 2 * stage + (REV ? (size_t)64 * LDV * 2 : 0) + stg;
+};
+
+// The chunk's rows (64, KD) of x (q or k) and the (64, BV) tile of y (v bf16 or dout fp32) at
+// column c0 → one stage, rows >= nr zero-filled (128 threads; the caller commits).
+template <int KD, int BV, bool REV>
+static __device__ __forceinline__ void pass_load(unsigned char *st, const gdnf_bf16 *x, const void *y, int64_t row0,
+                                                 int nr, int H, int h, int V, int c0) {
+    using L = pass_layout<KD, BV, REV>;
+    gdnf_bf16 *Xs = reinterpret_cast<gdnf_bf16 *>(st);
+    for (int e = threadIdx.x; e < 64 * (KD / 8); e += 128) {
+        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
+        const bool ok = i < nr;
+        cp_async16(Xs + i * L::LDK + c, x + (ok ? ((row0 + i) * H + h) * KD + c : 0), ok);
+    }
+    constexpr int EPV = REV ? 4 : 8;  // elements per 16 bytes
+    for (int e = threadIdx.x; e < 64 * (BV / EPV); e += 128) {
+        const int i = e / (BV / EPV), c = (e % (BV / EPV)) * EPV;
+        const bool ok = i < nr;
+        const int64_t off = ok ? ((row0 + i) * H + h) * V + c0 + c : 0;
+        if (REV)
+            cp_async16(reinterpret_cast<float *>(st + L::kbytes) + i * L::LDF + c,
+                       reinterpret_cast<const float *>(y) + off, ok);
+        else
+            cp_async16(reinterpret_cast<gdnf_bf16 *>(st + L::kbytes) + i * L::LDV + c,
+                       reinterpret_cast<const gdnf_bf16 *>(y) + off, ok);
+    }
+}
+
+// Forward (REV false): S walks the chunks in order from h0; hs gets each chunk's start state,
+// s1 (ht) the end state. Reverse (REV true): dS walks them backwards from dht; dhs gets each
+// chunk's end-state gradient, s1 (dh0) += the start-state gradient.
+// Unit u (16 state rows × 32 columns) = warp + 4r: rows 16·(u / NH), columns 32·(u % NH).
+template <int KD, int BV, bool REV>
+__global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
+    using L = pass_layout<KD, BV, REV>;
+    constexpr int NH = BV / 32, NU = KD / 16 * NH, UPW = (NU + 3) / 4;
+    unsigned char *sm = GDNF_SMEM;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+    const int ntile = a.V / BV;
+    const int64_t bh = blockIdx.x / ntile;
+    const int c0 = (int)(blockIdx.x % ntile) * BV;
+    const int b = (int)(bh / a.H), h = (int)(bh % a.H);
+    const int64_t KV = (int64_t)KD * a.V;
+    const gdnf_bf16 *X = REV ? a.q : a.k;
+    const void *Y = REV ? (const void *)a.dout : (const void *)a.v;
+    gdnf_bf16 *store = REV ? a.dhs : a.hs;
+
+    float acc[UPW][4][4];
+#pragma unroll
+    for (int r = 0; r < UPW; r++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int u = warp + 4 * r;
+                const int row = 16 * (u / NH) + gq + 8 * (e >> 1), col = c0 + 32 * (u % NH) + 8 * nt + 2 * tq + (e & 1);
+                acc[r][nt][e] = a.s0 && u < NU ? a.s0[bh * KV + (int64_t)row * a.V + col] : 0.f;
+            }
+
+    auto chunk_of = [&](int step) { return REV ? a.NT - 1 - step : step; };
+    gdnf_bf16 *stg = reinterpret_cast<gdnf_bf16 *>(sm + L::total - L::stg) + warp * 16 * 40;
+    float gnlo, gnhi;  // the next chunk's g rows, loaded a chunk ahead
+    {
+        const int n = chunk_of(0), t0 = n * 64;
+        pass_load<KD, BV, REV>(sm, X, Y, (int64_t)b * a.T + t0, min(64, a.T - t0), a.H, h, a.V, c0);
+        cp_async_commit();
+        sg_gload(a.g, ((int64_t)b * a.T + t0) * a.H + h, a.H, min(64, a.T - t0), gnlo, gnhi);
+    }
+    for (int step = 0; step < a.NT; step++) {
+        const int n = chunk_of(step), t0 = n * 64, nr = min(64, a.T - t0);
+        cp_async_wait_all();
+        __syncthreads();  // stage step&1 has arrived; every thread is done with stage (step+1)&1
+        unsigned char *st = sm + (step & 1) * L::stage;
+        float glo = gnlo, ghi = gnhi;
+        if (step + 1 < a.NT) {
+            const int n1 = chunk_of(step + 1), t1 = n1 * 64;
+            pass_load<KD, BV, REV>(sm + ((step + 1) & 1) * L::stage, X, Y, (int64_t)b * a.T + t1, min(64, a.T - t1),
+                                   a.H, h, a.V, c0);
+            cp_async_commit();
+            sg_gload(a.g, ((int64_t)b * a.T + t1) * a.H + h, a.H, min(64, a.T - t1), gnlo, gnhi);
+        }
+        if (store) {
+            // each unit through the warp's staging tile, then 16-byte stores of whole row pieces
+            gdnf_bf16 *dst = store + (bh * a.NT + n) * KV;
+#pragma unroll
+            for (int r = 0; r < UPW; r++) {
+                const int u = warp + 4 * r;
+                if (u >= NU) continue;
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                    for (int hr = 0; hr < 2; hr++)
+                        st_bf16x2(stg + (gq + 8 * hr) * 40 + 8 * nt + 2 * tq, acc[r][nt][2 * hr],
+                                  acc[r][nt][2 * hr + 1]);
+                __syncwarp();
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int rr = (lane >> 2) + 8 * e, cc = 8 * (lane & 3);
+                    const uint4 x = *reinterpret_cast<const uint4 *>(stg + rr * 40 + cc);
+                    *reinterpret_cast<uint4 *>(dst + (int64_t)(16 * (u / NH) + rr) * a.V + c0 + 32 * (u % NH) + cc) = x;
+                }
+                __syncwarp();
+            }
+        }
+        sg_gscan(glo, ghi);
+        const float gl = __shfl_sync(SG_FULL, ghi, 31), el = expf(gl);
+        // forward: k_j scaled by e^{γ_L−γ_j}; reverse: q_i by scale·e^{γ_i}
+        const float slo = REV ? a.scale * expf(glo) : expf(gl - glo);
+        const float shi = REV ? a.scale * expf(ghi) : expf(gl - ghi);
+        const gdnf_bf16 *Xs = reinterpret_cast<const gdnf_bf16 *>(st);
+        const gdnf_bf16 *Ys;
+        if (REV) {
+            // the fp32 dO tile → bf16 (rounded once)
+            gdnf_bf16 *Db = reinterpret_cast<gdnf_bf16 *>(sm + 2 * L::stage);
+            const float *Df = reinterpret_cast<const float *>(st + L::kbytes);
+            for (int e = tid; e < 64 * (BV / 2); e += 128) {
+                const int i = e / (BV / 2), c = (e % (BV / 2)) * 2;
+                const float2 f = *reinterpret_cast<const float2 *>(Df + i * L::LDF + c);
+                st_bf16x2(Db + i * L::LDV + c, f.x, f.y);
+            }
+            __syncthreads();
+            Ys = Db;
+        } else {
+            Ys = reinterpret_cast<const gdnf_bf16 *>(st + L::kbytes);
+        }
+#pragma unroll
+        for (int r = 0; r < UPW; r++)
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) acc[r][nt][e] *= el;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            float4 sc;
+            if (kk == 0) sc = sg_cols<0>(slo, shi);
+            if (kk == 1) sc = sg_cols<1>(slo, shi);
+            if (kk == 2) sc = sg_cols<2>(slo, shi);
+            if (kk == 3) sc = sg_cols<3>(slo, shi);
+#pragma unroll
+            for (int r = 0; r < UPW; r++) {
+                const int u = warp + 4 * r;
+                if (u >= NU) continue;
+                uint32_t af[4], bf[4];
+                sg_frag_at(af, Xs, L::LDK, 16 * (u / NH), 16 * kk);  // (Xᵀ)[state rows, chunk rows]
+                sg_scale_cols(af, sc);
+#pragma unroll
+                for (int p = 0; p < 2; p++) {
+                    sg_frag_bkn(bf, Ys, L::LDV, 16 * kk, 32 * (u % NH) + 16 * p);
+                    sg_mma2(acc[r][2 * p], acc[r][2 * p + 1], af, bf);
+                }
+            }
+        }
+    }
+    if (a.s1) {
+#pragma unroll
+        for (int r = 0; r < UPW; r++) {
+            const int u = warp + 4 * r;
+            if (u >= NU) continue;
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int row = 16 * (u / NH) + gq + 8 * (e >> 1), col = c0 + 32 * (u % NH) + 8 * nt + 2 * tq + (e & 1);
+                    float *p = a.s1 + bh * KV + (int64_t)row * a.V + col;
+                    *p = REV ? *p + acc[r][nt][e] : acc[r][nt][e];
+                }
+        }
+    }
+}
+
+// ================================================================ 2: outputs
+template <int KD, int BVO>
+struct out_layout {
+    static constexpr int LDK = KD + 8, LDV = BVO + 8;
+    static constexpr size_t total = (size_t)2 * (2 * 64 * LDK + 64 * LDV + KD * LDV) + 64 * 4;
+};
+
+template <typename OT>
+static __device__ __forceinline__ void sg_store2(OT *p, float x, float y) {
+    if constexpr (std::is_same<OT, float>::value)
+        *reinterpret_cast<float2 *>(p) = make_float2(x, y);
+    else
+        st_bf16x2(p, x, y);
+}
+
+template <int KD, int BVO, typename OT>
+__global__ void __launch_bounds__(256) sgla_out_kernel(sg_args a) {
+    using L = out_layout<KD, BVO>;
+    constexpr int LDK = L::LDK, LDV = L::LDV, NP = BVO / 32;  // n-tile pairs per warp (half the columns)
+    gdnf_bf16 *Qs = reinterpret_cast<gdnf_bf16 *>(GDNF_SMEM), *Ks = Qs + 64 * LDK, *Vs = Ks + 64 * LDK;
+    gdnf_bf16 *Ss = Vs + 64 * LDV;
+    float *gam = reinterpret_cast<float *>(Ss + KD * LDV);
+    const int tid = threadIdx.x, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+    const int w = (tid >> 5) & 3, cw = (BVO / 2) * (tid >> 7);  // row tile; the warp's first column
+    const int nvt = a.V / BVO;
+    const int64_t ci = blockIdx.x / nvt;  // bh·NT + n
+    const int c0 = (int)(blockIdx.x % nvt) * BVO;
+    const int64_t bh = ci / a.NT;
+    const int n = (int)(ci % a.NT), b = (int)(bh / a.H), h = (int)(bh % a.H);
+    const int t0 = n * 64, nr = min(64, a.T - t0);
+    const int64_t row0 = (int64_t)b * a.T + t0;
+
+    gdnf_load_kq<KD, 256>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
+    for (int e = tid; e < 64 * (BVO / 8); e += 256) {
+        const int i = e / (BVO / 8), c = (e % (BVO / 8)) * 8;
+        const bool ok = i < nr;
+        cp_async16(Vs + i * LDV + c, a.v + (ok ? ((row0 + i) * a.H + h) * a.V + c0 + c : 0), ok);
+    }
+    const gdnf_bf16 *hs = a.hs + ci * (int64_t)KD * a.V;
+    for (int e = tid; e < KD * (BVO / 8); e += 256) {
+        const int i = e / (BVO / 8), c = (e % (BVO / 8)) * 8;
+        cp_async16(Ss + i * LDV + c, hs + (int64_t)i * a.V + c0 + c, true);
+    }
+    cp_async_commit();
+    if (tid < 32) {
+        float glo, ghi;
+        sg_gamma(a.g, row0 * a.H + h, a.H, nr, glo, ghi);
+        gam[lane] = glo, gam[lane + 32] = ghi;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+
+    // A = Q Kᵀ for rows 16w.. (both column halves' warps compute it), column blocks jt <= w, masked and scaled
+    uint32_t qf[KD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < KD / 16; kk++) sg_frag_a(qf[kk], Qs, LDK, 16 * w, 16 * kk);
+    float p[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) p[nt][e] = 0.f;
+#pragma unroll
+    for (int jt = 0; jt < 4; jt++) {
+        if (jt > w) continue;
+#pragma unroll
+        for (int kk = 0; kk < KD / 16; kk++) {
+            uint32_t bf[4];
+            sg_frag_bnk(bf, Ks, LDK, 16 * kk, 16 * jt);
+            sg_mma2(p[2 * jt], p[2 * jt + 1], qf[kk], bf);
+        }
+    }
+    const int i0 = 16 * w + gq;
+    const float gi[2] = {gam[i0], gam[i0 + 8]};
+    uint32_t pf[4][4];
+#pragma unroll
+    for (int jt = 0; jt < 4; jt++) {
+        if (jt > w) continue;
+#pragma unroll
+        for (int s = 0; s < 2; s++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int i = i0 + 8 * (e >> 1), j = 16 * jt + 8 * s + 2 * tq + (e & 1);
+                float &x = p[2 * jt + s][e];
+                x = j <= i ? x * a.scale * expf(gi[e >> 1] - gam[j]) : 0.f;
+            }
+        pf[jt][0] = pack_bf16x2(p[2 * jt][0], p[2 * jt][1]);
+        pf[jt][1] = pack_bf16x2(p[2 * jt][2], p[2 * jt][3]);
+        pf[jt][2] = pack_bf16x2(p[2 * jt + 1][0], p[2 * jt + 1][1]);
+        pf[jt][3] = pack_bf16x2(p[2 * jt + 1][2], p[2 * jt + 1][3]);
+    }
+
+    // O = diag(scale e^γ) Q S + A V
+    float o[2 * NP][4];
+#pragma unroll
+    for (int nt = 0; nt < 2 * NP; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[nt][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KD / 16; kk++)
+#pragma unroll
+        for (int np = 0; np < NP; np++) {
+            uint32_t bf[4];
+            sg_frag_bkn(bf, Ss, LDV, 16 * kk, cw + 16 * np);
+            sg_mma2(o[2 * np], o[2 * np + 1], qf[kk], bf);
+        }
+    const float rs[2] = {a.scale * expf(gi[0]), a.scale * expf(gi[1])};
+#pragma unroll
+    for (int nt = 0; nt < 2 * NP; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[nt][e] *= rs[e >> 1];
+#pragma unroll
+    for (int jt = 0; jt < 4; jt++) {
+        if (jt > w) continue;
+#pragma unroll
+        for (int np = 0; np < NP; np++) {
+            uint32_t bf[4];
+            sg_frag_bkn(bf, Vs, LDV, 16 * jt, cw + 16 * np);
+            sg_mma2(o[2 * np], o[2 * np + 1], pf[jt], bf);
+        }
+    }
+    OT *out = reinterpret_cast<OT *>(a.o);
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int i = i0 + 8 * hr;
+        if (i >= nr) continue;
+        OT *orow = out + ((row0 + i) * a.H + h) * a.V + c0 + cw + 2 * tq;
+#pragma unroll
+        for (int nt = 0; nt < 2 * NP; nt++) sg_store2(orow + 8 * nt, o[nt][2 * hr], o[nt][2 * hr + 1]);
+    }
+}
+
+// ================================================================ 4: backward per chunk
+// dst[8nt .. 8nt+1] += the row-half hr (row g or g+8) of accumulator tiles acc[0 .. NT−1], with
+// every old value loaded before the first store: written one after another, each += waited
+// on its own load (the compiler cannot reorder stores past loads that may alias).
+template <int NT>
+static __device__ __forceinline__ void sg_add_row(float *dst, const float (*acc)[4], int hr) {
+    float2 x[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) x[nt] = *reinterpret_cast<const float2 *>(dst + 8 * nt);
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        x[nt].x += acc[nt][2 * hr], x[nt].y += acc[nt][2 * hr + 1];
+        *reinterpret_cast<float2 *>(dst + 8 * nt) = x[nt];
+    }
+}
+
+// Shared memory: Q, K (64, KD + 8) | V, dO (64, BVT + 8) | S, dS (KD, BVT + 8) | A / dA (64, 72)
+// bf16 | γ, d = e^{γ_L−γ} (64) | row sums (2 halves × 3 × 64) | 8 partials of ⟨dS, S⟩, fp32.
+template <int KD, int BVT>
+struct chunk_layout {
+    static constexpr int LDK = KD + 8, LDV = BVT + 8;
+    static constexpr size_t bf = (size_t)2 * 64 * LDK + 2 * 64 * LDV + 2 * KD * LDV + 64 * GDNF_LDA;
+    static constexpr size_t total = bf * 2 + (size_t)4 * (2 * 64 + 6 * 64 + 8);
+};
+
+#ifndef SGLA_CHUNK_MINB
+#define SGLA_CHUNK_MINB 2  // blocks per SM the register budget is cut for (2: ≤ 128 registers)
+#endif
+template <int KD, int BVT>
+__global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_args a) {
+    using L = chunk_layout<KD, BVT>;
+    constexpr int LDK = L::LDK, LDV = L::LDV, LDA = GDNF_LDA;
+    constexpr int KH = KD / 2, NPK = KH / 16;   // state rows per warp half, n-tile pairs over them
+    constexpr int VH = BVT / 2, NPV = VH / 16;  // V-tile columns per warp half, pairs over them
+    gdnf_bf16 *Qs = reinterpret_cast<gdnf_bf16 *>(GDNF_SMEM), *Ks = Qs + 64 * LDK;
+    gdnf_bf16 *Vs = Ks + 64 * LDK, *Os = Vs + 64 * LDV, *Ss = Os + 64 * LDV, *dSs = Ss + KD * LDV;
+    gdnf_bf16 *As = dSs + KD * LDV;
+    float *gam = reinterpret_cast<float *>(As + 64 * LDA), *dd = gam + 64, *rsum = dd + 64, *ssp = rsum + 6 * 64;
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, gq = lane >> 2, tq = lane & 3;
+    const int rt = w & 3, hf = w >> 2;
+    const int64_t ci = blockIdx.x;  // bh·NT + n
+    const int64_t bh = ci / a.NT;
+    const int n = (int)(ci % a.NT), b = (int)(bh / a.H), h = (int)(bh % a.H);
+    const int t0 = n * 64, nr = min(64, a.T - t0);
+    const int64_t row0 = (int64_t)b * a.T + t0, KV = (int64_t)KD * a.V;
+    const int i0 = 16 * rt + gq;  // this thread's rows i0, i0 + 8 of the warp's row tile
+
+    gdnf_load_kq<KD, 256>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
+    cp_async_commit();
+    if (w == 0) {
+        float glo, ghi;
+        sg_gamma(a.g, row0 * a.H + h, a.H, nr, glo, ghi);
+        const float gl = __shfl_sync(SG_FULL, ghi, 31);
+        gam[lane] = glo, gam[lane + 32] = ghi;
+        dd[lane] = expf(gl - glo), dd[lane + 32] = expf(gl - ghi);
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    const float gi[2] = {gam[i0], gam[i0 + 8]};
+    const float gl = gam[63];
+
+    // A = (Q Kᵀ) ⊙ M → As (bf16): warp (rt, hf) the 16 × 32 block at (16rt, 32hf)
+    {
+        float p[4][4] = {};
+        if (32 * hf <= 16 * rt + 15) {
+#pragma unroll
+            for (int kk = 0; kk < KD / 16; kk++) {
+                uint32_t af[4], bf[4];
+                sg_frag_a(af, Qs, LDK, 16 * rt, 16 * kk);
+#pragma unroll
+                for (int s = 0; s < 2; s++) {
+                    sg_frag_bnk(bf, Ks, LDK, 16 * kk, 32 * hf + 16 * s);
+                    sg_mma2(p[2 * s], p[2 * s + 1], af, bf);
+                }
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int i = i0 + 8 * hr, j = 32 * hf + 8 * nt + 2 * tq;
+                const float x0 = j <= i ? p[nt][2 * hr] * a.scale * expf(gi[hr] - gam[j]) : 0.f;
+                const float x1 = j + 1 <= i ? p[nt][2 * hr + 1] * a.scale * expf(gi[hr] - gam[j + 1]) : 0.f;
+                st_bf16x2(As + i * LDA + j, x0, x1);
+            }
+    }
+
+    float dP[4][4] = {};        // (dO Vᵀ)[rows 16rt.., cols 32hf..]
+    float dQi[2 * NPK][4] = {};  // (dO Sᵀ)[rows 16rt.., state rows KH·hf..]
+    float dKs[2 * NPK][4] = {};  // (V dSᵀ)[rows 16rt.., state rows KH·hf..]
+    float ss = 0.f;              // this thread's part of ⟨dS, S⟩
+    const float dr[2] = {dd[i0], dd[i0 + 8]};  // e^{γ_L−γ} of this thread's rows
+    const bool need_dp = 32 * hf <= 16 * rt + 15;
+    for (int c0 = 0; c0 < a.V; c0 += BVT) {
+        __syncthreads();  // the previous tile's readers (and As's writers) are done
+        for (int e = tid; e < 64 * (BVT / 8); e += 256) {
+            const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
+            const bool ok = i < nr;
+            cp_async16(Vs + i * LDV + c, a.v + (ok ? ((row0 + i) * a.H + h) * a.V + c0 + c : 0), ok);
+        }
+        for (int e = tid; e < KD * (BVT / 8); e += 256) {
+            const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
+            const int64_t off = ci * KV + (int64_t)i * a.V + c0 + c;
+            cp_async16(Ss + i * LDV + c, a.hs + off, true);
+            cp_async16(dSs + i * LDV + c, a.dhs + off, true);
+        }
+        cp_async_commit();
+        {
+            // the fp32 dO tile → bf16: every load issued before the first conversion
+            constexpr int NF = BVT / 16;  // float4 per thread
+            float4 f[NF];
+#pragma unroll
+            for (int u = 0; u < NF; u++) {
+                const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
+                f[u] = i < nr ? *reinterpret_cast<const float4 *>(a.dout + ((row0 + i) * a.H + h) * a.V + c0 + c)
+                              : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+#pragma unroll
+            for (int u = 0; u < NF; u++) {
+                const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
+                st_bf16x2(Os + i * LDV + c, f[u].x, f[u].y);
+                st_bf16x2(Os + i * LDV + c + 2, f[u].z, f[u].w);
+            }
+        }
+        cp_async_wait_all();
+        __syncthreads();
+
+        // dP += dO Vᵀ, dQi += dO Sᵀ, dKs += V dSᵀ (k = the tile's columns)
+#pragma unroll
+        for (int kc = 0; kc < BVT / 16; kc++) {
+            uint32_t ao[4], av[4], bf[4];
+            sg_frag_a(ao, Os, LDV, 16 * rt, 16 * kc);
+            sg_frag_a(av, Vs, LDV, 16 * rt, 16 * kc);
+            if (need_dp) {
+#pragma unroll
+                for (int s = 0; s < 2; s++) {
+                    sg_frag_bnk(bf, Vs, LDV, 16 * kc, 32 * hf + 16 * s);
+                    sg_mma2(dP[2 * s], dP[2 * s + 1], ao, bf);
+                }
+            }
+#pragma unroll
+            for (int s = 0; s < NPK; s++) {
+                sg_frag_bnk(bf, Ss, LDV, 16 * kc, KH * hf + 16 * s);
+                sg_mma2(dQi[2 * s], dQi[2 * s + 1], ao, bf);
+                sg_frag_bnk(bf, dSs, LDV, 16 * kc, KH * hf + 16 * s);
+                sg_mma2(dKs[2 * s], dKs[2 * s + 1], av, bf);
+            }
+        }
+        // dV = Aᵀ dO + (diag(d) K) dS for rows 16rt.., columns VH·hf.. (d folded into the K
+        // fragments: one rounding of k·d, and one accumulator)
+        if (a.dv) {
+            float va[2 * NPV][4] = {};
+#pragma unroll
+            for (int ki = 0; ki < 4; ki++) {
+                if (ki < rt) continue;  // A_ij = 0 for i < j
+                uint32_t af[4], bf[4];
+                sg_frag_at(af, As, LDA, 16 * rt, 16 * ki);
+#pragma unroll
+                for (int s = 0; s < NPV; s++) {
+                    sg_frag_bkn(bf, Os, LDV, 16 * ki, VH * hf + 16 * s);
+                    sg_mma2(va[2 * s], va[2 * s + 1], af, bf);
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < KD / 16; kk++) {
+                uint32_t af[4], bf[4];
+                sg_frag_a(af, Ks, LDK, 16 * rt, 16 * kk);
+                af[0] = sg_scale2(af[0], dr[0], dr[0]), af[2] = sg_scale2(af[2], dr[0], dr[0]);
+                af[1] = sg_scale2(af[1], dr[1], dr[1]), af[3] = sg_scale2(af[3], dr[1], dr[1]);
+#pragma unroll
+                for (int s = 0; s < NPV; s++) {
+                    sg_frag_bkn(bf, dSs, LDV, 16 * kk, VH * hf + 16 * s);
+                    sg_mma2(va[2 * s], va[2 * s + 1], af, bf);
+                }
+            }
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int i = i0 + 8 * hr;
+                if (i >= nr) continue;
+                sg_add_row<2 * NPV>(a.dv + ((row0 + i) * a.H + h) * a.V + c0 + VH * hf + 2 * tq, va, hr);
+            }
+        }
+        for (int e = tid; e < KD * (BVT / 2); e += 256) {
+            const int i = e / (BVT / 2), c = (e % (BVT / 2)) * 2;
+            const float2 s2 = ld_bf16x2(Ss + i * LDV + c), d2 = ld_bf16x2(dSs + i * LDV + c);
+            ss += s2.x * d2.x + s2.y * d2.y;
+        }
+    }
+    __syncthreads();  // the last tile's readers of As are done
+
+    // dA = dP ⊙ M → As
+    if (need_dp) {
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int i = i0 + 8 * hr, j = 32 * hf + 8 * nt + 2 * tq;
+                const float x0 = j <= i ? dP[nt][2 * hr] * a.scale * expf(gi[hr] - gam[j]) : 0.f;
+                const float x1 = j + 1 <= i ? dP[nt][2 * hr + 1] * a.scale * expf(gi[hr] - gam[j + 1]) : 0.f;
+                st_bf16x2(As + i * LDA + j, x0, x1);
+            }
+    } else {
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) st_bf16x2(As + (i0 + 8 * hr) * LDA + 32 * hf + 8 * nt + 2 * tq, 0.f, 0.f);
+    }
+    {
+        float t = gdnf_warp_sum(ss);
+        if (lane == 0) ssp[w] = t;
+    }
+    __syncthreads();
+
+    // dQ = diag(scale e^γ) dQi + dA K;  dK = diag(d) dKs + dAᵀ Q   (dQi, dKs become dQ, dK)
+    const float rq[2] = {a.scale * expf(gi[0]), a.scale * expf(gi[1])};
+    float ks[2] = {0.f, 0.f};  // Σ_c k_ic · dk^S_ic, the state term's share of ⟨dS, S_end⟩
+#pragma unroll
+    for (int nt = 0; nt < 2 * NPK; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int hr = e >> 1, col = KH * hf + 8 * nt + 2 * tq + (e & 1);
+            dQi[nt][e] *= rq[hr];
+            dKs[nt][e] *= dr[hr];
+            ks[hr] += bf2f(Ks[(i0 + 8 * hr) * LDK + col]) * dKs[nt][e];
+        }
+#pragma unroll
+    for (int kj = 0; kj < 4; kj++) {
+        if (kj > rt) continue;
+        uint32_t af[4], bf[4];
+        sg_frag_a(af, As, LDA, 16 * rt, 16 * kj);
+#pragma unroll
+        for (int s = 0; s < NPK; s++) {
+            sg_frag_bkn(bf, Ks, LDK, 16 * kj, KH * hf + 16 * s);
+            sg_mma2(dQi[2 * s], dQi[2 * s + 1], af, bf);
+        }
+    }
+#pragma unroll
+    for (int ki = 0; ki < 4; ki++) {
+        if (ki < rt) continue;
+        uint32_t af[4], bf[4];
+        sg_frag_at(af, As, LDA, 16 * rt, 16 * ki);
+#pragma unroll
+        for (int s = 0; s < NPK; s++) {
+            sg_frag_bkn(bf, Qs, LDK, 16 * ki, KH * hf + 16 * s);
+            sg_mma2(dKs[2 * s], dKs[2 * s + 1], af, bf);
+        }
+    }
+    // row sums q·dq − k·dk (this half of K), the dq, dk updates
+    float qd[2] = {0.f, 0.f}, kd[2] = {0.f, 0.f};
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int i = i0 + 8 * hr;
+        const int64_t ro = ((row0 + i) * a.H + h) * KD + KH * hf + 2 * tq;
+#pragma unroll
+        for (int nt = 0; nt < 2 * NPK; nt++) {
+            const int col = KH * hf + 8 * nt + 2 * tq;
+            const float2 qv = ld_bf16x2(Qs + i * LDK + col), kv = ld_bf16x2(Ks + i * LDK + col);
+            const float q0 = dQi[nt][2 * hr], q1 = dQi[nt][2 * hr + 1];
+            const float k0 = dKs[nt][2 * hr], k1 = dKs[nt][2 * hr + 1];
+            qd[hr] += qv.x * q0 + qv.y * q1;
+            kd[hr] += kv.x * k0 + kv.y * k1;
+        }
+        if (i < nr) {
+            if (a.dq) sg_add_row<2 * NPK>(a.dq + ro, dQi, hr);
+            if (a.dk) sg_add_row<2 * NPK>(a.dk + ro, dKs, hr);
+        }
+    }
+    if (!a.dg) return;  // no barrier below is reached by anyone then (a.dg is block-uniform)
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+#pragma unroll
+        for (int o = 1; o < 4; o <<= 1) {
+            qd[hr] += __shfl_xor_sync(SG_FULL, qd[hr], o);
+            kd[hr] += __shfl_xor_sync(SG_FULL, kd[hr], o);
+            ks[hr] += __shfl_xor_sync(SG_FULL, ks[hr], o);
+        }
+        if (tq == 0) {
+            const int i = i0 + 8 * hr;
+            rsum[(hf * 3 + 0) * 64 + i] = qd[hr];
+            rsum[(hf * 3 + 1) * 64 + i] = kd[hr];
+            rsum[(hf * 3 + 2) * 64 + i] = ks[hr];
+        }
+    }
+    __syncthreads();
+    if (w == 0) {
+        // dγ per row (rows lane and lane + 32), the last row's state term, then the suffix sums
+        float dlo = 0.f, dhi = 0.f, kst = 0.f;
+#pragma unroll
+        for (int s = 0; s < 2; s++) {
+            dlo += rsum[(s * 3 + 0) * 64 + lane] - rsum[(s * 3 + 1) * 64 + lane];
+            dhi += rsum[(s * 3 + 0) * 64 + lane + 32] - rsum[(s * 3 + 1) * 64 + lane + 32];
+            kst += rsum[(s * 3 + 2) * 64 + lane] + rsum[(s * 3 + 2) * 64 + lane + 32];
+        }
+        kst = gdnf_warp_sum(kst);
+        float sst = 0.f;
+#pragma unroll
+        for (int s = 0; s < 8; s++) sst += ssp[s];
+        const float last = expf(gl) * sst + kst;
+        const int L = nr - 1;
+        if (lane == (L & 31)) {
+            if (L < 32)
+                dlo += last;
+            else
+                dhi += last;
+        }
+        // suffix sums over rows 0..63: reverse the lanes, inclusive scan, hi half first
+        float rhi = __shfl_sync(SG_FULL, dhi, 31 - lane), rlo = __shfl_sync(SG_FULL, dlo, 31 - lane);
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float x = __shfl_up_sync(SG_FULL, rhi, o), y = __shfl_up_sync(SG_FULL, rlo, o);
+            if (lane >= o) rhi += x, rlo += y;
+        }
+        rlo += __shfl_sync(SG_FULL, rhi, 31);
+        // lane l now holds the suffix sum from row 63 − l (rhi) and from row 31 − l (rlo)
+        const float shi = __shfl_sync(SG_FULL, rhi, 31 - lane), slo = __shfl_sync(SG_FULL, rlo, 31 - lane);
+        const int64_t gi0 = row0 * a.H + h;
+        if (lane < nr) a.dg[gi0 + (int64_t)lane * a.H] += slo;
+        if (lane + 32 < nr) a.dg[gi0 + (int64_t)(lane + 32) * a.H] += shi;
+    }
+}
+
+// ================================================================ host side
+template <typename K>
+static void sg_launch(K kern, int64_t grid, int threads, size_t smem, const sg_args &a) {
+    PN_CHECK_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+#ifndef GDNF_HOST_EMU
+    kern<<<(unsigned)grid, threads, smem, pn_stream()>>>(a);
+#else
+    emu_launch(grid, threads, smem, [&] { kern(a); });
+#endif
+    PN_CHECK_LAUNCH();
+}
+
+static int sg_bv(int V) { return V % 64 == 0 ? 64 : 32; }
+// Output pass columns per block: the whole of V up to 128 (Q, K and A loaded once per chunk).
+static int sg_bvo(int V) { return V % 128 == 0 ? 128 : sg_bv(V); }
+
+template <int KD, bool REV>
+static void pass_run(const sg_args &a, int64_t BH) {
+    const int BV = sg_bv(a.V);
+    const int64_t grid = BH * (a.V / BV);
+    if (BV == 64)
+        sg_launch(sgla_pass_kernel<KD, 64, REV>, grid, 128, pass_layout<KD, 64, REV>::total, a);
+    else
+        sg_launch(sgla_pass_kernel<KD, 32, REV>, grid, 128, pass_layout<KD, 32, REV>::total, a);
+}
+
+template <int KD>
+static void out_run(const sg_args &a, int64_t BH, pn_cuda_dtype o_dt) {
+    const int BVO = sg_bvo(a.V);
+    const int64_t grid = BH * a.NT * (a.V / BVO);
+    const bool f32 = o_dt == PN_CUDA_F32;
+    if (BVO == 128) {
+        if (f32)
+            sg_launch(sgla_out_kernel<KD, 128, float>, grid, 256, out_layout<KD, 128>::total, a);
+        else
+            sg_launch(sgla_out_kernel<KD, 128, gdnf_bf16>, grid, 256, out_layout<KD, 128>::total, a);
+    } else if (BVO == 64) {
+        if (f32)
+            sg_launch(sgla_out_kernel<KD, 64, float>, grid, 256, out_layout<KD, 64>::total, a);
+        else
+            sg_launch(sgla_out_kernel<KD, 64, gdnf_bf16>, grid, 256, out_layout<KD, 64>::total, a);
+    } else {
+        if (f32)
+            sg_launch(sgla_out_kernel<KD, 32, float>, grid, 256, out_layout<KD, 32>::total, a);
+        else
+            sg_launch(sgla_out_kernel<KD, 32, gdnf_bf16>, grid, 256, out_layout<KD, 32>::total, a);
+    }
+}
+
+template <int KD>
+static void chunk_run(const sg_args &a, int64_t BH) {
+    const int64_t grid = BH * a.NT;
+    if (sg_bv(a.V) == 64)
+        sg_launch(sgla_chunk_kernel<KD, 64>, grid, 256, chunk_layout<KD, 64>::total, a);
+    else
+        sg_launch(sgla_chunk_kernel<KD, 32>, grid, 256, chunk_layout<KD, 32>::total, a);
+}
+
+template <int KD>
+static void fwd_fast(const sg_args &a0, int64_t BH, pn_cuda_dtype o_dt) {
+    sg_args a = a0;
+    if (a.o) a.hs = (gdnf_bf16 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)BH * a.NT * KD * a.V * 2);
+    pass_run<KD, false>(a, BH);
+    if (a.o) {
+        out_run<KD>(a, BH, o_dt);
+        pn_cuda_free(a.hs);  // back to the cache; later work on the stream runs after these kernels
+    }
+}
+
+// f: the forward state pass (s0 = h0); r: the reverse pass (s0 = dht, s1 = dh0) and the
+// per-chunk gradients.
+template <int KD>
+static void bwd_fast(sg_args f, sg_args r, int64_t BH) {
+    if (!r.g) r.dg = NULL;  // no gate, no gate gradient (the contract)
+    const bool per_token = r.dq || r.dk || r.dv || r.dg;
+    if (per_token) {
+        const size_t sbytes = (size_t)BH * r.NT * KD * r.V * 2;
+        f.s1 = NULL;
+        f.hs = (gdnf_bf16 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sbytes);
+        pass_run<KD, false>(f, BH);
+        r.hs = f.hs;
+        r.dhs = (gdnf_bf16 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, sbytes);
+        pass_run<KD, true>(r, BH);
+        chunk_run<KD>(r, BH);
+        pn_cuda_free(r.hs);
+        pn_cuda_free(r.dhs);
+    } else if (r.s1) {
+        r.hs = NULL, r.dhs = NULL;
+        pass_run<KD, true>(r, BH);
+    }
+}
+
+static bool sg_aligned(const void *p, uintptr_t m) { return ((uintptr_t)p & (m - 1)) == 0; }
+
+static void sg_check_grid(int64_t BH, int NT, int V) {
+    if (BH * NT * (V / 32) > 0x7fffffff) {
+        fprintf(stderr, "postnas: internal error: %s: simple GLA fast path: grid too large (B·H = %lld, T = %d)\n",
+                __FILE__, (long long)BH, NT * 64);
+        exit(1);
+    }
+}
+
+static int g_last_fast = 0;  // 1: the last call ran the tensor-core kernels; 0: it fell back
+extern "C" int pn_cuda_simple_gla_fast_debug_last(void) { return g_last_fast; }
+
+extern "C" int pn_cuda_simple_gla_fast_supported(int K, int V) {
+    return (K == 64 || K == 96 || K == 128) && V >= 32 && V % 32 == 0;
+}
+
+extern "C" void pn_cuda_simple_gla_fwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q,
+                                            const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *h0,
+                                            void *o, pn_cuda_dtype o_dt, float *ht) {
+    const bool aligned = sg_aligned(q, 16) && sg_aligned(k, 16) && sg_aligned(v, 16) && sg_aligned(o, 8) &&
+                         sg_aligned(h0, 8) && sg_aligned(ht, 8);
+    // Other head sizes, misaligned buffers and T == 0 (a state copy) run the fp32 kernels of
+    // linear_ops.cu, which share this contract.
+    g_last_fast = pn_cuda_simple_gla_fast_supported(K, V) && aligned && T > 0;
+    if (!g_last_fast) {
+        pn_cuda_simple_gla_fwd(B, T, H, K, V, scale, q, k, v, g, h0, o, o_dt, ht);
+        return;
+    }
+    const int64_t BH = (int64_t)B * H;
+    if (BH <= 0 || (!o && !ht)) return;
+    const int NT = (int)pn_ceil_div(T, 64);
+    sg_check_grid(BH, NT, V);
+    sg_args a;
+    memset(&a, 0, sizeof a);
+    a.q = reinterpret_cast<const gdnf_bf16 *>(q), a.k = reinterpret_cast<const gdnf_bf16 *>(k);
+    a.v = reinterpret_cast<const gdnf_bf16 *>(v), a.g = g, a.s0 = h0, a.s1 = ht, a.o = o;
+    a.T = T, a.H = H, a.V = V, a.NT = NT, a.scale = scale;
+    if (K == 64)
+        fwd_fast<64>(a, BH, o_dt);
+    else if (K == 96)
+        fwd_fast<96>(a, BH, o_dt);
+    else
+        fwd_fast<128>(a, BH, o_dt);
+}
+
+extern "C" void pn_cuda_simple_gla_bwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q,
+                                            const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *h0,
+                                            const float *dout, const float *dht, float *dq, float *dk, float *dv,
+                                            float *dg, float *dh0) {
+    const bool aligned = sg_aligned(q, 16) && sg_aligned(k, 16) && sg_aligned(v, 16) && sg_aligned(dout, 16) &&
+                         sg_aligned(h0, 8) && sg_aligned(dht, 8) && sg_aligned(dh0, 8) && sg_aligned(dq, 8) &&
+                         sg_aligned(dk, 8) && sg_aligned(dv, 8);
+    g_last_fast = pn_cuda_simple_gla_fast_supported(K, V) && aligned && T > 0;
+    if (!g_last_fast) {
+        pn_cuda_simple_gla_bwd(B, T, H, K, V, scale, q, k, v, g, h0, dout, dht, dq, dk, dv, dg, dh0);
+        return;
+    }
+    const int64_t BH = (int64_t)B * H;
+    if (BH <= 0) return;
+    const int NT = (int)pn_ceil_div(T, 64);
+    sg_check_grid(BH, NT, V);
+    sg_args a;
+    memset(&a, 0, sizeof a);
+    a.q = reinterpret_cast<const gdnf_bf16 *>(q), a.k = reinterpret_cast<const gdnf_bf16 *>(k);
+    a.v = reinterpret_cast<const gdnf_bf16 *>(v), a.g = g, a.dout = dout;
+    a.dq = dq, a.dk = dk, a.dv = dv, a.dg = dg;
+    a.T = T, a.H = H, a.V = V, a.NT = NT, a.scale = scale;
+    sg_args r = a;  // the reverse pass reads dht and adds dh0; the forward's reads h0
+    a.s0 = h0;
+    r.s0 = dht, r.s1 = dh0;
+    if (K == 64)
+        bwd_fast<64>(a, r, BH);
+    else if (K == 96)
+        bwd_fast<96>(a, r, BH);
+    else
+        bwd_fast<128>(a, r, BH);
+}
