@@ -88,6 +88,23 @@ static __device__ __forceinline__ void sg_mma2(float c0[4], float c1[4], const u
     mma_bf16(c0, a, b[0], b[1]);
     mma_bf16(c1, a, b[2], b[3]);
 }
+// acc[2s], acc[2s+1] += A_k · B_{k,s} over the k-steps lo <= k < hi (of at most KN) and the n-tile
+// pairs s < NP: a_frag(af, k) loads (and may scale) the A fragment of k-step k, b_frag(bf, k, s)
+// the B fragments of pair s. Products are summed k by k, pair by pair.
+template <int KN, int NP, typename FA, typename FB>
+static __device__ __forceinline__ void sg_mm(float (*acc)[4], int lo, int hi, FA a_frag, FB b_frag) {
+#pragma unroll
+    for (int k = 0; k < KN; k++) {
+        if (k < lo || k >= hi) continue;
+        uint32_t af[4], bf[4];
+        a_frag(af, k);
+#pragma unroll
+        for (int s = 0; s < NP; s++) {
+            b_frag(bf, k, s);
+            sg_mma2(acc[2 * s], acc[2 * s + 1], af, bf);
+        }
+    }
+}
 // A register of two bf16 times (s0, s1), rounded once.
 static __device__ __forceinline__ uint32_t sg_scale2(uint32_t r, float s0, float s1) {
     return pack_bf16x2(gdnf_u2f(r << 16) * s0, gdnf_u2f(r & 0xffff0000u) * s1);
@@ -426,29 +443,18 @@ __global__ void __launch_bounds__(256) sgla_out_kernel(sg_args a) {
     for (int nt = 0; nt < 2 * NP; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) o[nt][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < KD / 16; kk++)
-#pragma unroll
-        for (int np = 0; np < NP; np++) {
-            uint32_t bf[4];
-            sg_frag_bkn(bf, Ss, LDV, 16 * kk, cw + 16 * np);
-            sg_mma2(o[2 * np], o[2 * np + 1], qf[kk], bf);
-        }
+    auto copy4 = [](uint32_t *d, const uint32_t *x) { d[0] = x[0], d[1] = x[1], d[2] = x[2], d[3] = x[3]; };
+    sg_mm<KD / 16, NP>(
+        o, 0, KD / 16, [&](uint32_t *af, int kk) { copy4(af, qf[kk]); },
+        [&](uint32_t *bf, int kk, int np) { sg_frag_bkn(bf, Ss, LDV, 16 * kk, cw + 16 * np); });
     const float rs[2] = {a.scale * expf(gi[0]), a.scale * expf(gi[1])};
 #pragma unroll
     for (int nt = 0; nt < 2 * NP; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) o[nt][e] *= rs[e >> 1];
-#pragma unroll
-    for (int jt = 0; jt < 4; jt++) {
-        if (jt > w) continue;
-#pragma unroll
-        for (int np = 0; np < NP; np++) {
-            uint32_t bf[4];
-            sg_frag_bkn(bf, Vs, LDV, 16 * jt, cw + 16 * np);
-            sg_mma2(o[2 * np], o[2 * np + 1], pf[jt], bf);
-        }
-    }
+    sg_mm<4, NP>(
+        o, 0, w + 1, [&](uint32_t *af, int jt) { copy4(af, pf[jt]); },
+        [&](uint32_t *bf, int jt, int np) { sg_frag_bkn(bf, Vs, LDV, 16 * jt, cw + 16 * np); });
     OT *out = reinterpret_cast<OT *>(a.o);
 #pragma unroll
     for (int hr = 0; hr < 2; hr++) {
@@ -524,18 +530,10 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
     // A = (Q Kᵀ) ⊙ M → As (bf16): warp (rt, hf) the 16 × 32 block at (16rt, 32hf)
     {
         float p[4][4] = {};
-        if (32 * hf <= 16 * rt + 15) {
-#pragma unroll
-            for (int kk = 0; kk < KD / 16; kk++) {
-                uint32_t af[4], bf[4];
-                sg_frag_a(af, Qs, LDK, 16 * rt, 16 * kk);
-#pragma unroll
-                for (int s = 0; s < 2; s++) {
-                    sg_frag_bnk(bf, Ks, LDK, 16 * kk, 32 * hf + 16 * s);
-                    sg_mma2(p[2 * s], p[2 * s + 1], af, bf);
-                }
-            }
-        }
+        if (32 * hf <= 16 * rt + 15)
+            sg_mm<KD / 16, 2>(
+                p, 0, KD / 16, [&](uint32_t *af, int kk) { sg_frag_a(af, Qs, LDK, 16 * rt, 16 * kk); },
+                [&](uint32_t *bf, int kk, int s) { sg_frag_bnk(bf, Ks, LDK, 16 * kk, 32 * hf + 16 * s); });
 #pragma unroll
         for (int nt = 0; nt < 4; nt++)
 #pragma unroll
@@ -612,29 +610,17 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
         // fragments: one rounding of k·d, and one accumulator)
         if (a.dv) {
             float va[2 * NPV][4] = {};
-#pragma unroll
-            for (int ki = 0; ki < 4; ki++) {
-                if (ki < rt) continue;  // A_ij = 0 for i < j
-                uint32_t af[4], bf[4];
-                sg_frag_at(af, As, LDA, 16 * rt, 16 * ki);
-#pragma unroll
-                for (int s = 0; s < NPV; s++) {
-                    sg_frag_bkn(bf, Os, LDV, 16 * ki, VH * hf + 16 * s);
-                    sg_mma2(va[2 * s], va[2 * s + 1], af, bf);
-                }
-            }
-#pragma unroll
-            for (int kk = 0; kk < KD / 16; kk++) {
-                uint32_t af[4], bf[4];
-                sg_frag_a(af, Ks, LDK, 16 * rt, 16 * kk);
-                af[0] = sg_scale2(af[0], dr[0], dr[0]), af[2] = sg_scale2(af[2], dr[0], dr[0]);
-                af[1] = sg_scale2(af[1], dr[1], dr[1]), af[3] = sg_scale2(af[3], dr[1], dr[1]);
-#pragma unroll
-                for (int s = 0; s < NPV; s++) {
-                    sg_frag_bkn(bf, dSs, LDV, 16 * kk, VH * hf + 16 * s);
-                    sg_mma2(va[2 * s], va[2 * s + 1], af, bf);
-                }
-            }
+            sg_mm<4, NPV>(  // A_ij = 0 for i < j: i-steps from rt
+                va, rt, 4, [&](uint32_t *af, int ki) { sg_frag_at(af, As, LDA, 16 * rt, 16 * ki); },
+                [&](uint32_t *bf, int ki, int s) { sg_frag_bkn(bf, Os, LDV, 16 * ki, VH * hf + 16 * s); });
+            sg_mm<KD / 16, NPV>(
+                va, 0, KD / 16,
+                [&](uint32_t *af, int kk) {
+                    sg_frag_a(af, Ks, LDK, 16 * rt, 16 * kk);
+                    af[0] = sg_scale2(af[0], dr[0], dr[0]), af[2] = sg_scale2(af[2], dr[0], dr[0]);
+                    af[1] = sg_scale2(af[1], dr[1], dr[1]), af[3] = sg_scale2(af[3], dr[1], dr[1]);
+                },
+                [&](uint32_t *bf, int kk, int s) { sg_frag_bkn(bf, dSs, LDV, 16 * kk, VH * hf + 16 * s); });
 #pragma unroll
             for (int hr = 0; hr < 2; hr++) {
                 const int i = i0 + 8 * hr;
@@ -685,28 +671,12 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
             dKs[nt][e] *= dr[hr];
             ks[hr] += bf2f(Ks[(i0 + 8 * hr) * LDK + col]) * dKs[nt][e];
         }
-#pragma unroll
-    for (int kj = 0; kj < 4; kj++) {
-        if (kj > rt) continue;
-        uint32_t af[4], bf[4];
-        sg_frag_a(af, As, LDA, 16 * rt, 16 * kj);
-#pragma unroll
-        for (int s = 0; s < NPK; s++) {
-            sg_frag_bkn(bf, Ks, LDK, 16 * kj, KH * hf + 16 * s);
-            sg_mma2(dQi[2 * s], dQi[2 * s + 1], af, bf);
-        }
-    }
-#pragma unroll
-    for (int ki = 0; ki < 4; ki++) {
-        if (ki < rt) continue;
-        uint32_t af[4], bf[4];
-        sg_frag_at(af, As, LDA, 16 * rt, 16 * ki);
-#pragma unroll
-        for (int s = 0; s < NPK; s++) {
-            sg_frag_bkn(bf, Qs, LDK, 16 * ki, KH * hf + 16 * s);
-            sg_mma2(dKs[2 * s], dKs[2 * s + 1], af, bf);
-        }
-    }
+    sg_mm<4, NPK>(  // dA_ij = 0 for j > i
+        dQi, 0, rt + 1, [&](uint32_t *af, int kj) { sg_frag_a(af, As, LDA, 16 * rt, 16 * kj); },
+        [&](uint32_t *bf, int kj, int s) { sg_frag_bkn(bf, Ks, LDK, 16 * kj, KH * hf + 16 * s); });
+    sg_mm<4, NPK>(
+        dKs, rt, 4, [&](uint32_t *af, int ki) { sg_frag_at(af, As, LDA, 16 * rt, 16 * ki); },
+        [&](uint32_t *bf, int ki, int s) { sg_frag_bkn(bf, Qs, LDK, 16 * ki, KH * hf + 16 * s); });
     // row sums q·dq − k·dk (this half of K), the dq, dk updates
     float qd[2] = {0.f, 0.f}, kd[2] = {0.f, 0.f};
 #pragma unroll
