@@ -50,9 +50,13 @@
 // moved them: staging the stored states through shared memory for 16-byte stores and loading
 // g a chunk ahead (passes 365 → 269, 416 → 336 µs); the whole of V per output block (297 →
 // 260 µs); two chunk blocks per SM (128 registers, ~140 B of spills; 2.87 → 2.42 ms forward +
-// backward) and every += load issued before its stores (1.33 → 1.11 ms). The sequential passes
-// run 192 blocks here (1.45 per SM) and wait on latency; the next step is the segment split of
-// gdn_fast.cu (for a scalar decay the segment map is S_end = e^{Γ} S_start + D).
+// backward) and every += load issued before its stores (1.33 → 1.11 ms). Measured and kept out:
+// three stages in the forward state pass (loads two chunks ahead; 83 KB, still two blocks per
+// SM): forward 0.434 → 0.437 ms, so the loads' latency is not what the pass waits on
+// (results/gpu-tests/2026-11-23-h100-session10-sgla-3-stage-experiment.log). The sequential
+// passes run 192 blocks here (1.45 per SM) and move ~1.8 TB/s (K read once per V tile, the bf16
+// states written); the next step is the segment split of gdn_fast.cu (for a scalar decay the
+// segment map is S_end = e^{Γ} S_start + D) together with fewer bytes per chunk.
 //
 // GDNF_HOST_EMU: compiles as host C++ against the emulation header of gdn_fast_common.cuh
 // (index math checked without a GPU); the device build never defines it.
