@@ -24,18 +24,19 @@
 // the mask comes before exp.
 //
 // ---------------------------------------------------------------- kernels
-// 1. sgla_state_kernel<KD, BV> (4 warps): one block per (b·h, BV ∈ {32, 64} state columns),
-//    the state in fp32 registers (warp w owns 16×32 units u = w, w+4, ... of the (KD, BV)
-//    slice), chunks in order with K and the V tile double-buffered by cp.async. Per chunk:
-//    store S as bf16 (hs, (BH, NT, KD, V)), then S = e^{γ_L} S + (Kᵀ diag(d)) V with d folded
-//    into the Kᵀ fragments (one rounding of k·d). One barrier per chunk. Writes ht.
+// 1. sgla_pass_kernel<KD, BV, REV = false> (4 warps): one block per (b·h, BV ∈ {32, 64} state
+//    columns), the state in fp32 registers (warp w owns 16×32 units u = w, w+4, ... of the
+//    (KD, BV) slice), chunks in order with K and the V tile double-buffered by cp.async. Per
+//    chunk: store S as bf16 (hs, (BH, NT, KD, V); through a per-warp staging tile for 16-byte
+//    stores), then S = e^{γ_L} S + (Kᵀ diag(d)) V with d folded into the Kᵀ fragments (one
+//    rounding of k·d); g is loaded a chunk ahead. One barrier per chunk. Writes ht.
 // 2. sgla_out_kernel<KD, BVO, OT> (8 warps): one block per (b·h, chunk, BVO = the whole of V up
-//    to 128 columns), warp w owns rows 16(w % 4).. and half the columns: A = Q Kᵀ masked and scaled in registers and reused as the A
-//    operand of A V (the accumulator layout of two n-tiles is the A fragment layout), Q S
-//    from the stored bf16 start state.
-// 3. sgla_dscan_kernel<KD, BV> (4 warps): kernel 1's layout run backwards over dS: stores
-//    each chunk's dS (bf16, dhs), dS = e^{γ_L} dS + (Qᵀ diag(scale e^γ)) dO; the fp32 dO tile
-//    arrives by cp.async and is rounded to bf16 in shared memory. Adds dh0.
+//    to 128 columns), warp w owns rows 16(w % 4).. and half the columns: A = Q Kᵀ masked and
+//    scaled in registers and reused as the A operand of A V (the accumulator layout of two
+//    n-tiles is the A fragment layout), Q S from the stored bf16 start state.
+// 3. sgla_pass_kernel<KD, BV, REV = true>: kernel 1 run backwards over dS: stores each chunk's
+//    dS (bf16, dhs), dS = e^{γ_L} dS + (Qᵀ diag(scale e^γ)) dO; the fp32 dO tile arrives by
+//    cp.async and is rounded to bf16 in shared memory (a second barrier). Adds dh0.
 // 4. sgla_chunk_kernel<KD, BVT> (8 warps): one block per (b·h, chunk), fully parallel; loops
 //    over BVT-column tiles of V (V, dO, S, dS tiles): dP = dO Vᵀ, dO Sᵀ, V dSᵀ accumulate in
 //    registers, dV is finished per tile; then dA = dP ⊙ M, dQ, dK, the row sums of dγ and dg.
@@ -227,6 +228,11 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
     const void *Y = REV ? (const void *)a.dout : (const void *)a.v;
     gdnf_bf16 *store = REV ? a.dhs : a.hs;
 
+    // the (b·h) state's offset of accumulator element e of n-tile nt of unit u
+    auto state_at = [&](int u, int nt, int e) {
+        const int row = 16 * (u / NH) + gq + 8 * (e >> 1), col = c0 + 32 * (u % NH) + 8 * nt + 2 * tq + (e & 1);
+        return bh * KV + (int64_t)row * a.V + col;
+    };
     float acc[UPW][4][4];
 #pragma unroll
     for (int r = 0; r < UPW; r++)
@@ -235,8 +241,7 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int u = warp + 4 * r;
-                const int row = 16 * (u / NH) + gq + 8 * (e >> 1), col = c0 + 32 * (u % NH) + 8 * nt + 2 * tq + (e & 1);
-                acc[r][nt][e] = a.s0 && u < NU ? a.s0[bh * KV + (int64_t)row * a.V + col] : 0.f;
+                acc[r][nt][e] = a.s0 && u < NU ? a.s0[state_at(u, nt, e)] : 0.f;
             }
 
     auto chunk_of = [&](int step) { return REV ? a.NT - 1 - step : step; };
@@ -342,8 +347,7 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
             for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
-                    const int row = 16 * (u / NH) + gq + 8 * (e >> 1), col = c0 + 32 * (u % NH) + 8 * nt + 2 * tq + (e & 1);
-                    float *p = a.s1 + bh * KV + (int64_t)row * a.V + col;
+                    float *p = a.s1 + state_at(u, nt, e);
                     *p = REV ? *p + acc[r][nt][e] : acc[r][nt][e];
                 }
         }

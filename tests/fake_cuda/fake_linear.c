@@ -52,7 +52,9 @@ void pn_cuda_simple_gla_bwd(int B, int T, int H, int K, int V, float scale, cons
 
 // The tensor-core twins (kernels/cuda/sgla_fast.cu) share the contract; on the CPU they are
 // the same op.
-int pn_cuda_simple_gla_fast_supported(int K, int V) { return (K == 64 || K == 96 || K == 128) && V >= 32 && V % 32 == 0; }
+int pn_cuda_simple_gla_fast_supported(int K, int V) {
+    return (K == 64 || K == 96 || K == 128) && V >= 32 && V % 32 == 0;
+}
 static int g_sgla_last_fast = 0;
 int pn_cuda_simple_gla_fast_debug_last(void) { return g_sgla_last_fast; }
 

@@ -171,7 +171,8 @@ static void test_bwd(int B, int T, int H, int K, int V, int use_g, float normali
     const pn_rec_shape s = {B, T, H, K, V, r.scale};
     pn_simple_gla_bwd(&s, 0, r.q, r.k, r.v, cpu_gate(&r, &gz), h0, dout, dht, ref[0], ref[1], ref[2], ref[3], ref[4]);
 
-    float *d_h0 = h0 ? dev_f32(h0, r.ns) : NULL, *d_dout = dev_f32(dout, r.nv), *d_dht = dht ? dev_f32(dht, r.ns) : NULL;
+    float *d_h0 = h0 ? dev_f32(h0, r.ns) : NULL, *d_dout = dev_f32(dout, r.nv);
+    float *d_dht = dht ? dev_f32(dht, r.ns) : NULL;
     char base[200], what[260];
     sg_what(base, sizeof base, &r, "bwd");
     snprintf(what, sizeof what, "%s h0=%d dht=%d mask=%d", base, with_h0, with_dht, mask);
