@@ -50,7 +50,7 @@
 // chunk kernel 1.11 ms (DRAM 65%: the += of fp32 dq, dk, dv is 1.2 GB of its 2.3 GB). What
 // moved them: staging the stored states through shared memory for 16-byte stores and loading
 // g a chunk ahead (passes 365 → 269, 416 → 336 µs); the whole of V per output block (297 →
-// 260 µs); two chunk blocks per SM (128 registers, ~140 B of spills; 2.87 → 2.42 ms forward +
+// 260 µs); two chunk blocks per SM (128 registers, ≤ 172 B of spills; 2.87 → 2.42 ms forward +
 // backward) and every += load issued before its stores (1.33 → 1.11 ms). Measured and kept out:
 // three stages in the forward state pass (loads two chunks ahead; 83 KB, still two blocks per
 // SM): forward 0.434 → 0.437 ms, so the loads' latency is not what the pass waits on
