@@ -145,13 +145,18 @@ static __device__ __forceinline__ void sg_gamma(const float *g, int64_t gi0, int
     sg_gscan(lo, hi);
 }
 // The per-row values x[j] (lane j%32 holds rows j in lo and j+32 in hi) that scale the k
-// columns 16kk + 2t + {0, 1, 8, 9} of an A fragment (t = lane % 4). kk is a constant.
-template <int KK>
-static __device__ __forceinline__ float4 sg_cols(float lo, float hi) {
-    const float x = KK < 2 ? lo : hi;
-    const int j = (16 * KK + 2 * (threadIdx.x & 3)) & 31;
+// columns 16kk + 2t + {0, 1, 8, 9} of an A fragment (t = lane % 4); kk is warp-uniform.
+static __device__ __forceinline__ float4 sg_cols(int kk, float lo, float hi) {
+    const float x = kk < 2 ? lo : hi;
+    const int j = (16 * kk + 2 * (threadIdx.x & 3)) & 31;
     return make_float4(__shfl_sync(SG_FULL, x, j), __shfl_sync(SG_FULL, x, j + 1), __shfl_sync(SG_FULL, x, j + 8),
                        __shfl_sync(SG_FULL, x, j + 9));
+}
+
+// Element (i, j) of the chunk's decay-masked score matrices: x · scale · e^{γ_i − γ_j} for j <= i,
+// 0 above the diagonal (masked before exp). gi = γ_i; gam (64) the chunk's γ.
+static __device__ __forceinline__ float sg_masked(float x, int i, int j, float gi, const float *gam, float scale) {
+    return j <= i ? x * scale * expf(gi - gam[j]) : 0.f;
 }
 
 // ================================================================ arguments
@@ -318,11 +323,7 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
                 for (int e = 0; e < 4; e++) acc[r][nt][e] *= el;
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            float4 sc;
-            if (kk == 0) sc = sg_cols<0>(slo, shi);
-            if (kk == 1) sc = sg_cols<1>(slo, shi);
-            if (kk == 2) sc = sg_cols<2>(slo, shi);
-            if (kk == 3) sc = sg_cols<3>(slo, shi);
+            const float4 sc = sg_cols(kk, slo, shi);
 #pragma unroll
             for (int r = 0; r < UPW; r++) {
                 const int u = warp + 4 * r;
@@ -436,8 +437,7 @@ __global__ void __launch_bounds__(256) sgla_out_kernel(sg_args a) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int i = i0 + 8 * (e >> 1), j = 16 * jt + 8 * s + 2 * tq + (e & 1);
-                float &x = p[2 * jt + s][e];
-                x = j <= i ? x * a.scale * expf(gi[e >> 1] - gam[j]) : 0.f;
+                p[2 * jt + s][e] = sg_masked(p[2 * jt + s][e], i, j, gi[e >> 1], gam, a.scale);
             }
         pf[jt][0] = pack_bf16x2(p[2 * jt][0], p[2 * jt][1]);
         pf[jt][1] = pack_bf16x2(p[2 * jt][2], p[2 * jt][3]);
@@ -534,23 +534,26 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
     __syncthreads();
     const float gi[2] = {gam[i0], gam[i0 + 8]};
     const float gl = gam[63];
-
-    // A = (Q Kᵀ) ⊙ M → As (bf16): warp (rt, hf) the 16 × 32 block at (16rt, 32hf)
-    {
-        float p[4][4] = {};
-        if (32 * hf <= 16 * rt + 15)
-            sg_mm<KD / 16, 2>(
-                p, 0, KD / 16, [&](uint32_t *af, int kk) { sg_frag_a(af, Qs, LDK, 16 * rt, 16 * kk); },
-                [&](uint32_t *bf, int kk, int s) { sg_frag_bnk(bf, Ks, LDK, 16 * kk, 32 * hf + 16 * s); });
+    const bool below = 32 * hf <= 16 * rt + 15;  // the warp's 16 × 32 block reaches j <= i
+    // x ⊙ M → As (bf16) for the warp's block at (16rt, 32hf): A first, dA after the V tiles
+    // (a block above the diagonal stores zeros)
+    auto store_masked = [&](const float (*x)[4]) {
 #pragma unroll
         for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int hr = 0; hr < 2; hr++) {
                 const int i = i0 + 8 * hr, j = 32 * hf + 8 * nt + 2 * tq;
-                const float x0 = j <= i ? p[nt][2 * hr] * a.scale * expf(gi[hr] - gam[j]) : 0.f;
-                const float x1 = j + 1 <= i ? p[nt][2 * hr + 1] * a.scale * expf(gi[hr] - gam[j + 1]) : 0.f;
-                st_bf16x2(As + i * LDA + j, x0, x1);
+                st_bf16x2(As + i * LDA + j, sg_masked(x[nt][2 * hr], i, j, gi[hr], gam, a.scale),
+                          sg_masked(x[nt][2 * hr + 1], i, j + 1, gi[hr], gam, a.scale));
             }
+    };
+    {
+        float p[4][4] = {};
+        if (below)
+            sg_mm<KD / 16, 2>(
+                p, 0, KD / 16, [&](uint32_t *af, int kk) { sg_frag_a(af, Qs, LDK, 16 * rt, 16 * kk); },
+                [&](uint32_t *bf, int kk, int s) { sg_frag_bnk(bf, Ks, LDK, 16 * kk, 32 * hf + 16 * s); });
+        store_masked(p);
     }
 
     float dP[4][4] = {};        // (dO Vᵀ)[rows 16rt.., cols 32hf..]
@@ -558,7 +561,6 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
     float dKs[2 * NPK][4] = {};  // (V dSᵀ)[rows 16rt.., state rows KH·hf..]
     float ss = 0.f;              // this thread's part of ⟨dS, S⟩
     const float dr[2] = {dd[i0], dd[i0 + 8]};  // e^{γ_L−γ} of this thread's rows
-    const bool need_dp = 32 * hf <= 16 * rt + 15;
     for (int c0 = 0; c0 < a.V; c0 += BVT) {
         __syncthreads();  // the previous tile's readers (and As's writers) are done
         for (int e = tid; e < 64 * (BVT / 8); e += 256) {
@@ -599,7 +601,7 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
             uint32_t ao[4], av[4], bf[4];
             sg_frag_a(ao, Os, LDV, 16 * rt, 16 * kc);
             sg_frag_a(av, Vs, LDV, 16 * rt, 16 * kc);
-            if (need_dp) {
+            if (below) {
 #pragma unroll
                 for (int s = 0; s < 2; s++) {
                     sg_frag_bnk(bf, Vs, LDV, 16 * kc, 32 * hf + 16 * s);
@@ -644,23 +646,7 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
     }
     __syncthreads();  // the last tile's readers of As are done
 
-    // dA = dP ⊙ M → As
-    if (need_dp) {
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int hr = 0; hr < 2; hr++) {
-                const int i = i0 + 8 * hr, j = 32 * hf + 8 * nt + 2 * tq;
-                const float x0 = j <= i ? dP[nt][2 * hr] * a.scale * expf(gi[hr] - gam[j]) : 0.f;
-                const float x1 = j + 1 <= i ? dP[nt][2 * hr + 1] * a.scale * expf(gi[hr] - gam[j + 1]) : 0.f;
-                st_bf16x2(As + i * LDA + j, x0, x1);
-            }
-    } else {
-#pragma unroll
-        for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-            for (int hr = 0; hr < 2; hr++) st_bf16x2(As + (i0 + 8 * hr) * LDA + 32 * hf + 8 * nt + 2 * tq, 0.f, 0.f);
-    }
+    store_masked(dP);  // dA = dP ⊙ M
     {
         float t = gdnf_warp_sum(ss);
         if (lane == 0) ssp[w] = t;
@@ -785,27 +771,24 @@ static void pass_run(const sg_args &a, int64_t BH) {
         sg_launch(sgla_pass_kernel<KD, 32, REV>, grid, 128, pass_layout<KD, 32, REV>::total, a);
 }
 
+template <int KD, int BVO>
+static void out_launch(const sg_args &a, int64_t grid, pn_cuda_dtype o_dt) {
+    if (o_dt == PN_CUDA_F32)
+        sg_launch(sgla_out_kernel<KD, BVO, float>, grid, 256, out_layout<KD, BVO>::total, a);
+    else
+        sg_launch(sgla_out_kernel<KD, BVO, gdnf_bf16>, grid, 256, out_layout<KD, BVO>::total, a);
+}
+
 template <int KD>
 static void out_run(const sg_args &a, int64_t BH, pn_cuda_dtype o_dt) {
     const int BVO = sg_bvo(a.V);
     const int64_t grid = BH * a.NT * (a.V / BVO);
-    const bool f32 = o_dt == PN_CUDA_F32;
-    if (BVO == 128) {
-        if (f32)
-            sg_launch(sgla_out_kernel<KD, 128, float>, grid, 256, out_layout<KD, 128>::total, a);
-        else
-            sg_launch(sgla_out_kernel<KD, 128, gdnf_bf16>, grid, 256, out_layout<KD, 128>::total, a);
-    } else if (BVO == 64) {
-        if (f32)
-            sg_launch(sgla_out_kernel<KD, 64, float>, grid, 256, out_layout<KD, 64>::total, a);
-        else
-            sg_launch(sgla_out_kernel<KD, 64, gdnf_bf16>, grid, 256, out_layout<KD, 64>::total, a);
-    } else {
-        if (f32)
-            sg_launch(sgla_out_kernel<KD, 32, float>, grid, 256, out_layout<KD, 32>::total, a);
-        else
-            sg_launch(sgla_out_kernel<KD, 32, gdnf_bf16>, grid, 256, out_layout<KD, 32>::total, a);
-    }
+    if (BVO == 128)
+        out_launch<KD, 128>(a, grid, o_dt);
+    else if (BVO == 64)
+        out_launch<KD, 64>(a, grid, o_dt);
+    else
+        out_launch<KD, 32>(a, grid, o_dt);
 }
 
 template <int KD>
