@@ -3,7 +3,8 @@
 //
 //   q, k, v, g = x W{q,k,v,g}ᵀ                  bf16 GEMMs
 //   lr = x Wgk0ᵀ (16 wide, bf16);  z = lr Wgk1ᵀ + b (fp32);  gk = logsigmoid(z) / 16
-//   o  = gla(q, k, v, gk; K^-1/2)               chunked recurrence, o bf16
+//   o  = gla(q, k, v, gk; K^-1/2)               chunked recurrence (gla_fast.cu on the tensor
+//                                               cores for K ∈ {64, 96, 128}), o fp32
 //   y  = (rmsh(o) · w · silu(g)) Woᵀ
 //
 // Saved (act): q, k, v, g, lr bf16 and o fp32 (cblock.h says why) — (2·HK + 2·HV + 16)·2 + 4·HV
@@ -54,8 +55,8 @@ static void cgla_forward(const pn_cblock *b, pn_bf16 *y, const pn_bf16 *x, int B
     pn_cuda_linear_fwd(a.lr, PN_CUDA_BF16, x, b->w16[P_GK0], NULL, N, C, CGLA_RANK);
     float *gk = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HK * sizeof(float));
     cgla_gate(b, gk, gk, a.lr, N);
-    pn_cuda_gla_fwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gk, NULL, a.o, PN_CUDA_F32,
-                    NULL);
+    pn_cuda_gla_fwd_fast(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gk, NULL, a.o, PN_CUDA_F32,
+                         NULL);
     pn_cuda_free(gk);
 
     pn_cblock_gated_out_fwd(b, ctx, P_NORM, P_O, y, a.o, a.g, N);
@@ -79,8 +80,8 @@ static void cgla_backward(const pn_cblock *b, float *dx, const float *dy, const 
     float *gk = pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)N * HK * sizeof(float));
     cgla_gate(b, z, gk, a.lr, N);
     float *dq = pn_cblock_zeros(N * HK), *dk = pn_cblock_zeros(N * HK), *dv = pn_cblock_zeros(N * HV), *dgk = pn_cblock_zeros(N * HK);
-    pn_cuda_gla_bwd(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gk, NULL, d_o, NULL, dq, dk, dv,
-                    dgk, NULL);
+    pn_cuda_gla_bwd_fast(B, T, H, c->K, c->V, 1.0f / sqrtf((float)c->K), a.q, a.k, a.v, gk, NULL, d_o, NULL, dq, dk,
+                         dv, dgk, NULL);
     pn_cuda_free(gk);
     pn_cuda_free(d_o);
 

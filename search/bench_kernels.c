@@ -578,7 +578,7 @@ typedef enum { LR_SGLA, LR_GLA, LR_DPLR } lr_op;
 
 typedef struct {
     lr_op op;
-    int fast;  // simple GLA: the tensor-core pair (pn_cuda_simple_gla_fwd_fast / _bwd_fast)
+    int fast;  // simple GLA and GLA: the tensor-core pairs (pn_cuda_simple_gla_fwd_fast, pn_cuda_gla_fwd_fast, ...)
     int B, T, H, K, V;
     pn_bf16 *q[NSETS], *k[NSETS], *v[NSETS], *a[NSETS], *b[NSETS], *o[NSETS];
     float *g[NSETS];      // (B, T, H) simple GLA; (B, T, H, K) GLA and DPLR
@@ -670,6 +670,9 @@ static void run_lr_fwd(void *p, int i) {
     else if (c->op == LR_SGLA)
         pn_cuda_simple_gla_fwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->o[s],
                                PN_CUDA_BF16, NULL);
+    else if (c->op == LR_GLA && c->fast)
+        pn_cuda_gla_fwd_fast(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->o[s],
+                             PN_CUDA_BF16, NULL);
     else if (c->op == LR_GLA)
         pn_cuda_gla_fwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->o[s],
                         PN_CUDA_BF16, NULL);
@@ -689,6 +692,9 @@ static void run_lr_fwd_bwd(void *p, int i) {
     else if (c->op == LR_SGLA)
         pn_cuda_simple_gla_bwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->dout[s],
                                NULL, c->dq, c->dk, c->dv, c->dg, NULL);
+    else if (c->op == LR_GLA && c->fast)
+        pn_cuda_gla_bwd_fast(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->dout[s],
+                             NULL, c->dq, c->dk, c->dv, c->dg, NULL);
     else if (c->op == LR_GLA)
         pn_cuda_gla_bwd(c->B, c->T, c->H, c->K, c->V, sc, c->q[s], c->k[s], c->v[s], c->g[s], NULL, c->dout[s], NULL,
                         c->dq, c->dk, c->dv, c->dg, NULL);
@@ -726,13 +732,16 @@ static double lr_bwd_bytes(const lr_ctx *c) {
 
 static void kb_lr_row(kb_row *r, lr_ctx *c, int with_bwd, double bw, double mm) {
     lr_fill(c, with_bwd);
-    static char names[4][2][64];  // [op, or 3 for the fast simple GLA][bwd]
-    const int ni = c->fast ? 3 : (int)c->op;
+    static char names[5][2][64];  // [op, or 3 + op for the fast simple GLA / GLA][bwd]
+    const int ni = c->fast ? 3 + (int)c->op : (int)c->op;
     snprintf(names[ni][with_bwd], sizeof names[0][0], "%s chunked %s%s", lr_names[c->op], with_bwd ? "fwd+bwd" : "fwd",
              c->fast ? " (fast)" : "");
     r->name = names[ni][with_bwd];
-    const char *fn = c->fast ? "pn_cuda_simple_gla_fwd_fast" : lr_fns[c->op];
-    const char *fn_bwd = c->fast ? "pn_cuda_simple_gla_bwd_fast, tensor cores" : NULL;
+    static const char *const fast_fns[2][2] = {
+        {"pn_cuda_simple_gla_fwd_fast", "pn_cuda_simple_gla_bwd_fast, tensor cores"},
+        {"pn_cuda_gla_fwd_fast", "pn_cuda_gla_bwd_fast, tensor cores"}};
+    const char *fn = c->fast ? fast_fns[c->op][0] : lr_fns[c->op];
+    const char *fn_bwd = c->fast ? fast_fns[c->op][1] : NULL;
     const char *gdesc = c->op == LR_SGLA ? "fp32 g (B,T,H)" : c->op == LR_GLA ? "fp32 gk (B,T,H,K)"
                                                                              : "fp32 gk (B,T,H,K), bf16 a/b";
     if (with_bwd)
@@ -955,8 +964,8 @@ int pn_bench_kernels(const char *out_json) {
 
     enum {
         R_COPY, R_GEMM, R_STEP, R_FWD, R_FWDBWD, R_LONG, R_FAST, R_FAST_FWDBWD, R_FAST_LONG, R_ATTN_FWD, R_ATTN_FWDBWD,
-        R_SGLA, R_SGLA_BWD, R_SGLA_FAST, R_SGLA_FAST_BWD, R_GLA, R_GLA_BWD, R_DPLR, R_DPLR_BWD, R_CONV, R_CONV_BWD,
-        R_DCONV, R_DCONV_BWD, R_DCONV_BWD16, R_NORM, R_NORM_BWD, R_MFU, R_COUNT
+        R_SGLA, R_SGLA_BWD, R_SGLA_FAST, R_SGLA_FAST_BWD, R_GLA, R_GLA_BWD, R_GLA_FAST, R_GLA_FAST_BWD, R_DPLR,
+        R_DPLR_BWD, R_CONV, R_CONV_BWD, R_DCONV, R_DCONV_BWD, R_DCONV_BWD16, R_NORM, R_NORM_BWD, R_MFU, R_COUNT
     };
     kb_row rows[R_COUNT];
     memset(rows, 0, sizeof rows);
@@ -1104,10 +1113,11 @@ int pn_bench_kernels(const char *out_json) {
     }
 
     // ---- simple GLA, GLA, DPLR: B8 T4096 H12 K128 V128, fwd and fwd+bwd.
-    // The fast simple GLA (tensor cores) runs right after its fp32 twin, same shape and inputs.
+    // The fast simple GLA and GLA (tensor cores) run right after their fp32 twins, same shape
+    // and inputs.
     static const int lr_first_row[3] = {R_SGLA, R_GLA, R_DPLR};
     for (int op = LR_SGLA; op <= LR_DPLR; op++)
-        for (int fast = 0; fast <= (op == LR_SGLA); fast++)
+        for (int fast = 0; fast <= (op != LR_DPLR); fast++)
             for (int bwd = 0; bwd <= 1; bwd++) {
                 lr_ctx c = {.op = (lr_op)op, .fast = fast, .B = 8, .T = 4096, .H = 12, .K = 128, .V = 128};
                 kb_lr_row(&rows[lr_first_row[op] + 2 * fast + bwd], &c, bwd, bw, mm);

@@ -58,6 +58,21 @@ void pn_cuda_gla_fwd(int B, int T, int H, int K, int V, float scale, const pn_bf
 void pn_cuda_gla_bwd(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
                      const pn_bf16 *v, const float *gk, const float *h0, const float *dout, const float *dht, float *dq,
                      float *dk, float *dv, float *dgk, float *dh0);
+// The same two on bf16 tensor cores (kernels/cuda/gla_fast.cu), exactly this contract and the
+// fast path of the simple GLA pair above (K ∈ {64, 96, 128}, V a multiple of 32, aligned
+// buffers; anything else runs the fp32 kernels). The chunk products take bf16 operands (q, k
+// scaled by decay factors relative to a reference row, the scores, the chunk start states
+// and state gradients are rounded once each); the diagonal 16 × 16 blocks of the scores and
+// of their gradients are summed in fp32. Scratch: B·H·T·K floats (Γ) and two B·H·T·K bf16
+// (K̂, Q̂), plus the simple GLA pair's chunk states.
+int pn_cuda_gla_fast_supported(int K, int V);
+void pn_cuda_gla_fwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                          const pn_bf16 *v, const float *gk, const float *h0, void *o, pn_cuda_dtype o_dt, float *ht);
+void pn_cuda_gla_bwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                          const pn_bf16 *v, const float *gk, const float *h0, const float *dout, const float *dht,
+                          float *dq, float *dk, float *dv, float *dgk, float *dh0);
+// Test hook: 1 when the last fast call ran on the tensor cores, 0 when it fell back.
+int pn_cuda_gla_fast_debug_last(void);
 
 // Delta rule (DeltaNet): the gated delta rule with g = 0, i.e. pn_cuda_gated_delta_fwd /
 // _bwd with g = NULL (pn_cuda_gdn.h has the contract; β (B, T, H) fp32).

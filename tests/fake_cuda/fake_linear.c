@@ -100,6 +100,24 @@ void pn_cuda_gla_bwd(int B, int T, int H, int K, int V, float scale, const pn_bf
     free(qf), free(kf), free(vf);
 }
 
+// The tensor-core twins (kernels/cuda/gla_fast.cu), as simple GLA's above.
+int pn_cuda_gla_fast_supported(int K, int V) { return pn_cuda_simple_gla_fast_supported(K, V); }
+static int g_gla_last_fast = 0;
+int pn_cuda_gla_fast_debug_last(void) { return g_gla_last_fast; }
+
+void pn_cuda_gla_fwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                          const pn_bf16 *v, const float *gk, const float *h0, void *o, pn_cuda_dtype o_dt, float *ht) {
+    g_gla_last_fast = pn_cuda_gla_fast_supported(K, V) && T > 0;
+    pn_cuda_gla_fwd(B, T, H, K, V, scale, q, k, v, gk, h0, o, o_dt, ht);
+}
+
+void pn_cuda_gla_bwd_fast(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
+                          const pn_bf16 *v, const float *gk, const float *h0, const float *dout, const float *dht,
+                          float *dq, float *dk, float *dv, float *dgk, float *dh0) {
+    g_gla_last_fast = pn_cuda_gla_fast_supported(K, V) && T > 0;
+    pn_cuda_gla_bwd(B, T, H, K, V, scale, q, k, v, gk, h0, dout, dht, dq, dk, dv, dgk, dh0);
+}
+
 // ---------------------------------------------------------------- delta rule (= gated delta, g = NULL)
 void pn_cuda_delta_rule_fwd(int B, int T, int H, int K, int V, float scale, int qk_l2norm, const pn_bf16 *q,
                             const pn_bf16 *k, const pn_bf16 *v, const float *beta, const float *h0, void *o,
