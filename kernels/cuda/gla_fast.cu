@@ -368,7 +368,7 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
     const int64_t bh = ci / a.NT;
     const int n = (int)(ci % a.NT), b = (int)(bh / a.H), h = (int)(bh % a.H);
     const int t0 = n * 64, nr = min(64, a.T - t0);
-    const int64_t row0 = (int64_t)b * a.T + t0, KV = (int64_t)KD * a.V;
+    const int64_t row0 = (int64_t)b * a.T + t0;
     const int i0 = 16 * rt + gq;  // this thread's rows i0, i0 + 8 of the warp's row block
     auto G = [&](int i, int c) { return Gs[i * LDG + c]; };
 
@@ -380,66 +380,14 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
     __syncthreads();
     gla_scores<KD>(As, Qs, Ks, Gs, a.scale);
 
-    const bool below = 32 * hf <= 16 * rt + 15;  // the warp's 16 × 32 block of dP reaches j <= i
     float dP[4][4] = {};         // (dO Vᵀ)[rows 16rt.., cols 32hf..]
     float dQs[2 * NPK][4] = {};  // (dO Sᵀ)[rows 16rt.., channels KH·hf..]
     float dKs[2 * NPK][4] = {};  // (V dSᵀ)[rows 16rt.., channels KH·hf..]
     float sds = 0.f;             // thread c < KD: ⟨dS_c, S_c⟩
     for (int c0 = 0; c0 < a.V; c0 += BVT) {
         __syncthreads();  // the previous tile's readers are done
-        for (int e = tid; e < 64 * (BVT / 8); e += 256) {
-            const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
-            const bool ok = i < nr;
-            cp_async16(Vs + i * LDV + c, a.v + (ok ? ((row0 + i) * a.H + h) * a.V + c0 + c : 0), ok);
-        }
-        for (int e = tid; e < KD * (BVT / 8); e += 256) {
-            const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
-            const int64_t off = ci * KV + (int64_t)i * a.V + c0 + c;
-            cp_async16(Ss + i * LDV + c, a.hs + off, true);
-            cp_async16(dSs + i * LDV + c, a.dhs + off, true);
-        }
-        cp_async_commit();
-        {
-            // the fp32 dO tile → bf16: every load issued before the first conversion
-            constexpr int NF = BVT / 16;  // float4 per thread
-            float4 f[NF];
-#pragma unroll
-            for (int u = 0; u < NF; u++) {
-                const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
-                f[u] = i < nr ? *reinterpret_cast<const float4 *>(a.dout + ((row0 + i) * a.H + h) * a.V + c0 + c)
-                              : make_float4(0.f, 0.f, 0.f, 0.f);
-            }
-#pragma unroll
-            for (int u = 0; u < NF; u++) {
-                const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
-                st_bf16x2(Os + i * LDV + c, f[u].x, f[u].y);
-                st_bf16x2(Os + i * LDV + c + 2, f[u].z, f[u].w);
-            }
-        }
-        cp_async_wait_all();
-        __syncthreads();
+        sg_vtile<KD, BVT>(a, Vs, Os, Ss, dSs, ci, row0, nr, h, c0, dP, dQs, dKs);
 
-        // dP += dO Vᵀ, dQs += dO Sᵀ, dKs += V dSᵀ (k = the tile's columns)
-#pragma unroll
-        for (int kc = 0; kc < BVT / 16; kc++) {
-            uint32_t ao[4], av[4], bf[4];
-            sg_frag_a(ao, Os, LDV, 16 * rt, 16 * kc);
-            sg_frag_a(av, Vs, LDV, 16 * rt, 16 * kc);
-            if (below) {
-#pragma unroll
-                for (int s = 0; s < 2; s++) {
-                    sg_frag_bnk(bf, Vs, LDV, 16 * kc, 32 * hf + 16 * s);
-                    sg_mma2(dP[2 * s], dP[2 * s + 1], ao, bf);
-                }
-            }
-#pragma unroll
-            for (int s = 0; s < NPK; s++) {
-                sg_frag_bnk(bf, Ss, LDV, 16 * kc, KH * hf + 16 * s);
-                sg_mma2(dQs[2 * s], dQs[2 * s + 1], ao, bf);
-                sg_frag_bnk(bf, dSs, LDV, 16 * kc, KH * hf + 16 * s);
-                sg_mma2(dKs[2 * s], dKs[2 * s + 1], av, bf);
-            }
-        }
         // dV = Aᵀ dO + K̂ dS for rows 16rt.., columns VH·hf..
         if (a.dv) {
             float va[2 * NPV][4] = {};
@@ -505,6 +453,17 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
     // range allows (gla_diag_ok; the factors of its own rows then reach e^{±R}), else
     // element-wise in fp32 below (mask before exp).
     const bool tc_diag = gla_diag_ok<KD>(Gs, rt);
+    // t += af · (rows 16rt.. of X times fac, as hi + lo: see gla_scores) for the warp's channels
+    auto diag_split = [&](float (*t)[4], const uint32_t af[4], const gdnf_bf16 *X, auto fac) {
+#pragma unroll
+        for (int s = 0; s < NPK; s++) {
+            uint32_t bf[4], lo[4];
+            sg_frag_bkn(bf, X, LDK, 16 * rt, KH * hf + 16 * s);
+            gla_mul_b2(bf, lo, 16 * rt, KH * hf + 16 * s, fac);
+            sg_mma2(t[2 * s], t[2 * s + 1], af, bf);
+            sg_mma2(t[2 * s], t[2 * s + 1], af, lo);
+        }
+    };
     {
         float t[2 * NPK][4] = {};
         const int r = 16 * rt;
@@ -515,17 +474,10 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
                 sg_frag_bkn(bf, Ks, LDK, 16 * kb, KH * hf + 16 * s);
                 gla_mul_b(bf, 16 * kb, KH * hf + 16 * s, kfac);
             });
-        if (tc_diag) {  // the diagonal block with k̃ as hi + lo (see gla_scores)
+        if (tc_diag) {
             uint32_t af[4];
             sg_frag_a(af, As, LDA, 16 * rt, 16 * rt);
-#pragma unroll
-            for (int s = 0; s < NPK; s++) {
-                uint32_t bf[4], lo[4];
-                sg_frag_bkn(bf, Ks, LDK, 16 * rt, KH * hf + 16 * s);
-                gla_mul_b2(bf, lo, 16 * rt, KH * hf + 16 * s, kfac);
-                sg_mma2(t[2 * s], t[2 * s + 1], af, bf);
-                sg_mma2(t[2 * s], t[2 * s + 1], af, lo);
-            }
+            diag_split(t, af, Ks, kfac);
         }
 #pragma unroll
         for (int nt = 0; nt < 2 * NPK; nt++)
@@ -548,14 +500,7 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
         if (tc_diag) {
             uint32_t af[4];
             sg_frag_at(af, As, LDA, 16 * rt, 16 * rt);
-#pragma unroll
-            for (int s = 0; s < NPK; s++) {
-                uint32_t bf[4], lo[4];
-                sg_frag_bkn(bf, Qs, LDK, 16 * rt, KH * hf + 16 * s);
-                gla_mul_b2(bf, lo, 16 * rt, KH * hf + 16 * s, qfac);
-                sg_mma2(t[2 * s], t[2 * s + 1], af, bf);
-                sg_mma2(t[2 * s], t[2 * s + 1], af, lo);
-            }
+            diag_split(t, af, Qs, qfac);
         }
 #pragma unroll
         for (int nt = 0; nt < 2 * NPK; nt++)

@@ -228,7 +228,7 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
         load_decay(n);
     }
     for (int step = 0; step < a.NT; step++) {
-        const int n = chunk_of(step), t0 = n * 64, nr = min(64, a.T - t0);
+        const int n = chunk_of(step);
         cp_async_wait_all();
         __syncthreads();  // stage step&1 has arrived; every thread is done with stage (step+1)&1
         unsigned char *st = sm + (step & 1) * L::stage;
@@ -347,6 +347,74 @@ static __device__ __forceinline__ void sg_add_row(float *dst, const float (*acc)
     for (int nt = 0; nt < NT; nt++) {
         x[nt].x += acc[nt][2 * hr], x[nt].y += acc[nt][2 * hr + 1];
         *reinterpret_cast<float2 *>(dst + 8 * nt) = x[nt];
+    }
+}
+
+// The chunk kernels' V-tile step (sgla_fast.cu, gla_fast.cu; 256 threads, warp = row tile rt
+// and half hf): the V, S, dS tiles of columns c0.. (V rows >= nr zero) by cp.async and the fp32
+// dO tile rounded to bf16 into Os, one barrier, then dP += dO Vᵀ (for the warp's 16 × 32 block
+// at (16rt, 32hf) when it reaches j <= i), dQ += dO Sᵀ and dK += V dSᵀ (state rows KH·hf..).
+// The caller puts a barrier before it (the previous tile's readers).
+template <int KD, int BVT>
+static __device__ __forceinline__ void sg_vtile(const sg_args &a, gdnf_bf16 *Vs, gdnf_bf16 *Os, gdnf_bf16 *Ss,
+                                                gdnf_bf16 *dSs, int64_t ci, int64_t row0, int nr, int h, int c0,
+                                                float (*dP)[4], float (*dQ)[4], float (*dK)[4]) {
+    constexpr int LDV = BVT + 8, KH = KD / 2, NPK = KH / 16;
+    const int tid = threadIdx.x, w = tid >> 5, rt = w & 3, hf = w >> 2;
+    const int64_t KV = (int64_t)KD * a.V;
+    const bool below = 32 * hf <= 16 * rt + 15;
+    for (int e = tid; e < 64 * (BVT / 8); e += 256) {
+        const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
+        const bool ok = i < nr;
+        cp_async16(Vs + i * LDV + c, a.v + (ok ? ((row0 + i) * a.H + h) * a.V + c0 + c : 0), ok);
+    }
+    for (int e = tid; e < KD * (BVT / 8); e += 256) {
+        const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
+        const int64_t off = ci * KV + (int64_t)i * a.V + c0 + c;
+        cp_async16(Ss + i * LDV + c, a.hs + off, true);
+        cp_async16(dSs + i * LDV + c, a.dhs + off, true);
+    }
+    cp_async_commit();
+    {
+        // the fp32 dO tile → bf16: every load issued before the first conversion
+        constexpr int NF = BVT / 16;  // float4 per thread
+        float4 f[NF];
+#pragma unroll
+        for (int u = 0; u < NF; u++) {
+            const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
+            f[u] = i < nr ? *reinterpret_cast<const float4 *>(a.dout + ((row0 + i) * a.H + h) * a.V + c0 + c)
+                          : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < NF; u++) {
+            const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
+            st_bf16x2(Os + i * LDV + c, f[u].x, f[u].y);
+            st_bf16x2(Os + i * LDV + c + 2, f[u].z, f[u].w);
+        }
+    }
+    cp_async_wait_all();
+    __syncthreads();
+
+    // dP += dO Vᵀ, dQ += dO Sᵀ, dK += V dSᵀ (k = the tile's columns)
+#pragma unroll
+    for (int kc = 0; kc < BVT / 16; kc++) {
+        uint32_t ao[4], av[4], bf[4];
+        sg_frag_a(ao, Os, LDV, 16 * rt, 16 * kc);
+        sg_frag_a(av, Vs, LDV, 16 * rt, 16 * kc);
+        if (below) {
+#pragma unroll
+            for (int s = 0; s < 2; s++) {
+                sg_frag_bnk(bf, Vs, LDV, 16 * kc, 32 * hf + 16 * s);
+                sg_mma2(dP[2 * s], dP[2 * s + 1], ao, bf);
+            }
+        }
+#pragma unroll
+        for (int s = 0; s < NPK; s++) {
+            sg_frag_bnk(bf, Ss, LDV, 16 * kc, KH * hf + 16 * s);
+            sg_mma2(dQ[2 * s], dQ[2 * s + 1], ao, bf);
+            sg_frag_bnk(bf, dSs, LDV, 16 * kc, KH * hf + 16 * s);
+            sg_mma2(dK[2 * s], dK[2 * s + 1], av, bf);
+        }
     }
 }
 

@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
     const int64_t bh = ci / a.NT;
     const int n = (int)(ci % a.NT), b = (int)(bh / a.H), h = (int)(bh % a.H);
     const int t0 = n * 64, nr = min(64, a.T - t0);
-    const int64_t row0 = (int64_t)b * a.T + t0, KV = (int64_t)KD * a.V;
+    const int64_t row0 = (int64_t)b * a.T + t0;
     const int i0 = 16 * rt + gq;  // this thread's rows i0, i0 + 8 of the warp's row tile
 
     gdnf_load_kq<KD, 256>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
@@ -248,59 +248,8 @@ __global__ void __launch_bounds__(256, SGLA_CHUNK_MINB) sgla_chunk_kernel(sg_arg
     const float dr[2] = {dd[i0], dd[i0 + 8]};  // e^{γ_L−γ} of this thread's rows
     for (int c0 = 0; c0 < a.V; c0 += BVT) {
         __syncthreads();  // the previous tile's readers (and As's writers) are done
-        for (int e = tid; e < 64 * (BVT / 8); e += 256) {
-            const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
-            const bool ok = i < nr;
-            cp_async16(Vs + i * LDV + c, a.v + (ok ? ((row0 + i) * a.H + h) * a.V + c0 + c : 0), ok);
-        }
-        for (int e = tid; e < KD * (BVT / 8); e += 256) {
-            const int i = e / (BVT / 8), c = (e % (BVT / 8)) * 8;
-            const int64_t off = ci * KV + (int64_t)i * a.V + c0 + c;
-            cp_async16(Ss + i * LDV + c, a.hs + off, true);
-            cp_async16(dSs + i * LDV + c, a.dhs + off, true);
-        }
-        cp_async_commit();
-        {
-            // the fp32 dO tile → bf16: every load issued before the first conversion
-            constexpr int NF = BVT / 16;  // float4 per thread
-            float4 f[NF];
-#pragma unroll
-            for (int u = 0; u < NF; u++) {
-                const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
-                f[u] = i < nr ? *reinterpret_cast<const float4 *>(a.dout + ((row0 + i) * a.H + h) * a.V + c0 + c)
-                              : make_float4(0.f, 0.f, 0.f, 0.f);
-            }
-#pragma unroll
-            for (int u = 0; u < NF; u++) {
-                const int e = tid + 256 * u, i = e / (BVT / 4), c = (e % (BVT / 4)) * 4;
-                st_bf16x2(Os + i * LDV + c, f[u].x, f[u].y);
-                st_bf16x2(Os + i * LDV + c + 2, f[u].z, f[u].w);
-            }
-        }
-        cp_async_wait_all();
-        __syncthreads();
+        sg_vtile<KD, BVT>(a, Vs, Os, Ss, dSs, ci, row0, nr, h, c0, dP, dQi, dKs);
 
-        // dP += dO Vᵀ, dQi += dO Sᵀ, dKs += V dSᵀ (k = the tile's columns)
-#pragma unroll
-        for (int kc = 0; kc < BVT / 16; kc++) {
-            uint32_t ao[4], av[4], bf[4];
-            sg_frag_a(ao, Os, LDV, 16 * rt, 16 * kc);
-            sg_frag_a(av, Vs, LDV, 16 * rt, 16 * kc);
-            if (below) {
-#pragma unroll
-                for (int s = 0; s < 2; s++) {
-                    sg_frag_bnk(bf, Vs, LDV, 16 * kc, 32 * hf + 16 * s);
-                    sg_mma2(dP[2 * s], dP[2 * s + 1], ao, bf);
-                }
-            }
-#pragma unroll
-            for (int s = 0; s < NPK; s++) {
-                sg_frag_bnk(bf, Ss, LDV, 16 * kc, KH * hf + 16 * s);
-                sg_mma2(dQi[2 * s], dQi[2 * s + 1], ao, bf);
-                sg_frag_bnk(bf, dSs, LDV, 16 * kc, KH * hf + 16 * s);
-                sg_mma2(dKs[2 * s], dKs[2 * s + 1], av, bf);
-            }
-        }
         // dV = Aᵀ dO + (diag(d) K) dS for rows 16rt.., columns VH·hf.. (d folded into the K
         // fragments: one rounding of k·d, and one accumulator)
         if (a.dv) {
