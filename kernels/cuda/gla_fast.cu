@@ -69,50 +69,28 @@
 #endif
 
 // ================================================================ helpers
-// An A fragment (the 16 × 16 tile at rows r0, columns k0) times f(row, column) element-wise.
-template <typename F>
-static __device__ __forceinline__ void gla_mul_a(uint32_t a[4], int r0, int k0, F f) {
-    const int l = threadIdx.x & 31, i = r0 + (l >> 2), c = k0 + 2 * (l & 3);
-    a[0] = sg_scale2(a[0], f(i, c), f(i, c + 1));
-    a[1] = sg_scale2(a[1], f(i + 8, c), f(i + 8, c + 1));
-    a[2] = sg_scale2(a[2], f(i, c + 8), f(i, c + 9));
-    a[3] = sg_scale2(a[3], f(i + 8, c + 8), f(i + 8, c + 9));
-}
-// B fragments (rows k0..k0+15, n-tiles n0 and n0 + 8: one sg_frag_b* load) times f(k, n).
-template <typename F>
-static __device__ __forceinline__ void gla_mul_b(uint32_t b[4], int k0, int n0, F f) {
-    const int l = threadIdx.x & 31, n = n0 + (l >> 2), k = k0 + 2 * (l & 3);
-    b[0] = sg_scale2(b[0], f(k, n), f(k + 1, n));
-    b[1] = sg_scale2(b[1], f(k + 8, n), f(k + 9, n));
-    b[2] = sg_scale2(b[2], f(k, n + 8), f(k + 1, n + 8));
-    b[3] = sg_scale2(b[3], f(k + 8, n + 8), f(k + 9, n + 8));
-}
-
-// x (fp32 pair) → hi = bf16(x), lo = bf16(x − hi): hi + lo carries x to ~2^-16 relative.
-static __device__ __forceinline__ void gla_split2(float x0, float x1, uint32_t &hi, uint32_t &lo) {
-    hi = pack_bf16x2(x0, x1);
-    lo = pack_bf16x2(x0 - gdnf_u2f(hi << 16), x1 - gdnf_u2f(hi & 0xffff0000u));
-}
-// The same scalings as gla_mul_a / gla_mul_b, into a hi and a lo fragment (the operands of a
-// diagonal block: see gla_scores).
-template <typename F>
-static __device__ __forceinline__ void gla_mul_a2(uint32_t a[4], uint32_t lo[4], int r0, int k0, F f) {
-    const int l = threadIdx.x & 31, i = r0 + (l >> 2), c = k0 + 2 * (l & 3);
-    const int di[4] = {0, 8, 0, 8}, dc[4] = {0, 0, 8, 8};
+// Fragment register e (0..3) of an A tile at (r0, c0) holds (row r0 + g + 8(e & 1), columns c,
+// c + 1 with c = c0 + 2t + 8(e >> 1)); of a B load at (k0, n0) (sg_frag_b*: rows k0.., n-tiles n0
+// and n0 + 8), (rows k, k + 1 with k = k0 + 2t + 8(e & 1), column n0 + g + 8(e >> 1)); g = lane / 4,
+// t = lane % 4. gla_mul: each element times f(row, column), rounded to bf16 once; with lo, the
+// product is kept as hi + lo (hi = bf16(x), lo = bf16(x − hi): ~2^-16 relative; the diagonal
+// blocks' operands, see gla_scores).
+template <bool BFRAG, typename F>
+static __device__ __forceinline__ void gla_mul(uint32_t x[4], uint32_t *lo, int r0, int c0, F f) {
+    const int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-        const int ii = i + di[e], cc = c + dc[e];
-        gla_split2(gdnf_u2f(a[e] << 16) * f(ii, cc), gdnf_u2f(a[e] & 0xffff0000u) * f(ii, cc + 1), a[e], lo[e]);
-    }
-}
-template <typename F>
-static __device__ __forceinline__ void gla_mul_b2(uint32_t b[4], uint32_t lo[4], int k0, int n0, F f) {
-    const int l = threadIdx.x & 31, n = n0 + (l >> 2), k = k0 + 2 * (l & 3);
-    const int dk[4] = {0, 8, 0, 8}, dn[4] = {0, 0, 8, 8};
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-        const int kk = k + dk[e], nn = n + dn[e];
-        gla_split2(gdnf_u2f(b[e] << 16) * f(kk, nn), gdnf_u2f(b[e] & 0xffff0000u) * f(kk + 1, nn), b[e], lo[e]);
+        float f0, f1;
+        if (BFRAG) {
+            const int k = r0 + 2 * t + 8 * (e & 1), n = c0 + g + 8 * (e >> 1);
+            f0 = f(k, n), f1 = f(k + 1, n);
+        } else {
+            const int i = r0 + g + 8 * (e & 1), c = c0 + 2 * t + 8 * (e >> 1);
+            f0 = f(i, c), f1 = f(i, c + 1);
+        }
+        const float x0 = gdnf_u2f(x[e] << 16) * f0, x1 = gdnf_u2f(x[e] & 0xffff0000u) * f1;
+        x[e] = pack_bf16x2(x0, x1);
+        if (lo) lo[e] = pack_bf16x2(x0 - gdnf_u2f(x[e] << 16), x1 - gdnf_u2f(x[e] & 0xffff0000u));
     }
 }
 
@@ -162,13 +140,14 @@ static __device__ __forceinline__ void gla_scores(gdnf_bf16 *As, const gdnf_bf16
     const bool elem = diag && !gla_diag_ok<KD>(Gs, ra);  // the diagonal block element-wise
     const int b_tc = elem ? b_hi - 1 : b_hi;               // blocks [b_lo, b_tc) on the tensor cores
     if (b_lo < b_tc) {
+        auto qfac = [&](int i, int c) { return gla_exp(Gs[i * LDG + c] - Gs[r * LDG + c]); };
+        auto kfac = [&](int c, int j) { return gla_exp(Gs[r * LDG + c] - Gs[j * LDG + c]); };
         uint32_t qf[KD / 16][4];
 #pragma unroll
         for (int kk = 0; kk < KD / 16; kk++) {
             sg_frag_a(qf[kk], Qs, LDK, r, 16 * kk);
-            gla_mul_a(qf[kk], r, 16 * kk, [&](int i, int c) { return gla_exp(Gs[i * LDG + c] - Gs[r * LDG + c]); });
+            gla_mul<false>(qf[kk], nullptr, r, 16 * kk, qfac);
         }
-        auto kfac = [&](int c, int j) { return gla_exp(Gs[r * LDG + c] - Gs[j * LDG + c]); };
         for (int cb = b_lo; cb < b_tc; cb++) {
             float p[2][4] = {};
 #pragma unroll
@@ -176,7 +155,7 @@ static __device__ __forceinline__ void gla_scores(gdnf_bf16 *As, const gdnf_bf16
                 uint32_t bf[4];
                 sg_frag_bnk(bf, Ks, LDK, 16 * kk, 16 * cb);
                 if (cb < ra) {
-                    gla_mul_b(bf, 16 * kk, 16 * cb, kfac);
+                    gla_mul<true>(bf, nullptr, 16 * kk, 16 * cb, kfac);
                     sg_mma2(p[0], p[1], qf[kk], bf);
                 } else {
                     // the diagonal block: q̃, k̃ as hi + lo (hi·hi + hi·lo + lo·hi), so its
@@ -184,8 +163,8 @@ static __device__ __forceinline__ void gla_scores(gdnf_bf16 *As, const gdnf_bf16
                     // cancel exactly in dΓ; one bf16 rounding each would not)
                     uint32_t qlo[4], klo[4], qh[4];
                     sg_frag_a(qh, Qs, LDK, r, 16 * kk);
-                    gla_mul_a2(qh, qlo, r, 16 * kk, [&](int i, int c) { return gla_exp(Gs[i * LDG + c] - Gs[r * LDG + c]); });
-                    gla_mul_b2(bf, klo, 16 * kk, 16 * cb, kfac);
+                    gla_mul<false>(qh, qlo, r, 16 * kk, qfac);
+                    gla_mul<true>(bf, klo, 16 * kk, 16 * cb, kfac);
                     sg_mma2(p[0], p[1], qh, bf);
                     sg_mma2(p[0], p[1], qh, klo);
                     sg_mma2(p[0], p[1], qlo, bf);
@@ -324,7 +303,7 @@ __global__ void __launch_bounds__(256) gla_out_kernel(sg_args a) {
         o, 0, KD / 16,
         [&](uint32_t *af, int kk) {
             sg_frag_a(af, Qs, LDK, 16 * w, 16 * kk);
-            gla_mul_a(af, 16 * w, 16 * kk, [&](int i, int c) { return a.scale * gla_exp(Gs[i * LDG + c]); });
+            gla_mul<false>(af, nullptr, 16 * w, 16 * kk, [&](int i, int c) { return a.scale * gla_exp(Gs[i * LDG + c]); });
         },
         [&](uint32_t *bf, int kk, int np) { sg_frag_bkn(bf, Ss, LDV, 16 * kk, cw + 16 * np); });
     sg_mm<4, NP>(
@@ -459,7 +438,7 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
         for (int s = 0; s < NPK; s++) {
             uint32_t bf[4], lo[4];
             sg_frag_bkn(bf, X, LDK, 16 * rt, KH * hf + 16 * s);
-            gla_mul_b2(bf, lo, 16 * rt, KH * hf + 16 * s, fac);
+            gla_mul<true>(bf, lo, 16 * rt, KH * hf + 16 * s, fac);
             sg_mma2(t[2 * s], t[2 * s + 1], af, bf);
             sg_mma2(t[2 * s], t[2 * s + 1], af, lo);
         }
@@ -472,7 +451,7 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
             t, 0, rt, [&](uint32_t *af, int kb) { sg_frag_a(af, As, LDA, 16 * rt, 16 * kb); },
             [&](uint32_t *bf, int kb, int s) {
                 sg_frag_bkn(bf, Ks, LDK, 16 * kb, KH * hf + 16 * s);
-                gla_mul_b(bf, 16 * kb, KH * hf + 16 * s, kfac);
+                gla_mul<true>(bf, nullptr, 16 * kb, KH * hf + 16 * s, kfac);
             });
         if (tc_diag) {
             uint32_t af[4];
@@ -495,7 +474,7 @@ __global__ void __launch_bounds__(256, 1) gla_chunk_kernel(sg_args a) {
             t, rt + 1, 4, [&](uint32_t *af, int ka) { sg_frag_at(af, As, LDA, 16 * rt, 16 * ka); },
             [&](uint32_t *bf, int ka, int s) {
                 sg_frag_bkn(bf, Qs, LDK, 16 * ka, KH * hf + 16 * s);
-                gla_mul_b(bf, 16 * ka, KH * hf + 16 * s, qfac);
+                gla_mul<true>(bf, nullptr, 16 * ka, KH * hf + 16 * s, qfac);
             });
         if (tc_diag) {
             uint32_t af[4];

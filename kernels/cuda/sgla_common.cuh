@@ -73,7 +73,7 @@ static __device__ __forceinline__ void sg_scale_cols(uint32_t a[4], float4 s) {
 // warp in fp32 (every kernel runs this same code, so all of them see the same γ): the lane
 // holds γ[lane] in lo and γ[lane + 32] in hi. gi0 = the index of (b, t0, h) in (B, T, H).
 // sg_gload loads the rows, sg_gscan turns them into γ (the sequential passes load a chunk
-// ahead); sg_gamma does both.
+// ahead; sgla_fast.cu's sg_gamma does both).
 static __device__ __forceinline__ void sg_gload(const float *g, int64_t gi0, int H, int nr, float &lo, float &hi) {
     const int l = threadIdx.x & 31;
     lo = g && l < nr ? g[gi0 + (int64_t)l * H] : 0.f;
@@ -88,10 +88,6 @@ static __device__ __forceinline__ void sg_gscan(float &lo, float &hi) {
     }
     hi += __shfl_sync(SG_FULL, lo, 31);
 }
-static __device__ __forceinline__ void sg_gamma(const float *g, int64_t gi0, int H, int nr, float &lo, float &hi) {
-    sg_gload(g, gi0, H, nr, lo, hi);
-    sg_gscan(lo, hi);
-}
 // The per-row values x[j] (lane j%32 holds rows j in lo and j+32 in hi) that scale the k
 // columns 16kk + 2t + {0, 1, 8, 9} of an A fragment (t = lane % 4); kk is warp-uniform.
 static __device__ __forceinline__ float4 sg_cols(int kk, float lo, float hi) {
@@ -99,12 +95,6 @@ static __device__ __forceinline__ float4 sg_cols(int kk, float lo, float hi) {
     const int j = (16 * kk + 2 * (threadIdx.x & 3)) & 31;
     return make_float4(__shfl_sync(SG_FULL, x, j), __shfl_sync(SG_FULL, x, j + 1), __shfl_sync(SG_FULL, x, j + 8),
                        __shfl_sync(SG_FULL, x, j + 9));
-}
-
-// Element (i, j) of the chunk's decay-masked score matrices: x · scale · e^{γ_i − γ_j} for j <= i,
-// 0 above the diagonal (masked before exp). gi = γ_i; gam (64) the chunk's γ.
-static __device__ __forceinline__ float sg_masked(float x, int i, int j, float gi, const float *gam, float scale) {
-    return j <= i ? x * scale * expf(gi - gam[j]) : 0.f;
 }
 
 // ================================================================ arguments
@@ -233,9 +223,11 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
         __syncthreads();  // stage step&1 has arrived; every thread is done with stage (step+1)&1
         unsigned char *st = sm + (step & 1) * L::stage;
         float glo = gnlo, ghi = gnhi;
-        float dl[UPW][2];  // CH: e^{Γ_L} of this thread's state rows
+        float dl[UPW][2];  // the decay of this thread's state rows: e^{γ_L} (all), e^{Γ_L,row} (CH)
+        if constexpr (CH) {
 #pragma unroll
-        for (int r = 0; r < UPW; r++) dl[r][0] = CH ? expf(dnx[r][0]) : 0.f, dl[r][1] = CH ? expf(dnx[r][1]) : 0.f;
+            for (int r = 0; r < UPW; r++) dl[r][0] = expf(dnx[r][0]), dl[r][1] = expf(dnx[r][1]);
+        }
         if (step + 1 < a.NT) {
             const int n1 = chunk_of(step + 1), t1 = n1 * 64;
             pass_load<KD, BV, REV>(sm + ((step + 1) & 1) * L::stage, X, Y, (int64_t)b * a.T + t1, min(64, a.T - t1),
@@ -266,11 +258,15 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
                 __syncwarp();
             }
         }
-        if (!CH) sg_gscan(glo, ghi);
-        const float gl = __shfl_sync(SG_FULL, ghi, 31), el = expf(gl);
-        // forward: k_j scaled by e^{γ_L−γ_j}; reverse: q_i by scale·e^{γ_i}
-        const float slo = REV ? a.scale * expf(glo) : expf(gl - glo);
-        const float shi = REV ? a.scale * expf(ghi) : expf(gl - ghi);
+        float slo = 1.f, shi = 1.f;  // forward: k_j scaled by e^{γ_L−γ_j}; reverse: q_i by scale·e^{γ_i}
+        if constexpr (!CH) {
+            sg_gscan(glo, ghi);
+            const float gl = __shfl_sync(SG_FULL, ghi, 31), el = expf(gl);
+            slo = REV ? a.scale * expf(glo) : expf(gl - glo);
+            shi = REV ? a.scale * expf(ghi) : expf(gl - ghi);
+#pragma unroll
+            for (int r = 0; r < UPW; r++) dl[r][0] = el, dl[r][1] = el;
+        }
         const gdnf_bf16 *Xs = reinterpret_cast<const gdnf_bf16 *>(st);
         const gdnf_bf16 *Ys;
         if (REV) {
@@ -292,17 +288,18 @@ __global__ void __launch_bounds__(128) sgla_pass_kernel(sg_args a) {
 #pragma unroll
             for (int nt = 0; nt < 4; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) acc[r][nt][e] *= CH ? dl[r][e >> 1] : el;
+                for (int e = 0; e < 4; e++) acc[r][nt][e] *= dl[r][e >> 1];
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
-            const float4 sc = CH ? make_float4(1.f, 1.f, 1.f, 1.f) : sg_cols(kk, slo, shi);
+            float4 sc = make_float4(1.f, 1.f, 1.f, 1.f);
+            if constexpr (!CH) sc = sg_cols(kk, slo, shi);
 #pragma unroll
             for (int r = 0; r < UPW; r++) {
                 const int u = warp + 4 * r;
                 if (u >= NU) continue;
                 uint32_t af[4], bf[4];
                 sg_frag_at(af, Xs, L::LDK, 16 * (u / NH), 16 * kk);  // (Xᵀ)[state rows, chunk rows]
-                if (!CH) sg_scale_cols(af, sc);
+                if constexpr (!CH) sg_scale_cols(af, sc);
 #pragma unroll
                 for (int p = 0; p < 2; p++) {
                     sg_frag_bkn(bf, Ys, L::LDV, 16 * kk, 32 * (u % NH) + 16 * p);

@@ -63,6 +63,18 @@
 // (index math checked without a GPU); the device build never defines it.
 #include "kernels/cuda/sgla_common.cuh"
 
+// γ of the chunk at gi0 (sgla_common.cuh: sg_gload, sg_gscan).
+static __device__ __forceinline__ void sg_gamma(const float *g, int64_t gi0, int H, int nr, float &lo, float &hi) {
+    sg_gload(g, gi0, H, nr, lo, hi);
+    sg_gscan(lo, hi);
+}
+
+// Element (i, j) of the chunk's decay-masked score matrices: x · scale · e^{γ_i − γ_j} for j <= i,
+// 0 above the diagonal (masked before exp). gi = γ_i; gam (64) the chunk's γ.
+static __device__ __forceinline__ float sg_masked(float x, int i, int j, float gi, const float *gam, float scale) {
+    return j <= i ? x * scale * expf(gi - gam[j]) : 0.f;
+}
+
 // ================================================================ 2: outputs
 template <int KD, int BVO>
 struct out_layout {
