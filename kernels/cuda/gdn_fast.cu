@@ -42,6 +42,7 @@
 //         new S → Sb as bf16; warps 4-7 add P Vns to their Q S rows and write O.
 //    Ownership of the state: KD = 64: warp w has rows 16(w&3).., column half w>>2; KD = 96,
 //    128: warp w < KD/16 has rows 16w.., all BV columns.
+//    The same pass on Hopper warpgroup products, opt-in: gdn_wscan.cuh (GDN_NOTES §11).
 // 3. Long sequences at small B·H (B·H·V/BV < #SMs): intra-card context parallelism. The
 //    chunks are cut into nseg segments; the state map over a segment is affine,
 //    S_end = M S_start + D, column by column. (a) The scan kernel without outputs runs every
@@ -78,6 +79,7 @@
 // (warp collectives, cp.async, launches emulated on the CPU) — used to check the index
 // math of these kernels without a GPU. The device build never defines it.
 #include "kernels/cuda/gdn_fast_common.cuh"  // primitives, per-chunk kernel, state pass
+#include "kernels/cuda/gdn_wscan.cuh"        // the state pass with outputs on wgmma (V % 64 == 0)
 
 
 // ================================================================ kernel 3: segment starts
@@ -131,6 +133,9 @@ __global__ void __launch_bounds__(GDNF_SCAN_THREADS)
 
 // ================================================================ host side
 static int g_force_nseg = 0, g_last_nseg = 0;
+// The wgmma state pass (gdn_wscan.cuh) is opt-in: measured on the H100 it is level with the
+// mma.sync pass at B8 T4096 H12 K96 V256 and slower at 1 × 65,536 × 8 heads (GDN_NOTES §11).
+static int g_wgmma_off = 1, g_last_wgmma = 0;
 
 template <int KD>
 static void prep_launch(const gdnf_bf16 *q, const gdnf_bf16 *k, const float *g, const float *beta, gdnf_bf16 *A,
@@ -159,10 +164,28 @@ static void scan_launch(const gdnf_scan_args &a, int64_t grid) {
     PN_CHECK_LAUNCH();
 }
 
+template <int KD, typename OT>
+static void wscan_launch(const gdnf_scan_args &a, int64_t grid) {
+    const size_t smem = wscan_layout<KD>::total;
+    PN_CHECK_CUDA(cudaFuncSetAttribute(gdnw_scan_kernel<KD, OT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+#ifndef GDNF_HOST_EMU
+    gdnw_scan_kernel<KD, OT><<<(unsigned)grid, GDNW_THREADS, smem, pn_stream()>>>(a);
+#else
+    emu_launch(grid, GDNW_THREADS, smem, [&] { gdnw_scan_kernel<KD, OT>(a); });
+#endif
+    PN_CHECK_LAUNCH();
+    g_last_wgmma = 1;
+}
+
+// With outputs and 64-column tiles the state pass can run on wgmma (gdn_wscan.cuh; opt-in).
 template <int KD, int BV>
 static void scan_pick_out(const gdnf_scan_args &a, int64_t grid, bool out, pn_cuda_dtype o_dt) {
     if (!out)
         scan_launch<KD, BV, false, float>(a, grid);
+    else if (BV == GDNW_BV && !g_wgmma_off && o_dt == PN_CUDA_F32)
+        wscan_launch<KD, float>(a, grid);
+    else if (BV == GDNW_BV && !g_wgmma_off)
+        wscan_launch<KD, gdnf_bf16>(a, grid);
     else if (o_dt == PN_CUDA_F32)
         scan_launch<KD, BV, true, float>(a, grid);
     else
@@ -219,6 +242,7 @@ static void fwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
                 __FILE__, (long long)BH, T);
         exit(1);
     }
+    g_last_wgmma = 0;
     gdnf_bf16 *A = (gdnf_bf16 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)nchunks * GDNF_C * GDNF_C * 2);
     gdnf_bf16 *P = (gdnf_bf16 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)nchunks * GDNF_C * GDNF_C * 2);
     float4 *R = (float4 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)nchunks * GDNF_C * sizeof(float4));
@@ -309,6 +333,8 @@ extern "C" int pn_cuda_gdn_fast_pick_bv(int V) {
     return V % 64 == 0 ? 64 : 32;
 }
 extern "C" int pn_cuda_gdn_fast_debug_last_segments(void) { return g_last_nseg; }
+extern "C" void pn_cuda_gdn_fast_debug_wgmma(int on) { g_wgmma_off = !on; }
+extern "C" int pn_cuda_gdn_fast_debug_last_wgmma(void) { return g_last_wgmma; }
 
 extern "C" void pn_cuda_gdn_fast_debug_prep(int B, int T, int H, int K, float scale, int qk_l2norm, const pn_bf16 *q,
                                             const pn_bf16 *k, const float *g, const float *beta, pn_bf16 *A,

@@ -64,6 +64,11 @@ int pn_cuda_gdn_fast_debug_last_segments(void);
 // pn_cuda_gdn_fast_pick_bv is the choice both .cu files make.
 void pn_cuda_gdn_fast_debug_bv(int bv);
 int pn_cuda_gdn_fast_pick_bv(int V);
+// The forward's state pass with outputs: 1 = on wgmma where the V tile is 64 columns, 0 = the
+// mma.sync pass everywhere (default: level or faster on the H100, GDN_NOTES §11). Process-wide.
+// last_wgmma: 1 when the last fast forward ran the wgmma pass.
+void pn_cuda_gdn_fast_debug_wgmma(int on);
+int pn_cuda_gdn_fast_debug_last_wgmma(void);
 // The per-chunk stage alone (K ∈ {64, 96, 128}; chunk 64, NT = ⌈T/64⌉), for stage tests:
 // A (B·H, NT, 64, 64) bf16 = (I + L)⁻¹ diag(β), L_ij = β_i k̂_i·k̂_j e^{γ_i−γ_j} (j < i);
 // P (B·H, NT, 64, 64) bf16 = scale q̂_i·k̂_j e^{γ_i−γ_j} (j ≤ i), zero above the diagonal;

@@ -69,6 +69,7 @@ void pn_cuda_gated_delta_bwd(int B, int T, int H, int K, int V, float scale, int
 
 // ---------------------------------------------------------------- fast forward (pn_cuda_gdn_fast.h)
 static int g_fast_segments = 0, g_fast_last = 0;
+static int g_fast_wgmma = 0, g_fast_last_wgmma = 0;  // which state pass the GPU would run (the math is the same)
 
 int pn_cuda_gated_delta_fwd_fast_supported(int K, int V) { return (K == 64 || K == 96 || K == 128) && V % 32 == 0; }
 
@@ -76,11 +77,14 @@ void pn_cuda_gated_delta_fwd_fast(int B, int T, int H, int K, int V, float scale
                                   const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *beta,
                                   const float *h0, void *o, pn_cuda_dtype o_dt, float *ht) {
     g_fast_last = pn_cuda_gated_delta_fwd_fast_supported(K, V) ? (g_fast_segments >= 2 ? g_fast_segments : 1) : 0;
+    g_fast_last_wgmma = g_fast_last && g_fast_wgmma && o && pn_cuda_gdn_fast_pick_bv(V) == 64;
     gdn_fwd(FK_CHUNK, B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, o, o_dt, ht);
 }
 
 void pn_cuda_gdn_fast_debug_segments(int nseg) { g_fast_segments = nseg; }
 int pn_cuda_gdn_fast_debug_last_segments(void) { return g_fast_last; }
+void pn_cuda_gdn_fast_debug_wgmma(int on) { g_fast_wgmma = on != 0; }
+int pn_cuda_gdn_fast_debug_last_wgmma(void) { return g_fast_last_wgmma; }
 static int g_fast_bv = 0;  // the V tile has no meaning for the CPU twins; kept for the API
 void pn_cuda_gdn_fast_debug_bv(int bv) { g_fast_bv = bv == 32 || bv == 64 ? bv : 0; }
 int pn_cuda_gdn_fast_pick_bv(int V) {

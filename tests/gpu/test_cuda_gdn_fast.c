@@ -14,6 +14,8 @@
 //     automatically for the long small-B·H shapes); each line names the segment count the
 //     call used (1 = one pass per V tile; 0 = fallback) and a call expected on the fast
 //     kernels that fell back fails;
+//     section 2 runs twice: first with the opt-in wgmma state pass (gdn_wscan.cuh; every call
+//     with outputs and V % 64 == 0 must report it ran), then with the default mma.sync pass;
 //  3. an unsupported shape (K = 40, V = 30) runs the fallback and must still be right;
 //  4. at the two timing shapes, the fast path against the old fp32 path (o and ht).
 // Method (as tests/gpu/test_cuda_gdn.c): fresh Philox inputs per check; q, k, v rounded to
@@ -160,6 +162,8 @@ static void test_prep(int B, int T, int H, int K, int l2, float normalizer, int 
 enum { H0_NONE = 0, H0_RANDOM = 1, H0_INPLACE = 2 };  // INPLACE: ht == h0
 enum { O_BF16 = 0, O_F32 = 1, O_NONE = 2 };
 
+static int g_wgmma = 0;  // the battery runs twice: the wgmma state pass (opt-in), then the default mma.sync
+
 // nseg: 0 automatic, 1 single pass, >= 2 forced context-parallel segments.
 static void test_fwd(int B, int T, int H, int K, int V, int l2, float normalizer, int use_g, int h0_mode,
                      int want_ht, int o_mode, int nseg) {
@@ -189,13 +193,17 @@ static void test_fwd(int B, int T, int H, int K, int V, int l2, float normalizer
                                  o_f32 ? PN_CUDA_F32 : PN_CUDA_BF16, dht);
     pn_cuda_gdn_fast_debug_segments(0);
     pn_cuda_sync();
-    const int used = pn_cuda_gdn_fast_debug_last_segments();
+    const int used = pn_cuda_gdn_fast_debug_last_segments(), wg = pn_cuda_gdn_fast_debug_last_wgmma();
     const int fast = pn_cuda_gated_delta_fwd_fast_supported(K, V);
     char what[200];
-    snprintf(what, sizeof what, "fwd B=%d T=%d H=%d K=%d V=%d l2=%d g%s/%g h0=%s [segs %d]", B, T, H, K, V, l2,
+    snprintf(what, sizeof what, "fwd B=%d T=%d H=%d K=%d V=%d l2=%d g%s/%g h0=%s [segs %d, %s]", B, T, H, K, V, l2,
              use_g ? "" : "=NULL", normalizer,
-             h0_mode == H0_NONE ? "none" : h0_mode == H0_RANDOM ? "rand" : "rand,ht==h0", used);
+             h0_mode == H0_NONE ? "none" : h0_mode == H0_RANDOM ? "rand" : "rand,ht==h0", used,
+             wg ? "wgmma" : "mma.sync");
     if (fast && used < 1) report(INFINITY, TOL_OUT, "%s: expected the fast kernels, got the fallback", what);
+    // The pass with outputs runs on wgmma for 64-column tiles unless the test turned it off.
+    const int want_wg = fast && g_wgmma && o_mode != O_NONE && V % 64 == 0;
+    if (wg != want_wg) report(INFINITY, TOL_OUT, "%s: expected the %s state pass", what, want_wg ? "wgmma" : "mma.sync");
     if (fast && nseg >= 2 && o_mode != O_NONE && T > 64 && used < 2)
         report(INFINITY, TOL_OUT, "%s: expected a context-parallel pass", what);
     if (d_o) {
@@ -300,8 +308,14 @@ static void time_shape(int B, int T, int H, int K, int V, const char *ref_note) 
     const double floor_ms = bytes / FLOOR_BW * 1e3;
 
     c.fn = pn_cuda_gated_delta_fwd_fast;
+    pn_cuda_gdn_fast_debug_wgmma(1);
+    const double t_wg = time_median(run_fwd, &c, 2, 20);
+    const int wg = pn_cuda_gdn_fast_debug_last_wgmma();
+    pn_cuda_gdn_fast_debug_wgmma(0);
     const double t_fast = time_median(run_fwd, &c, 2, 20);
     const int segs = pn_cuda_gdn_fast_debug_last_segments();
+    printf("timing: chunked fwd B%d T%d H%d K%d V%d: state pass on mma.sync (default) %.4f ms, on %s %.4f ms\n", B, T,
+           H, K, V, t_fast, wg ? "wgmma" : "mma.sync (no wgmma for this shape)", t_wg);
     pn_cuda_gdn_fast_debug_bv(32);  // the state pass with 32-column tiles instead (2× the blocks)
     const double t_bv32 = time_median(run_fwd, &c, 2, 20);
     pn_cuda_gdn_fast_debug_bv(0);
@@ -344,33 +358,8 @@ static void timings(void) {
     cudaEventDestroy(g_ev1);
 }
 
-int main(void) {
-    if (pn_cuda_device_count() < 1) {
-        printf("test_cuda_gdn_fast: no CUDA device (these tests run on the GPU machine)\n");
-        return 1;
-    }
-    pn_cuda_device_info info;
-    pn_cuda_device_info_get(0, &info);
-    printf("device 0: %s, sm_%d%d, %d SMs, %.1f GiB\n", info.name, info.sm_major, info.sm_minor, info.multiprocessors,
-           info.total_mem / 1073741824.0);
-    const char *to = getenv("PN_GDN_TIMING_ONLY");  // profiling aid (ncu): timings only, no checks
-    if (to && *to && *to != '0') {
-        timings();
-        pn_cuda_gemm_release();
-        printf("test_cuda_gdn_fast: timings only, checks NOT run (exit 3)\n");
-        return 3;
-    }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-
-    // 1. The per-chunk stage: (B, T, H, K, l2, normalizer, use_g)
-    test_prep(1, 64, 2, 64, 1, 1.0f, 1);
-    test_prep(2, 100, 1, 96, 0, 10.0f, 1);
-    test_prep(1, 257, 2, 128, 1, 1.0f, 1);
-    test_prep(1, 1, 1, 128, 1, 1.0f, 1);
-    test_prep(2, 130, 2, 96, 1, 1.0f, 0);
-
-    // 2. The forward: (B, T, H, K, V, l2, normalizer, use_g, h0, want ht, o, segments)
+// (B, T, H, K, V, l2, normalizer, use_g, h0, want ht, o, segments)
+static void battery(void) {
     test_fwd(1, 1, 1, 64, 64, 1, 1.0f, 1, H0_RANDOM, 1, O_F32, 0);
     test_fwd(2, 63, 2, 64, 128, 0, 10.0f, 1, H0_NONE, 1, O_BF16, 0);
     test_fwd(1, 64, 3, 96, 256, 1, 1.0f, 1, H0_RANDOM, 1, O_F32, 0);
@@ -397,6 +386,41 @@ int main(void) {
     test_fwd(1, 1000, 1, 64, 96, 1, 1.0f, 1, H0_RANDOM, 1, O_F32, 16);   // 16 segments of one chunk
     test_fwd(3, 300, 2, 64, 32, 0, 10.0f, 0, H0_NONE, 1, O_F32, 2);
     test_fwd(1, 100, 2, 96, 128, 1, 1.0f, 1, H0_RANDOM, 0, O_BF16, 2);   // no ht
+}
+
+int main(void) {
+    if (pn_cuda_device_count() < 1) {
+        printf("test_cuda_gdn_fast: no CUDA device (these tests run on the GPU machine)\n");
+        return 1;
+    }
+    pn_cuda_device_info info;
+    pn_cuda_device_info_get(0, &info);
+    printf("device 0: %s, sm_%d%d, %d SMs, %.1f GiB\n", info.name, info.sm_major, info.sm_minor, info.multiprocessors,
+           info.total_mem / 1073741824.0);
+    const char *to = getenv("PN_GDN_TIMING_ONLY");  // profiling aid (ncu): timings only, no checks
+    if (to && *to && *to != '0') {
+        timings();
+        pn_cuda_gemm_release();
+        printf("test_cuda_gdn_fast: timings only, checks NOT run (exit 3)\n");
+        return 3;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    // 1. The per-chunk stage: (B, T, H, K, l2, normalizer, use_g)
+    test_prep(1, 64, 2, 64, 1, 1.0f, 1);
+    test_prep(2, 100, 1, 96, 0, 10.0f, 1);
+    test_prep(1, 257, 2, 128, 1, 1.0f, 1);
+    test_prep(1, 1, 1, 128, 1, 1.0f, 1);
+    test_prep(2, 130, 2, 96, 1, 1.0f, 0);
+
+    // 2. The forward, with the wgmma state pass where V % 64 == 0 (pn_cuda_gdn_fast_debug_wgmma(1),
+    //    opt-in), then with the default mma.sync pass everywhere.
+    for (g_wgmma = 1; g_wgmma >= 0; g_wgmma--) {
+        pn_cuda_gdn_fast_debug_wgmma(g_wgmma);
+        battery();
+    }
+    g_wgmma = 0;
     // 3. unsupported head sizes: the fallback
     test_fwd(2, 77, 3, 40, 30, 0, 10.0f, 1, H0_RANDOM, 1, O_F32, 0);
 

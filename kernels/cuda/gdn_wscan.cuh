@@ -1,0 +1,283 @@
+// gdn_wscan.cuh — the gated delta rule forward's state pass with outputs on Hopper warpgroup
+// products (wgmma, wgmma.cuh): the twin of gdnf_scan_kernel<KD, 64, OUT = true> (same
+// arguments, same math, gdn_fast.cu's comment), run by gdn_fast.cu for V a multiple of 64 when
+// pn_cuda_gdn_fast_debug_wgmma(1) turned it on (see Status below).
+//
+// Why: the mma.sync pass spends ~776 instructions per warp per chunk on ~100 m16n8k16 products
+// and their ldmatrix loads, issue-bound at one 8-warp block per SM (GDN_NOTES §10). Here one
+// warpgroup (4 warps, 128 threads) owns a (b·h, segment, 64-column) state tile and every chunk
+// product is one wgmma per 16-deep step read straight from shared memory:
+//   b) Y = K S                  m64n64, depth KD   (S as Sᵀ bf16, K-major B)
+//   c) Vn = A' X'               m64n64, depth 64   (X' = V − diag(rk e^γ) Y, MN-major B)
+//   d) O = diag(scale rq e^γ) Q S + P Vn, m64n64; then Sᵀ ← e^{γ_last} Sᵀ + Vndᵀ K, m64nKD,
+//      depth 64, Vnd = diag(rk e^{γ_last−γ}) Vn (both operands MN-major).
+// The state is held transposed, Sᵀ (64 columns of V × KD) fp32, as the accumulator of d) —
+// M = 64 fits one warpgroup for every KD — and copied to shared memory as bf16 after each
+// chunk (the operand of b), as the mma.sync pass does). X' and then Vn take one 64×64 tile,
+// Vnd the V tile. Shared memory (no double buffers: K, Q, A', P, V, X, Sᵀ one tile each, the row
+// scalars twice): 70 KB at KD = 96 → three blocks per SM, which is what hides the loads.
+// Each piece of chunk n+1 is fetched (cp.async) as soon as chunk n's last reader of its
+// buffer has passed a barrier: the rows at the top, A' after c), Q and P after O, K and V
+// after the state update; the next chunk waits for all of them.
+// Rows past T load as zeros and carry β = rk = rq = 0 (the prep kernel's rows), so they
+// add nothing; columns past V load as zeros, their state rows stay zero and are not stored.
+// Q S is computed in d) rather than b), and Vnd goes to the V tile (dead after b)), so that no
+// more than 80 accumulator registers are live at once (with both in flight, and with the
+// per-element addresses hoisted out of the loop, the kernel spilled to local memory, which
+// with 70 KB of shared memory per block misses L1 and ran the L2 at 88%).
+//
+// Status (H100, 2026-11-23, GDN_NOTES §11): opt-in (pn_cuda_gdn_fast_debug_wgmma). Host
+// emulation gives outputs bit-identical to the mma.sync pass (same roundings, same summation
+// order); on the H100 the gpu test passes with it, and the forward is level with the mma.sync
+// pass at B8 T4096 H12 K96 V256 (0.80 vs 0.79 ms) and slower at 1 × 65,536 × 8 heads (1.42 vs
+// 1.16 ms). ncu: the kernel alone 657 µs against the mma.sync pass's 766 µs at base clocks, but
+// L2-bound (86% of L2 throughput, 32% of DRAM): the four blocks of a head each load the chunk's
+// K, Q, A' and P (40 of their 49 KB per chunk). Next: one block per head with a warpgroup per
+// V tile sharing those tiles (or a cluster with TMA multicast), which cuts that traffic 4×.
+#pragma once
+#include "kernels/cuda/wgmma.cuh"
+
+#define GDNW_THREADS 128
+#define GDNW_BV 64  // state columns per block (= M of the state update)
+
+template <int KD>
+struct wscan_layout {
+    static constexpr size_t kq = (size_t)GDNF_C * KD * 2, mm = (size_t)GDNF_C * GDNF_C * 2;
+    static constexpr size_t o_k = 0, o_q = kq, o_s = 2 * kq, o_a = 3 * kq, o_p = o_a + mm, o_v = o_p + mm;
+    static constexpr size_t o_x = o_v + mm, o_r = o_x + mm, total = o_r + 2 * GDNF_C * 16;
+};
+
+// Rows 0..63 × C columns of a bf16 matrix (row stride ld elements) → the core-matrix tiling of
+// dst by cp.async; rows >= nr and columns >= nc are zero-filled (the source is not read).
+// Eight consecutive threads fill one core matrix (128 contiguous bytes: no bank conflict);
+// a warp reads 64 contiguous bytes of each of 8 rows.
+template <int C>
+static __device__ __forceinline__ void wscan_load(unsigned char *dst, const gdnf_bf16 *src, int64_t ld, int nr,
+                                                  int nc) {
+    // (the thread index is made opaque so that these addresses are computed here, per call, and
+    // not hoisted out of the chunk loop into registers)
+    for (int e = wg_opaque_i((int)threadIdx.x); e < GDNF_C * (C / 8); e += GDNW_THREADS) {
+        const int r = (e & 7) + 8 * (e / C), c = ((e >> 3) % (C / 8)) * 8;
+        const bool ok = r < nr && c < nc;
+        cp_async16(dst + wg_off(r, c, C), src + (ok ? r * ld + c : 0), ok);
+    }
+}
+
+template <int KD, typename OT>
+__global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_kernel(const gdnf_scan_args a) {
+    using Lay = wscan_layout<KD>;
+    static_assert(KD == 64 || KD == 96 || KD == 128, "KD must be 64, 96 or 128");
+    constexpr uint32_t KB = 16 * KD;  // bytes between row blocks of a (64, KD) tile
+    unsigned char *sm = GDNF_SMEM;
+    unsigned char *Kt = sm + Lay::o_k, *Qt = sm + Lay::o_q, *St = sm + Lay::o_s, *At = sm + Lay::o_a;
+    unsigned char *Pt = sm + Lay::o_p, *Vt = sm + Lay::o_v, *Xt = sm + Lay::o_x;
+    float4 *Rb = reinterpret_cast<float4 *>(sm + Lay::o_r);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int tile = (int)(blockIdx.x % a.ntiles), rest = (int)(blockIdx.x / a.ntiles);
+    const int seg = rest % a.nseg;
+    const int64_t bh = rest / a.nseg;
+    const int b = (int)(bh / a.H), h = (int)(bh % a.H), c0 = tile * GDNW_BV, nc = a.V - c0;
+    const int nb = seg * a.cps, ne = min(a.NT, nb + a.cps);
+    const int64_t kst = (int64_t)a.H * KD, vst = (int64_t)a.H * a.V;
+    // This thread's fragment element (row 16·warp + g + 8h, column 8i + 2t) in a tiled (64, 64)
+    // tile is at xo + 1024 h + 128 i, in a tiled (64, KD) tile at so + 16 KD h + 128 i; written
+    // with compile-time offsets so that the compiler keeps one register per tile kind, not one
+    // per element (hoisted addresses made the kernel spill).
+    const int xo = 2048 * warp + 16 * g + 4 * t, so = 32 * KD * warp + 16 * g + 4 * t;
+    const int oo = 128 * (16 * warp + g) + 16 * g + 4 * t;  // O staging: row r at 128 r, block i at (i ^ g)·16
+
+    // Sᵀ: this thread's (state column v = 16·warp + g + 8h, feature f = 8i + 2t + e).
+    float s[KD / 2];
+    {
+        const int64_t slot = a.s0_nseg == 1 ? 0 : seg;
+#pragma unroll
+        for (int i = 0; i < KD / 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int v = 16 * warp + g + 8 * hh, f = 8 * i + 2 * t + e;
+                    s[4 * i + 2 * hh + e] =
+                        a.s0 && v < nc ? a.s0[((bh * a.s0_nseg + slot) * KD + f) * (int64_t)a.V + c0 + v] : 0.f;
+                }
+#pragma unroll
+        for (int i = 0; i < KD / 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++)
+                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
+                          s[4 * i + 2 * hh + 1]);
+    }
+    // Chunk n's inputs: which = 1 K, 2 Q, 4 A', 8 P, 16 V, 32 rows (into slot (n − nb) & 1).
+    auto load = [&](int n, int which) {
+        const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
+        const int64_t row0 = (int64_t)b * a.T + t0, ci = bh * a.NT + n;
+        if (which & 1) wscan_load<KD>(Kt, a.k + (row0 * a.H + h) * KD, kst, nr, KD);
+        if (which & 2) wscan_load<KD>(Qt, a.q + (row0 * a.H + h) * KD, kst, nr, KD);
+        if (which & 4) wscan_load<GDNF_C>(At, a.A + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C);
+        if (which & 8) wscan_load<GDNF_C>(Pt, a.P + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C);
+        if (which & 16) wscan_load<GDNF_C>(Vt, a.v + (row0 * a.H + h) * a.V + c0, vst, nr, nc);
+        if ((which & 32) && tid < GDNF_C) cp_async16(Rb + ((n - nb) & 1) * GDNF_C + tid, a.rows + ci * GDNF_C + tid, true);
+        cp_async_commit();
+    };
+    if (nb < ne) load(nb, 63);
+
+    for (int n = nb; n < ne; n++) {
+        const float4 *Rs = Rb + ((n - nb) & 1) * GDNF_C;
+        const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
+        const bool more = n + 1 < ne;
+        cp_async_wait_all();
+        wg_fence_proxy();
+        __syncthreads();  // chunk n's tiles and Sᵀ (the chunk's start state) are visible to wgmma
+        if (more) load(n + 1, 32);
+
+        // ---- b) Y = K S;  X' = V − rk e^γ Y → Xt
+        float y[32];
+        wg_fence();
+        {
+            const unsigned char *ks = wg_opaque(Kt), *ss = wg_opaque(St);
+#pragma unroll
+            for (int kk = 0; kk < KD / 16; kk++)
+                wg_mma_n64<0, 0>(y, wg_desc(ks + 256 * kk, 128, KB), wg_desc(ss + 256 * kk, 128, KB), kk > 0);
+        }
+        wg_commit();
+        wg_wait_all();
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                const int off = xo + 1024 * hh + 128 * i;
+                const float rk = Rs[16 * warp + g + 8 * hh].y;
+                const float2 vv = ld_bf16x2(reinterpret_cast<const gdnf_bf16 *>(Vt + off));
+                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + off), vv.x - rk * y[4 * i + 2 * hh],
+                          vv.y - rk * y[4 * i + 2 * hh + 1]);
+            }
+        wg_fence_proxy();
+        __syncthreads();  // X' visible; V read by everyone
+
+        // ---- c) Vn = A' X' → Xt (for P Vn), Vnd = rk e^{γ_last−γ} Vn → Vt (for the state update)
+        wg_fence();
+        {
+            const unsigned char *as = wg_opaque(At), *xs = wg_opaque(Xt);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                wg_mma_n64<0, 1>(y, wg_desc(as + 256 * kk, 128, 1024), wg_desc(xs + 2048 * kk, 1024, 128), kk > 0);
+        }
+        wg_commit();
+        wg_wait_all();
+        __syncthreads();  // every warp's product has read X' and A'
+        if (more) load(n + 1, 4);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                const int off = xo + 1024 * hh + 128 * i;
+                const float rd = Rs[16 * warp + g + 8 * hh].z;
+                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + off), y[4 * i + 2 * hh], y[4 * i + 2 * hh + 1]);
+                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Vt + off), rd * y[4 * i + 2 * hh], rd * y[4 * i + 2 * hh + 1]);
+            }
+        wg_fence_proxy();
+        __syncthreads();
+
+        // ---- d) O = diag(scale rq e^γ) Q S + P Vn: the Q S rows are scaled between the two products
+        float o[32];
+        wg_fence();
+        {
+            const unsigned char *qs = wg_opaque(Qt), *ss = wg_opaque(St);
+#pragma unroll
+            for (int kk = 0; kk < KD / 16; kk++)
+                wg_mma_n64<0, 0>(o, wg_desc(qs + 256 * kk, 128, KB), wg_desc(ss + 256 * kk, 128, KB), kk > 0);
+        }
+        wg_commit();
+        wg_wait_all();
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                const float rq = Rs[16 * warp + g + 8 * hh].x;
+                o[4 * i + 2 * hh] *= rq, o[4 * i + 2 * hh + 1] *= rq;
+            }
+        wg_fence();
+        {
+            const unsigned char *ps = wg_opaque(Pt), *xs = wg_opaque(Xt);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                wg_mma_n64<0, 1>(o, wg_desc(ps + 256 * kk, 128, 1024), wg_desc(xs + 2048 * kk, 1024, 128), 1);
+        }
+        wg_commit();
+        wg_wait_all();
+        __syncthreads();  // Q, Sᵀ, P and Vn read
+        if (more) load(n + 1, 2 | 8);
+        if constexpr (!std::is_same<OT, float>::value) {
+            // O (bf16) → St: row r at 128 r, 16-byte column block i at (i ^ r%8)·16 (the swizzle
+            // keeps both these stores and the row reads below free of bank conflicts)
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++)
+                    st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + ((oo + 1024 * hh) ^ (i << 4))), o[4 * i + 2 * hh],
+                              o[4 * i + 2 * hh + 1]);
+        }
+        const float el = Rs[0].w;
+#pragma unroll
+        for (int e = 0; e < KD / 2; e++) s[e] *= el;
+        __syncthreads();  // the staged O rows are visible
+
+        // ---- d) Sᵀ = e^{γ_last} Sᵀ + Vndᵀ K, while the block writes O
+        wg_fence();
+        {
+            const unsigned char *vs = wg_opaque(Vt), *ks = wg_opaque(Kt);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                wg_mma<KD, 1, 1>(s, wg_desc(vs + 2048 * kk, 1024, 128), wg_desc(ks + 2 * KB * kk, KB, 128), 1);
+        }
+        wg_commit();
+        {
+            const int64_t orow0 = (int64_t)b * a.T + t0;
+            if constexpr (std::is_same<OT, float>::value) {
+                // a quad's four float2 are one whole 32-byte sector of a row
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) {
+                        const int r = 16 * warp + g + 8 * hh, col = 8 * i + 2 * t;
+                        if (r < nr && col < nc)
+                            *reinterpret_cast<float2 *>(static_cast<float *>(a.o) +
+                                                        ((orow0 + r) * a.H + h) * (int64_t)a.V + c0 + col) =
+                                make_float2(o[4 * i + 2 * hh], o[4 * i + 2 * hh + 1]);
+                    }
+            } else {
+                // eight threads write a row's 128 bytes
+                for (int e = tid; e < GDNF_C * 8; e += GDNW_THREADS) {
+                    const int r = e >> 3, cb = e & 7;
+                    if (r < nr && 8 * cb < nc)
+                        *reinterpret_cast<uint4 *>(static_cast<gdnf_bf16 *>(a.o) +
+                                                   ((orow0 + r) * a.H + h) * (int64_t)a.V + c0 + 8 * cb) =
+                            *reinterpret_cast<const uint4 *>(St + r * 128 + ((cb ^ (r & 7)) << 4));
+                }
+            }
+        }
+        wg_wait_all();
+        __syncthreads();  // K, Vnd and the staged O read
+        if (more) load(n + 1, 1 | 16);
+#pragma unroll
+        for (int i = 0; i < KD / 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++)
+                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
+                          s[4 * i + 2 * hh + 1]);
+    }
+
+    if (a.s1 && (!a.s1_last_only || seg == a.nseg - 1)) {
+        const int64_t slot = a.s1_last_only ? 0 : seg;
+#pragma unroll
+        for (int i = 0; i < KD / 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int v = 16 * warp + g + 8 * hh, f = 8 * i + 2 * t + e;
+                    if (v < nc)
+                        a.s1[((bh * a.s1_nseg + slot) * KD + f) * (int64_t)a.s1_cols + c0 + v] = s[4 * i + 2 * hh + e];
+                }
+    }
+}
