@@ -63,6 +63,32 @@ static __device__ __forceinline__ void wscan_load(unsigned char *dst, const gdnf
     }
 }
 
+// acc = X S over the KD features: X a (64, KD) tile (K-major A), S through its transpose Sᵀ
+// (K-major B). Waits for the product.
+template <int KD>
+static __device__ __forceinline__ void wscan_mm_s(float (&acc)[32], const unsigned char *X, const unsigned char *St) {
+    const unsigned char *xs = wg_opaque(X), *ss = wg_opaque(St);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KD / 16; kk++)
+        wg_mma_n64<0, 0>(acc, wg_desc(xs + 256 * kk, 128, 16 * KD), wg_desc(ss + 256 * kk, 128, 16 * KD), kk > 0);
+    wg_commit();
+    wg_wait_all();
+}
+
+// acc (+)= M X over the 64 chunk rows: M a (64, 64) tile (A' or P, K-major A), X a (64, 64)
+// tile of rows × state columns (MN-major B); add = 0 overwrites acc. Waits for the product.
+static __device__ __forceinline__ void wscan_mm_rows(float (&acc)[32], const unsigned char *M, const unsigned char *X,
+                                                     int add) {
+    const unsigned char *ms = wg_opaque(M), *xs = wg_opaque(X);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+        wg_mma_n64<0, 1>(acc, wg_desc(ms + 256 * kk, 128, 1024), wg_desc(xs + 2048 * kk, 1024, 128), add || kk > 0);
+    wg_commit();
+    wg_wait_all();
+}
+
 template <int KD, typename OT>
 __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_kernel(const gdnf_scan_args a) {
     using Lay = wscan_layout<KD>;
@@ -132,15 +158,7 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
 
         // ---- b) Y = K S;  X' = V − rk e^γ Y → Xt
         float y[32];
-        wg_fence();
-        {
-            const unsigned char *ks = wg_opaque(Kt), *ss = wg_opaque(St);
-#pragma unroll
-            for (int kk = 0; kk < KD / 16; kk++)
-                wg_mma_n64<0, 0>(y, wg_desc(ks + 256 * kk, 128, KB), wg_desc(ss + 256 * kk, 128, KB), kk > 0);
-        }
-        wg_commit();
-        wg_wait_all();
+        wscan_mm_s<KD>(y, Kt, St);
 #pragma unroll
         for (int i = 0; i < 8; i++)
 #pragma unroll
@@ -155,15 +173,7 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
         __syncthreads();  // X' visible; V read by everyone
 
         // ---- c) Vn = A' X' → Xt (for P Vn), Vnd = rk e^{γ_last−γ} Vn → Vt (for the state update)
-        wg_fence();
-        {
-            const unsigned char *as = wg_opaque(At), *xs = wg_opaque(Xt);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-                wg_mma_n64<0, 1>(y, wg_desc(as + 256 * kk, 128, 1024), wg_desc(xs + 2048 * kk, 1024, 128), kk > 0);
-        }
-        wg_commit();
-        wg_wait_all();
+        wscan_mm_rows(y, At, Xt, 0);
         __syncthreads();  // every warp's product has read X' and A'
         if (more) load(n + 1, 4);
 #pragma unroll
@@ -180,15 +190,7 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
 
         // ---- d) O = diag(scale rq e^γ) Q S + P Vn: the Q S rows are scaled between the two products
         float o[32];
-        wg_fence();
-        {
-            const unsigned char *qs = wg_opaque(Qt), *ss = wg_opaque(St);
-#pragma unroll
-            for (int kk = 0; kk < KD / 16; kk++)
-                wg_mma_n64<0, 0>(o, wg_desc(qs + 256 * kk, 128, KB), wg_desc(ss + 256 * kk, 128, KB), kk > 0);
-        }
-        wg_commit();
-        wg_wait_all();
+        wscan_mm_s<KD>(o, Qt, St);
 #pragma unroll
         for (int i = 0; i < 8; i++)
 #pragma unroll
@@ -196,15 +198,7 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
                 const float rq = Rs[16 * warp + g + 8 * hh].x;
                 o[4 * i + 2 * hh] *= rq, o[4 * i + 2 * hh + 1] *= rq;
             }
-        wg_fence();
-        {
-            const unsigned char *ps = wg_opaque(Pt), *xs = wg_opaque(Xt);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-                wg_mma_n64<0, 1>(o, wg_desc(ps + 256 * kk, 128, 1024), wg_desc(xs + 2048 * kk, 1024, 128), 1);
-        }
-        wg_commit();
-        wg_wait_all();
+        wscan_mm_rows(o, Pt, Xt, 1);
         __syncthreads();  // Q, Sᵀ, P and Vn read
         if (more) load(n + 1, 2 | 8);
         if constexpr (!std::is_same<OT, float>::value) {
