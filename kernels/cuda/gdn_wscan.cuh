@@ -114,6 +114,15 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
 
     // Sᵀ: this thread's (state column v = 16·warp + g + 8h, feature f = 8i + 2t + e).
     float s[KD / 2];
+    // Sᵀ as bf16 → St, the B operand of the next chunk's products.
+    auto store_state = [&] {
+#pragma unroll
+        for (int i = 0; i < KD / 8; i++)
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++)
+                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
+                          s[4 * i + 2 * hh + 1]);
+    };
     {
         const int64_t slot = a.s0_nseg == 1 ? 0 : seg;
 #pragma unroll
@@ -126,12 +135,7 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
                     s[4 * i + 2 * hh + e] =
                         a.s0 && v < nc ? a.s0[((bh * a.s0_nseg + slot) * KD + f) * (int64_t)a.V + c0 + v] : 0.f;
                 }
-#pragma unroll
-        for (int i = 0; i < KD / 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++)
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
-                          s[4 * i + 2 * hh + 1]);
+        store_state();
     }
     // Chunk n's inputs: which = 1 K, 2 Q, 4 A', 8 P, 16 V, 32 rows (into slot (n − nb) & 1).
     auto load = [&](int n, int which) {
@@ -253,12 +257,7 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
         wg_wait_all();
         __syncthreads();  // K, Vnd and the staged O read
         if (more) load(n + 1, 1 | 16);
-#pragma unroll
-        for (int i = 0; i < KD / 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++)
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
-                          s[4 * i + 2 * hh + 1]);
+        store_state();
     }
 
     if (a.s1 && (!a.s1_last_only || seg == a.nseg - 1)) {
