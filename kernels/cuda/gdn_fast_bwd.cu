@@ -39,35 +39,46 @@
 //    dQ̂, dK̂ (64, KD) in registers; then dL through two 64³ products, the Gram-matrix
 //    gradients, the row sums of dγ/dβ (fixed order, no atomics), the reverse cumsum of dγ and
 //    the L2-norm backward, and ADDS into dq, dk, dv, dg, dβ (each element has one writer).
+//    WG = true (opt-in, pn_cuda_gdn_fast_bwd_debug_wgmma): the tiles in wgmma.cuh's core-matrix
+//    tiling and the V-tile loop's products on wgmma, one warpgroup per column half; the same
+//    roundings and summation order (host emulation bit-identical), slower on the H100 (the
+//    kernel waits on loads and barriers, not on its products: GDN_NOTES §12).
 // Everything is deterministic (no atomics; every reduction has a fixed order).
 //
 // Fragment layouts and the ldmatrix address patterns: the comment of gdn_fast.cu.
 // GDNF_HOST_EMU: compiles as host C++ against an emulation header (see gdn_fast.cu).
 #include "kernels/cuda/gdn_fast_common.cuh"
+#include "kernels/cuda/wgmma.cuh"
 
 #define GDNB_THREADS 256
 #define GDNB_TV 64  // V columns per tile of the chunk kernel
 
 // ================================================================ operand loads
-// A operand, row-major storage X (rows r0.., columns k0..).
+// Storage X is row-major with row stride ld, or (TL) gdnf_eo's core-matrix tiling with ld
+// columns; ldmatrix reads 16-byte row segments, which both layouts keep contiguous.
+// A operand, X (rows r0.., columns k0..).
+template <bool TL = false>
 static __device__ __forceinline__ void lda_rm(uint32_t af[4], const gdnf_bf16 *X, int ld, int r0, int k0) {
     const int lane = threadIdx.x & 31;
-    ldsm_x4(af, X + (r0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+    ldsm_x4(af, X + gdnf_eo<TL>(r0 + (lane & 15), k0 + (lane >> 4) * 8, ld));
 }
-// A operand = Xᵀ, X stored (k, m) row-major: rows m0.. of the operand, depth k0...
+// A operand = Xᵀ, X stored (k, m): rows m0.. of the operand, depth k0...
+template <bool TL = false>
 static __device__ __forceinline__ void lda_t(uint32_t af[4], const gdnf_bf16 *X, int ld, int m0, int k0) {
     const int lane = threadIdx.x & 31;
-    ldsm_x4_t(af, X + (k0 + (lane & 7) + ((lane >> 4) << 3)) * ld + m0 + ((lane >> 3) & 1) * 8);
+    ldsm_x4_t(af, X + gdnf_eo<TL>(k0 + (lane & 7) + ((lane >> 4) << 3), m0 + ((lane >> 3) & 1) * 8, ld));
 }
-// B operand stored (k, n) row-major: bb[0..1] n-tile n0, bb[2..3] n-tile n0 + 8.
+// B operand stored (k, n): bb[0..1] n-tile n0, bb[2..3] n-tile n0 + 8.
+template <bool TL = false>
 static __device__ __forceinline__ void ldb_kn(uint32_t bb[4], const gdnf_bf16 *X, int ld, int k0, int n0) {
     const int lane = threadIdx.x & 31;
-    ldsm_x4_t(bb, X + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
+    ldsm_x4_t(bb, X + gdnf_eo<TL>(k0 + (lane & 15), n0 + (lane >> 4) * 8, ld));
 }
-// B operand stored (n, k) row-major (the rows of Bᵀ).
+// B operand stored (n, k) (the rows of Bᵀ).
+template <bool TL = false>
 static __device__ __forceinline__ void ldb_nk(uint32_t bb[4], const gdnf_bf16 *X, int ld, int k0, int n0) {
     const int lane = threadIdx.x & 31;
-    ldsm_x4(bb, X + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + ((lane >> 3) & 1) * 8);
+    ldsm_x4(bb, X + gdnf_eo<TL>(n0 + (lane & 7) + ((lane >> 4) << 3), k0 + ((lane >> 3) & 1) * 8, ld));
 }
 template <int N>
 static __device__ __forceinline__ void zero_acc(float acc[N][4]) {
@@ -75,19 +86,40 @@ static __device__ __forceinline__ void zero_acc(float acc[N][4]) {
     for (int i = 0; i < N; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
 }
 // acc[0 .. 2·NP) (n-tiles n0 + 8x) += A · B, one 16-deep step.
-template <int NP, bool NK>
+template <int NP, bool NK, bool TL = false>
 static __device__ __forceinline__ void mma_row(float (*acc)[4], const uint32_t af[4], const gdnf_bf16 *B, int ld,
                                                int k0, int n0) {
 #pragma unroll
     for (int np = 0; np < NP; np++) {
         uint32_t bb[4];
         if (NK)
-            ldb_nk(bb, B, ld, k0, n0 + 16 * np);
+            ldb_nk<TL>(bb, B, ld, k0, n0 + 16 * np);
         else
-            ldb_kn(bb, B, ld, k0, n0 + 16 * np);
+            ldb_kn<TL>(bb, B, ld, k0, n0 + 16 * np);
         mma_bf16(acc[2 * np], af, bb[0], bb[1]);
         mma_bf16(acc[2 * np + 1], af, bb[2], bb[3]);
     }
+}
+// ---- wgmma forms (the chunk kernel's WG instantiation). Tiles in gdnf_eo's tiling with C
+// columns; the descriptor of 16-deep step kk of a tile read K-major (rows = M or N, columns =
+// depth) or MN-major (rows = depth, columns = M or N), wgmma.cuh's offsets.
+// The step is added to the descriptor's start-address field (bytes / 16; shared addresses stay
+// below 2^18, so it cannot carry out), which keeps one base descriptor per tile, not one
+// address computation per step.
+template <int C>
+static __device__ __forceinline__ uint64_t cwg_km(const gdnf_bf16 *X, int kk) {
+    return wg_desc(X, 128, 16 * C) + (uint64_t)(16 * kk);
+}
+template <int C>
+static __device__ __forceinline__ uint64_t cwg_mn(const gdnf_bf16 *X, int kk) {
+    return wg_desc(X, 16 * C, 128) + (uint64_t)(2 * C * kk);
+}
+// A warp's mma.sync accumulators over N columns, float[N/8][4], as the m64nN wgmma accumulator
+// (NF = N/2 floats): the fragment layouts coincide warp by warp (wgmma.cuh), so the code around
+// a product does not depend on which instruction computed it.
+template <int NF>
+static __device__ __forceinline__ float (&cwg_acc(float (*a)[4]))[NF] {
+    return *reinterpret_cast<float (*)[NF]>(a);
 }
 static __device__ __forceinline__ float quad_sum(float v) {
     v += __shfl_xor_sync(0xffffffffu, v, 1);
@@ -307,9 +339,12 @@ struct gdnb_chunk_args {
                 // kernel's WRITE instantiation: a runtime flag cost registers and spills)
 };
 
-template <int KD>
+template <int KD, bool WG>
 struct chunk_layout {
-    static constexpr int LDK = KD + 8, LDT = GDNB_TV + 8, LDA = GDNF_LDA, LDS = KD + 4;
+    // WG: every bf16 tile in gdnf_eo's core-matrix tiling without padding (wgmma reads it
+    // through descriptors, ldmatrix row by row); else row-major, 8 elements of padding per row.
+    static constexpr int LDK = WG ? KD : KD + 8, LDT = WG ? GDNB_TV : GDNB_TV + 8, LDA = WG ? GDNF_C : GDNF_LDA;
+    static constexpr int LDS = KD + 4;
     static constexpr size_t ks = (size_t)GDNF_C * LDK * 2, mm = (size_t)GDNF_C * LDA * 2;
     static constexpr size_t o_qs = ks, o_as = 2 * ks, o_ps = o_as + mm, o_rs = o_ps + mm, o_rx = o_rs + 1024;
     static constexpr size_t o_misc = o_rx + 1024;  // floats: eg, dd, red[5][2][64], tot[5][64], blk[256]
@@ -331,9 +366,9 @@ struct chunk_layout {
                                                         : (end_m > end_s ? end_m : end_s);
 };
 
-template <int KD, bool WRITE>
+template <int KD, bool WRITE, bool WG>
 __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_chunk_args a) {
-    using Lay = chunk_layout<KD>;
+    using Lay = chunk_layout<KD, WG>;
     constexpr int LDK = Lay::LDK, LDT = Lay::LDT, LDA = Lay::LDA, LDS = Lay::LDS;
     constexpr int NQ = KD / 16;  // n-tiles of a warp's (16, KD/2) slice of dQ̂, dK̂
     static_assert(KD == 64 || KD == 96 || KD == 128, "KD must be 64, 96 or 128");
@@ -350,6 +385,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     gdnf_bf16 *W2 = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_w2);
     float *dVs = reinterpret_cast<float *>(sm + Lay::o_dvs);
     constexpr int LDV = Lay::LDV;
+    auto eo = [](int r, int c, int ld) { return gdnf_eo<WG>(r, c, ld); };
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int64_t ci = blockIdx.x;  // b·h·NT + n
@@ -359,16 +395,27 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     const int64_t row0 = (int64_t)b * a.T + t0, KV = (int64_t)KD * a.V;
     const int rt = warp & 3, ch = warp >> 2;
     const bool lowerw = 32 * ch <= 16 * rt + 15;  // the warp's (16, 32) block of a (64, 64) has j <= i somewhere
+    // This thread's fragment pair (row 16 rt + g + 8 hh, columns 32 ch + 8 nt + 2t, +1) in a
+    // (64, 64) tile: one base and compile-time steps (per-element tiled offsets cost ALU work).
+    static_assert(LDT == LDA, "the (64, 64) tiles share one layout");
+    const int fbase = WG ? (16 * rt + 4 * ch) * 64 + 8 * g + 2 * t : (16 * rt + g) * LDT + 32 * ch + 2 * t;
+    auto fo = [fbase](int hh, int nt) { return fbase + (WG ? 512 * hh + 64 * nt : 8 * LDT * hh + 8 * nt); };
 
-    gdnf_load_kq<KD, GDNB_THREADS>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
-    gdnf_load_ap<GDNB_THREADS>(As, Ps, a.A, a.P, ci);
+    gdnf_load_kq<KD, GDNB_THREADS, WG>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
+    gdnf_load_ap<GDNB_THREADS, WG>(As, Ps, a.A, a.P, ci);
     if (tid < GDNF_C) {
         cp_async16(Rs + tid, a.rows + ci * GDNF_C + tid, true);
         cp_async16(Rx + tid, a.rx + ci * GDNF_C + tid, true);
     }
+    // A barrier after shared-memory writes that wgmma reads next (the generic → async proxy
+    // fence in every writing thread first).
+    auto sync_tiles = [] {
+        if constexpr (WG) wg_fence_proxy();
+        __syncthreads();
+    };
     cp_async_commit();
     cp_async_wait_all();
-    __syncthreads();
+    sync_tiles();
     if (tid < GDNF_C) {
         const float gl = Rx[GDNF_C - 1].z;  // rows past T carry γ_last
         eg[tid] = expf(Rx[tid].z), dd[tid] = expf(gl - Rx[tid].z);
@@ -388,17 +435,19 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
         {
             const gdnf_bf16 *hsrc = a.hs + ci * KV + c0, *dsrc = a.dhs + ci * KV + c0;
             for (int e = tid; e < KD * (GDNB_TV / 8); e += GDNB_THREADS) {
-                const int r = e / (GDNB_TV / 8), c = (e % (GDNB_TV / 8)) * 8;
+                int r, c;
+                gdnf_piece<WG, GDNB_TV>(e, r, c);
                 const bool ok = c0 + c < a.V;
                 const int64_t off = ok ? (int64_t)r * a.V + c : 0;
-                cp_async16(S0t + r * LDT + c, hsrc + off, ok);
-                cp_async16(dSt + r * LDT + c, dsrc + off, ok);
+                cp_async16(S0t + eo(r, c, LDT), hsrc + off, ok);
+                cp_async16(dSt + eo(r, c, LDT), dsrc + off, ok);
             }
             for (int e = tid; e < GDNF_C * (GDNB_TV / 8); e += GDNB_THREADS) {
-                const int i = e / (GDNB_TV / 8), c = (e % (GDNB_TV / 8)) * 8;
+                int i, c;
+                gdnf_piece<WG, GDNB_TV>(e, i, c);
                 const bool ok = i < nr && c0 + c < a.V;
                 const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c : 0;
-                cp_async16(Vt + i * LDT + c, a.v + off, ok);
+                cp_async16(Vt + eo(i, c, LDT), a.v + off, ok);
             }
             if (!WRITE && a.dv) {
                 for (int e = tid; e < GDNF_C * (GDNB_TV / 2); e += GDNB_THREADS) {
@@ -423,27 +472,41 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
 #pragma unroll
             for (int u = 0; u < NDO; u++) {
                 const int e = tid + u * GDNB_THREADS, i = e / (GDNB_TV / 4), c = (e % (GDNB_TV / 4)) * 4;
-                st_bf16x2(dOt + i * LDT + c, xo[u].x, xo[u].y);
-                st_bf16x2(dOt + i * LDT + c + 2, xo[u].z, xo[u].w);
+                st_bf16x2(dOt + eo(i, c, LDT), xo[u].x, xo[u].y);
+                st_bf16x2(dOt + eo(i, c + 2, LDT), xo[u].z, xo[u].w);
             }
             cp_async_wait_all();
         }
-        __syncthreads();
+        sync_tiles();
         for (int e = tid; e < KD * (GDNB_TV / 2); e += GDNB_THREADS) {  // ⟨S0, dS1⟩ (zero-filled past V)
             const int r = e / (GDNB_TV / 2), c = (e % (GDNB_TV / 2)) * 2;
-            const float2 x = ld_bf16x2(S0t + r * LDT + c), y = ld_bf16x2(dSt + r * LDT + c);
+            const float2 x = ld_bf16x2(S0t + eo(r, c, LDT)), y = ld_bf16x2(dSt + eo(r, c, LDT));
             sdot += x.x * y.x + x.y * y.y;
         }
         // ---- K S0 and K dS1 (warp: rows 16 rt, tile columns 32 ch ..)
+        // (WG: warpgroup ch, m64n32 over its column half, S0 and dS1 MN-major)
         float ks[4][4], kd[4][4];
         zero_acc<4>(ks);
         zero_acc<4>(kd);
+        if constexpr (WG) {
+            const gdnf_bf16 *kb = wg_opaque(Ks), *sb = wg_opaque(S0t) + eo(0, 32 * ch, LDT);
+            const gdnf_bf16 *db = wg_opaque(dSt) + eo(0, 32 * ch, LDT);
+            wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < KD / 16; kk++) {
-            uint32_t af[4];
-            lda_rm(af, Ks, LDK, 16 * rt, 16 * kk);
-            mma_row<2, false>(ks, af, S0t, LDT, 16 * kk, 32 * ch);
-            mma_row<2, false>(kd, af, dSt, LDT, 16 * kk, 32 * ch);
+            for (int kk = 0; kk < KD / 16; kk++) {
+                wg_mma<32, 0, 1>(cwg_acc<16>(ks), cwg_km<KD>(kb, kk), cwg_mn<GDNB_TV>(sb, kk), 1);
+                wg_mma<32, 0, 1>(cwg_acc<16>(kd), cwg_km<KD>(kb, kk), cwg_mn<GDNB_TV>(db, kk), 1);
+            }
+            wg_commit();
+            wg_wait_all();
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < KD / 16; kk++) {
+                uint32_t af[4];
+                lda_rm<WG>(af, Ks, LDK, 16 * rt, 16 * kk);
+                mma_row<2, false, WG>(ks, af, S0t, LDT, 16 * kk, 32 * ch);
+                mma_row<2, false, WG>(kd, af, dSt, LDT, 16 * kk, 32 * ch);
+            }
         }
         // Z = diag(β) X', X' = V − rk e^γ (K S0)
 #pragma unroll
@@ -452,25 +515,38 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             for (int hh = 0; hh < 2; hh++) {
                 const int i = 16 * rt + g + 8 * hh, col = 32 * ch + 8 * nt + 2 * t;
                 const float ry = Rs[i].y, be = Rx[i].w;
-                const float2 vv = ld_bf16x2(Vt + i * LDT + col);
-                st_bf16x2(Zs + i * LDT + col, be * (vv.x - ry * ks[nt][2 * hh]), be * (vv.y - ry * ks[nt][2 * hh + 1]));
+                const float2 vv = ld_bf16x2(Vt + fo(hh, nt));
+                st_bf16x2(Zs + fo(hh, nt), be * (vv.x - ry * ks[nt][2 * hh]), be * (vv.y - ry * ks[nt][2 * hh + 1]));
             }
-        __syncthreads();
+        sync_tiles();
         // ---- Vn = A Z (lower blocks), W2 = diag(d) Vn;  dVn = Pᵀ dO + diag(rk d) K dS1
         {
             float vn[4][4], dvn[4][4];
             zero_acc<4>(vn);
             zero_acc<4>(dvn);
+            if constexpr (WG) {  // whole products: A, P hold zeros above the diagonal
+                const gdnf_bf16 *ab = wg_opaque(As), *zb = wg_opaque(Zs) + eo(0, 32 * ch, LDT);
+                const gdnf_bf16 *pb = wg_opaque(Ps), *ob = wg_opaque(dOt) + eo(0, 32 * ch, LDT);
+                wg_fence();
 #pragma unroll
-            for (int kt = 0; kt < 4; kt++) {
-                uint32_t af[4];
-                if (kt <= rt) {
-                    lda_rm(af, As, LDA, 16 * rt, 16 * kt);
-                    mma_row<2, false>(vn, af, Zs, LDT, 16 * kt, 32 * ch);
+                for (int kt = 0; kt < 4; kt++) {
+                    wg_mma<32, 0, 1>(cwg_acc<16>(vn), cwg_km<GDNF_C>(ab, kt), cwg_mn<GDNB_TV>(zb, kt), 1);
+                    wg_mma<32, 1, 1>(cwg_acc<16>(dvn), cwg_mn<GDNF_C>(pb, kt), cwg_mn<GDNB_TV>(ob, kt), 1);
                 }
-                if (kt >= rt) {
-                    lda_t(af, Ps, LDA, 16 * rt, 16 * kt);
-                    mma_row<2, false>(dvn, af, dOt, LDT, 16 * kt, 32 * ch);
+                wg_commit();
+                wg_wait_all();
+            } else {
+#pragma unroll
+                for (int kt = 0; kt < 4; kt++) {
+                    uint32_t af[4];
+                    if (kt <= rt) {
+                        lda_rm<WG>(af, As, LDA, 16 * rt, 16 * kt);
+                        mma_row<2, false, WG>(vn, af, Zs, LDT, 16 * kt, 32 * ch);
+                    }
+                    if (kt >= rt) {
+                        lda_t<WG>(af, Ps, LDA, 16 * rt, 16 * kt);
+                        mma_row<2, false, WG>(dvn, af, dOt, LDT, 16 * kt, 32 * ch);
+                    }
                 }
             }
 #pragma unroll
@@ -481,36 +557,46 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                     const float rz = Rs[i].z, di = dd[i];
                     const float v0 = vn[nt][2 * hh], v1 = vn[nt][2 * hh + 1];
                     rsv[hh] += kd[nt][2 * hh] * v0 + kd[nt][2 * hh + 1] * v1;
-                    st_bf16x2(Vns + i * LDT + col, v0, v1);
-                    st_bf16x2(W2 + i * LDT + col, di * v0, di * v1);
-                    st_bf16x2(dVns + i * LDT + col, dvn[nt][2 * hh] + rz * kd[nt][2 * hh],
+                    st_bf16x2(Vns + fo(hh, nt), v0, v1);
+                    st_bf16x2(W2 + fo(hh, nt), di * v0, di * v1);
+                    st_bf16x2(dVns + fo(hh, nt), dvn[nt][2 * hh] + rz * kd[nt][2 * hh],
                               dvn[nt][2 * hh + 1] + rz * kd[nt][2 * hh + 1]);
                 }
         }
-        __syncthreads();
+        sync_tiles();
         // ---- dZ = Aᵀ dVn;  dV += β dZ;  W1 = −e^γ β dZ;  dβ, dγ row parts
         {
             float dz[4][4];
             zero_acc<4>(dz);
+            if constexpr (WG) {
+                const gdnf_bf16 *ab = wg_opaque(As), *vb = wg_opaque(dVns) + eo(0, 32 * ch, LDT);
+                wg_fence();
 #pragma unroll
-            for (int kt = 0; kt < 4; kt++)
-                if (kt >= rt) {
-                    uint32_t af[4];
-                    lda_t(af, As, LDA, 16 * rt, 16 * kt);
-                    mma_row<2, false>(dz, af, dVns, LDT, 16 * kt, 32 * ch);
-                }
+                for (int kt = 0; kt < 4; kt++)
+                    wg_mma<32, 1, 1>(cwg_acc<16>(dz), cwg_mn<GDNF_C>(ab, kt), cwg_mn<GDNB_TV>(vb, kt), 1);
+                wg_commit();
+                wg_wait_all();
+            } else {
+#pragma unroll
+                for (int kt = 0; kt < 4; kt++)
+                    if (kt >= rt) {
+                        uint32_t af[4];
+                        lda_t<WG>(af, As, LDA, 16 * rt, 16 * kt);
+                        mma_row<2, false, WG>(dz, af, dVns, LDT, 16 * kt, 32 * ch);
+                    }
+            }
 #pragma unroll
             for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int hh = 0; hh < 2; hh++) {
                     const int i = 16 * rt + g + 8 * hh, col = 32 * ch + 8 * nt + 2 * t;
                     const float ry = Rs[i].y, be = Rx[i].w, z0 = dz[nt][2 * hh], z1 = dz[nt][2 * hh + 1];
-                    const float2 vv = ld_bf16x2(Vt + i * LDT + col);
+                    const float2 vv = ld_bf16x2(Vt + fo(hh, nt));
                     const float k0 = ks[nt][2 * hh], k1 = ks[nt][2 * hh + 1];
                     rsb[hh] += z0 * (vv.x - ry * k0) + z1 * (vv.y - ry * k1);
                     rsx[hh] += z0 * k0 + z1 * k1;
                     const float w = -eg[i] * be;
-                    st_bf16x2(W1 + i * LDT + col, w * z0, w * z1);
+                    st_bf16x2(W1 + fo(hh, nt), w * z0, w * z1);
                     if (a.dv && i < nr && c0 + col < a.V) {
                         const float2 s = WRITE ? make_float2(0.f, 0.f)
                                                : *reinterpret_cast<const float2 *>(dVs + i * LDV + col);
@@ -519,22 +605,41 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                     }
                 }
         }
-        __syncthreads();
+        sync_tiles();
         // ---- dA += dVn Zᵀ, dP += dO Vnᵀ (j <= i blocks); dQ̂ += dO S0ᵀ; dK̂ += W1 S0ᵀ + W2 dS1ᵀ
+        // (WG: whole blocks, the tail masks dA, dP; every operand K-major over the tile columns)
+        if constexpr (WG) {
+            const gdnf_bf16 *vb = wg_opaque(dVns), *ob = wg_opaque(dOt), *w1 = wg_opaque(W1), *w2 = wg_opaque(W2);
+            const gdnf_bf16 *zb = wg_opaque(Zs) + eo(32 * ch, 0, LDT), *nb = wg_opaque(Vns) + eo(32 * ch, 0, LDT);
+            const gdnf_bf16 *sb = wg_opaque(S0t) + eo(ch * (KD / 2), 0, LDT);
+            const gdnf_bf16 *db = wg_opaque(dSt) + eo(ch * (KD / 2), 0, LDT);
+            wg_fence();
 #pragma unroll
-        for (int kk = 0; kk < GDNB_TV / 16; kk++) {
-            uint32_t af[4];
-            if (lowerw) {
-                lda_rm(af, dVns, LDT, 16 * rt, 16 * kk);
-                mma_row<2, true>(dA, af, Zs, LDT, 16 * kk, 32 * ch);
+            for (int kk = 0; kk < GDNB_TV / 16; kk++) {
+                wg_mma<32, 0, 0>(cwg_acc<16>(dA), cwg_km<GDNB_TV>(vb, kk), cwg_km<GDNB_TV>(zb, kk), 1);
+                wg_mma<32, 0, 0>(cwg_acc<16>(dP), cwg_km<GDNB_TV>(ob, kk), cwg_km<GDNB_TV>(nb, kk), 1);
+                wg_mma<KD / 2, 0, 0>(cwg_acc<KD / 4>(dQ), cwg_km<GDNB_TV>(ob, kk), cwg_km<GDNB_TV>(sb, kk), 1);
+                wg_mma<KD / 2, 0, 0>(cwg_acc<KD / 4>(dK), cwg_km<GDNB_TV>(w1, kk), cwg_km<GDNB_TV>(sb, kk), 1);
+                wg_mma<KD / 2, 0, 0>(cwg_acc<KD / 4>(dK), cwg_km<GDNB_TV>(w2, kk), cwg_km<GDNB_TV>(db, kk), 1);
             }
-            lda_rm(af, dOt, LDT, 16 * rt, 16 * kk);
-            if (lowerw) mma_row<2, true>(dP, af, Vns, LDT, 16 * kk, 32 * ch);
-            mma_row<NQ / 2, true>(dQ, af, S0t, LDT, 16 * kk, ch * (KD / 2));
-            lda_rm(af, W1, LDT, 16 * rt, 16 * kk);
-            mma_row<NQ / 2, true>(dK, af, S0t, LDT, 16 * kk, ch * (KD / 2));
-            lda_rm(af, W2, LDT, 16 * rt, 16 * kk);
-            mma_row<NQ / 2, true>(dK, af, dSt, LDT, 16 * kk, ch * (KD / 2));
+            wg_commit();
+            wg_wait_all();
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < GDNB_TV / 16; kk++) {
+                uint32_t af[4];
+                if (lowerw) {
+                    lda_rm<WG>(af, dVns, LDT, 16 * rt, 16 * kk);
+                    mma_row<2, true, WG>(dA, af, Zs, LDT, 16 * kk, 32 * ch);
+                }
+                lda_rm<WG>(af, dOt, LDT, 16 * rt, 16 * kk);
+                if (lowerw) mma_row<2, true, WG>(dP, af, Vns, LDT, 16 * kk, 32 * ch);
+                mma_row<NQ / 2, true, WG>(dQ, af, S0t, LDT, 16 * kk, ch * (KD / 2));
+                lda_rm<WG>(af, W1, LDT, 16 * rt, 16 * kk);
+                mma_row<NQ / 2, true, WG>(dK, af, S0t, LDT, 16 * kk, ch * (KD / 2));
+                lda_rm<WG>(af, W2, LDT, 16 * rt, 16 * kk);
+                mma_row<NQ / 2, true, WG>(dK, af, dSt, LDT, 16 * kk, ch * (KD / 2));
+            }
         }
     }
     __syncthreads();  // the tile region becomes the post-loop buffers
@@ -553,7 +658,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             const int i = 16 * rt + g + 8 * hh, col = ch * (KD / 2) + 8 * nt + 2 * t;
             const float s = a.scale * eg[i];
             dQ[nt][2 * hh] *= s, dQ[nt][2 * hh + 1] *= s;
-            const float2 qq = ld_bf16x2(Qs + i * LDK + col);
+            const float2 qq = ld_bf16x2(Qs + eo(i, col, LDK));
             rsq[hh] += Rx[i].x * (dQ[nt][2 * hh] * qq.x + dQ[nt][2 * hh + 1] * qq.y);
         }
     // Row partials → red[quantity][ch][row] (quantities: 0 sv, 1 sb, 2 sx, 3 sq, 4 dβ from L).
@@ -577,8 +682,8 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
 #pragma unroll
         for (int kk = 0; kk < KD / 16; kk++) {
             uint32_t af[4];
-            lda_rm(af, Ks, LDK, 16 * rt, 16 * kk);
-            mma_row<2, true>(kkf, af, Ks, LDK, 16 * kk, 32 * ch);
+            lda_rm<WG>(af, Ks, LDK, 16 * rt, 16 * kk);
+            mma_row<2, true, WG>(kkf, af, Ks, LDK, 16 * kk, 32 * ch);
         }
     }
 #pragma unroll
@@ -588,16 +693,17 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             const int i = 16 * rt + g + 8 * (e >> 1), j = 32 * ch + 8 * nt + 2 * t + (e & 1);
             float mg = 0.f, g2 = 0.f, g3 = 0.f, da = 0.f;
             if (j <= i) {
-                const float E = expf(Rx[i].z - Rx[j].z), p = bf2f(Ps[i * LDA + j]);
+                const float E = expf(Rx[i].z - Rx[j].z), p = bf2f(Ps[fo(e >> 1, nt) + (e & 1)]);
                 mg = dP[nt][e] * p;
                 const float dqk = a.scale * E * dP[nt][e];
                 g2 = dqk * Rx[i].x, g3 = dqk * Rx[j].y;
                 if (j < i) da = dA[nt][e];
             }
             Mg[i * 65 + j] = mg;
-            G2[i * LDA + j] = __float2bfloat16_rn(g2);
-            G3[i * LDA + j] = __float2bfloat16_rn(g3);
-            dAs[i * LDA + j] = __float2bfloat16_rn(da);
+            const int fe = fo(e >> 1, nt) + (e & 1);
+            G2[fe] = __float2bfloat16_rn(g2);
+            G3[fe] = __float2bfloat16_rn(g3);
+            dAs[fe] = __float2bfloat16_rn(da);
         }
     __syncthreads();
     // T1 = dA Aᵀ (full)
@@ -607,14 +713,14 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
             uint32_t af[4];
-            lda_rm(af, dAs, LDA, 16 * rt, 16 * kk);
-            mma_row<2, true>(t1, af, As, LDA, 16 * kk, 32 * ch);
+            lda_rm<WG>(af, dAs, LDA, 16 * rt, 16 * kk);
+            mma_row<2, true, WG>(t1, af, As, LDA, 16 * kk, 32 * ch);
         }
 #pragma unroll
         for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int hh = 0; hh < 2; hh++)
-                st_bf16x2(T1 + (16 * rt + g + 8 * hh) * LDA + 32 * ch + 8 * nt + 2 * t, t1[nt][2 * hh],
+                st_bf16x2(T1 + fo(hh, nt), t1[nt][2 * hh],
                           t1[nt][2 * hh + 1]);
     }
     if (tid < 64) {  // row totals of the partials so far, fixed order
@@ -630,8 +736,8 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             for (int kt = 0; kt < 4; kt++)
                 if (kt >= rt) {
                     uint32_t af[4];
-                    lda_t(af, As, LDA, 16 * rt, 16 * kt);
-                    mma_row<2, false>(dl, af, T1, LDA, 16 * kt, 32 * ch);
+                    lda_t<WG>(af, As, LDA, 16 * rt, 16 * kt);
+                    mma_row<2, false, WG>(dl, af, T1, LDA, 16 * kt, 32 * ch);
                 }
         }
         float rdb[2] = {0.f, 0.f};
@@ -660,7 +766,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     // G1 = (dKK + dKKᵀ) ⊙ rk_j; row and column sums of Mg; block sum of ⟨S0, dS1⟩.
     for (int e = tid; e < 64 * 64; e += GDNB_THREADS) {
         const int i = e >> 6, j = e & 63;
-        G1[i * LDA + j] = __float2bfloat16_rn((dKK[i * 65 + j] + dKK[j * 65 + i]) * Rx[j].y);
+        G1[eo(i, j, LDA)] = __float2bfloat16_rn((dKK[i * 65 + j] + dKK[j * 65 + i]) * Rx[j].y);
     }
     if (tid < 64) {
         float r = 0.f;
@@ -681,12 +787,12 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
         uint32_t af[4];
-        lda_rm(af, G3, LDA, 16 * rt, 16 * kk);
-        mma_row<NQ / 2, false>(dQ, af, Ks, LDK, 16 * kk, ch * (KD / 2));
-        lda_rm(af, G1, LDA, 16 * rt, 16 * kk);
-        mma_row<NQ / 2, false>(dK, af, Ks, LDK, 16 * kk, ch * (KD / 2));
-        lda_t(af, G2, LDA, 16 * rt, 16 * kk);
-        mma_row<NQ / 2, false>(dK, af, Qs, LDK, 16 * kk, ch * (KD / 2));
+        lda_rm<WG>(af, G3, LDA, 16 * rt, 16 * kk);
+        mma_row<NQ / 2, false, WG>(dQ, af, Ks, LDK, 16 * kk, ch * (KD / 2));
+        lda_rm<WG>(af, G1, LDA, 16 * rt, 16 * kk);
+        mma_row<NQ / 2, false, WG>(dK, af, Ks, LDK, 16 * kk, ch * (KD / 2));
+        lda_t<WG>(af, G2, LDA, 16 * rt, 16 * kk);
+        mma_row<NQ / 2, false, WG>(dK, af, Qs, LDK, 16 * kk, ch * (KD / 2));
     }
     // dγ per row and dg = its reverse cumsum, in parallel: warps 0 and 1 hold rows
     // i = 32w + 31 − lane (reversed, so an inclusive shfl_up scan over lanes is the suffix sum
@@ -764,12 +870,11 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             const int i = warp + j * (GDNB_THREADS / 32);
             if (i >= nr) continue;
             const float *src = srcb + i * LDS;
-            const gdnf_bf16 *x = xb + i * LDK;
             const float r = which == 0 ? Rx[i].x : Rx[i].y;
             float dot = 0.f;
             if (a.l2) {
 #pragma unroll
-                for (int u = 0; u < CL; u++) dot += src[lane + 32 * u] * bf2f(x[lane + 32 * u]);
+                for (int u = 0; u < CL; u++) dot += src[lane + 32 * u] * bf2f(xb[eo(i, lane + 32 * u, LDK)]);
                 dot = gdnf_warp_sum(dot);
             }
             const float c3 = r * r * r * dot;
@@ -777,7 +882,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
 #pragma unroll
             for (int u = 0; u < CL; u++) {
                 const int c = lane + 32 * u;
-                out[c] = old[j][u] + (a.l2 ? r * src[c] - c3 * bf2f(x[c]) : src[c]);
+                out[c] = old[j][u] + (a.l2 ? r * src[c] - c3 * bf2f(xb[eo(i, c, LDK)]) : src[c]);
             }
         }
     }
@@ -796,25 +901,35 @@ static void dscan_launch(const gdnb_dscan_args &a, int64_t grid) {
     PN_CHECK_LAUNCH();
 }
 
-template <int KD, bool WRITE>
+template <int KD, bool WRITE, bool WG>
 static void chunk_launch_as(const gdnb_chunk_args &a, int64_t grid) {
-    const size_t smem = chunk_layout<KD>::total;
-    PN_CHECK_CUDA(
-        cudaFuncSetAttribute(gdnb_chunk_kernel<KD, WRITE>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const size_t smem = chunk_layout<KD, WG>::total;
+    PN_CHECK_CUDA(cudaFuncSetAttribute(gdnb_chunk_kernel<KD, WRITE, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnb_chunk_kernel<KD, WRITE><<<(unsigned)grid, GDNB_THREADS, smem, pn_stream()>>>(a);
+    gdnb_chunk_kernel<KD, WRITE, WG><<<(unsigned)grid, GDNB_THREADS, smem, pn_stream()>>>(a);
 #else
-    emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_chunk_kernel<KD, WRITE>(a); });
+    emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_chunk_kernel<KD, WRITE, WG>(a); });
 #endif
     PN_CHECK_LAUNCH();
 }
 
+// The chunk kernel's products on wgmma (1) or mma.sync (0): pn_cuda_gdn_fast_bwd_debug_wgmma.
+static int g_chunk_wgmma = 0;
+
 template <int KD>
 static void chunk_launch(const gdnb_chunk_args &a, int64_t grid) {
-    if (a.write)
-        chunk_launch_as<KD, true>(a, grid);
-    else
-        chunk_launch_as<KD, false>(a, grid);
+    if (g_chunk_wgmma) {
+        if (a.write)
+            chunk_launch_as<KD, true, true>(a, grid);
+        else
+            chunk_launch_as<KD, false, true>(a, grid);
+    } else {
+        if (a.write)
+            chunk_launch_as<KD, true, false>(a, grid);
+        else
+            chunk_launch_as<KD, false, false>(a, grid);
+    }
 }
 
 template <int KD, int BV>
@@ -912,6 +1027,8 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
 }
 
 static bool gdnb_aligned(const void *p, uintptr_t m) { return ((uintptr_t)p & (m - 1)) == 0; }
+
+extern "C" void pn_cuda_gdn_fast_bwd_debug_wgmma(int on) { g_chunk_wgmma = on != 0; }
 
 extern "C" int pn_cuda_gated_delta_bwd_fast_supported(int K, int V) {
     return (K == 64 || K == 96 || K == 128) && V >= 32 && V % 32 == 0;

@@ -79,29 +79,54 @@ static __device__ __forceinline__ float gdnf_warp_sum(float v) {
     return v;
 }
 static __device__ __forceinline__ float bf2f(gdnf_bf16 x) { return __bfloat162float(x); }
+// Element offset of (r, c) in a bf16 tile of row stride ld: row-major (TL = false), or the
+// core-matrix tiling of wgmma.cuh with ld columns (TL = true; 8 × 8 blocks of 128 bytes, row
+// blocks outer), which wgmma reads through descriptors and ldmatrix reads row by row (each
+// 8-element row segment stays 16 contiguous bytes, so the mma.sync helpers work on both).
+template <bool TL>
+static __host__ __device__ __forceinline__ int gdnf_eo(int r, int c, int ld) {
+    if constexpr (TL)
+        return ((r >> 3) * (ld >> 3) + (c >> 3)) * 64 + (r & 7) * 8 + (c & 7);
+    else
+        return r * ld + c;
+}
+// The e-th 16-byte piece (row r, first column c) of a tile with C columns, in the order a
+// loader's threads take them: row-major, or (TL) eight consecutive pieces = one core matrix
+// (rows 8x .. 8x+7, one column block), so that eight threads fill 128 contiguous bytes.
+template <bool TL, int C>
+static __device__ __forceinline__ void gdnf_piece(int e, int &r, int &c) {
+    if constexpr (TL)
+        r = (e & 7) + 8 * (e / C), c = ((e >> 3) % (C / 8)) * 8;
+    else
+        r = e / (C / 8), c = (e % (C / 8)) * 8;
+}
 // The chunk's raw K rows (and Q rows when Qs) (GDNF_C, KD) bf16 → shared memory with row
 // stride ldk, rows past T zero-filled, by cp.async over NTHR threads (the caller commits and
-// waits). row0 = (b, t0) in (B, T); q, k are (B, T, H, KD).
-template <int KD, int NTHR>
+// waits). row0 = (b, t0) in (B, T); q, k are (B, T, H, KD). TL: gdnf_eo's layout.
+template <int KD, int NTHR, bool TL = false>
 static __device__ __forceinline__ void gdnf_load_kq(gdnf_bf16 *Ks, gdnf_bf16 *Qs, int ldk, const gdnf_bf16 *k,
                                                     const gdnf_bf16 *q, int64_t row0, int nr, int H, int h) {
     for (int e = threadIdx.x; e < GDNF_C * (KD / 8); e += NTHR) {
-        const int i = e / (KD / 8), c = (e % (KD / 8)) * 8;
+        int i, c;
+        gdnf_piece<TL, KD>(e, i, c);
         const bool ok = i < nr;
         const int64_t off = ok ? ((row0 + i) * H + h) * KD + c : 0;
-        cp_async16(Ks + i * ldk + c, k + off, ok);
-        if (Qs) cp_async16(Qs + i * ldk + c, q + off, ok);
+        cp_async16(Ks + gdnf_eo<TL>(i, c, ldk), k + off, ok);
+        if (Qs) cp_async16(Qs + gdnf_eo<TL>(i, c, ldk), q + off, ok);
     }
 }
-// Chunk ci's A (and P when Ps) (GDNF_C, GDNF_C) bf16 → shared memory, row stride GDNF_LDA.
-template <int NTHR>
+// Chunk ci's A (and P when Ps) (GDNF_C, GDNF_C) bf16 → shared memory, row stride GDNF_LDA
+// (TL: gdnf_eo's tiling with GDNF_C columns).
+template <int NTHR, bool TL = false>
 static __device__ __forceinline__ void gdnf_load_ap(gdnf_bf16 *As, gdnf_bf16 *Ps, const gdnf_bf16 *A,
                                                     const gdnf_bf16 *P, int64_t ci) {
+    constexpr int LD = TL ? GDNF_C : GDNF_LDA;
     for (int e = threadIdx.x; e < GDNF_C * 8; e += NTHR) {
-        const int i = e >> 3, c = (e & 7) * 8;
+        int i, c;
+        gdnf_piece<TL, GDNF_C>(e, i, c);
         const int64_t off = ci * (GDNF_C * GDNF_C) + i * GDNF_C + c;
-        cp_async16(As + i * GDNF_LDA + c, A + off, true);
-        if (Ps) cp_async16(Ps + i * GDNF_LDA + c, P + off, true);
+        cp_async16(As + gdnf_eo<TL>(i, c, LD), A + off, true);
+        if (Ps) cp_async16(Ps + gdnf_eo<TL>(i, c, LD), P + off, true);
     }
 }
 // Two floats → one register of two bf16, the first in the low half (lower column index).

@@ -69,6 +69,9 @@ int pn_cuda_gdn_fast_pick_bv(int V);
 // last_wgmma: 1 when the last fast forward ran the wgmma pass.
 void pn_cuda_gdn_fast_debug_wgmma(int on);
 int pn_cuda_gdn_fast_debug_last_wgmma(void);
+// The backward's per-chunk gradient kernel: 1 = its chunk products on wgmma, 0 = on mma.sync
+// (default). Process-wide.
+void pn_cuda_gdn_fast_bwd_debug_wgmma(int on);
 // The per-chunk stage alone (K ∈ {64, 96, 128}; chunk 64, NT = ⌈T/64⌉), for stage tests:
 // A (B·H, NT, 64, 64) bf16 = (I + L)⁻¹ diag(β), L_ij = β_i k̂_i·k̂_j e^{γ_i−γ_j} (j < i);
 // P (B·H, NT, 64, 64) bf16 = scale q̂_i·k̂_j e^{γ_i−γ_j} (j ≤ i), zero above the diagonal;

@@ -1,6 +1,7 @@
 // wgmma.cuh — Hopper warpgroup matrix products (wgmma.mma_async, sm_90a) on bf16 operands in
 // shared memory with fp32 accumulators, for kernels that keep a small state in registers and
-// multiply it by per-step tiles (gdn_wscan.cuh). Needs -gencode=arch=compute_90a,code=sm_90a.
+// multiply it by per-step tiles (gdn_wscan.cuh, gdn_fast_bwd.cu's chunk kernel). Needs
+// -gencode=arch=compute_90a,code=sm_90a.
 //
 // Operand layout: no swizzle. A tile (R, C) of bf16 is stored as 8×8 "core matrices" of 128
 // contiguous bytes (8 rows of 16 bytes), row blocks outer: wg_off(r, c, C). The same bytes
@@ -56,6 +57,22 @@ static __device__ __forceinline__ int wg_opaque_i(int x) {
 
 // d (+)= A · B, m64nNk16; acc = 0 overwrites d. TA / TB: 1 = MN-major operand.
 template <int TA, int TB>
+static __device__ __forceinline__ void wg_mma_n32(float (&d)[16], uint64_t da, uint64_t db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, %19, %20;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));
+}
+template <int TA, int TB>
+static __device__ __forceinline__ void wg_mma_n48(float (&d)[24], uint64_t da, uint64_t db, int acc) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %26, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, p, 1, 1, %27, %28;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
+        : "l"(da), "l"(db), "r"(acc), "n"(TA), "n"(TB));
+}
+template <int TA, int TB>
 static __device__ __forceinline__ void wg_mma_n64(float (&d)[32], uint64_t da, uint64_t db, int acc) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
@@ -84,8 +101,12 @@ static __device__ __forceinline__ void wg_mma_n128(float (&d)[64], uint64_t da, 
 // N chosen at compile time (the state width of the caller).
 template <int N, int TA, int TB>
 static __device__ __forceinline__ void wg_mma(float (&d)[N / 2], uint64_t da, uint64_t db, int acc) {
-    static_assert(N == 64 || N == 96 || N == 128, "wg_mma: N must be 64, 96 or 128");
-    if constexpr (N == 64)
+    static_assert(N == 32 || N == 48 || N == 64 || N == 96 || N == 128, "wg_mma: N must be 32, 48, 64, 96 or 128");
+    if constexpr (N == 32)
+        wg_mma_n32<TA, TB>(d, da, db, acc);
+    else if constexpr (N == 48)
+        wg_mma_n48<TA, TB>(d, da, db, acc);
+    else if constexpr (N == 64)
         wg_mma_n64<TA, TB>(d, da, db, acc);
     else if constexpr (N == 96)
         wg_mma_n96<TA, TB>(d, da, db, acc);

@@ -85,6 +85,8 @@ void pn_cuda_gdn_fast_debug_segments(int nseg) { g_fast_segments = nseg; }
 int pn_cuda_gdn_fast_debug_last_segments(void) { return g_fast_last; }
 void pn_cuda_gdn_fast_debug_wgmma(int on) { g_fast_wgmma = on != 0; }
 int pn_cuda_gdn_fast_debug_last_wgmma(void) { return g_fast_last_wgmma; }
+static int g_fast_bwd_wgmma = 0;  // the backward's chunk-kernel form: no meaning for the CPU twins
+void pn_cuda_gdn_fast_bwd_debug_wgmma(int on) { g_fast_bwd_wgmma = on != 0; }
 static int g_fast_bv = 0;  // the V tile has no meaning for the CPU twins; kept for the API
 void pn_cuda_gdn_fast_debug_bv(int bv) { g_fast_bv = bv == 32 || bv == 64 ? bv : 0; }
 int pn_cuda_gdn_fast_pick_bv(int V) {

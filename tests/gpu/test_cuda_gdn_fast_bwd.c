@@ -3,7 +3,9 @@
 // pn_gated_delta_bwd in the recurrent form (chunk 0: token-level BPTT, state in double),
 // then one check that it agrees with the plain CUDA backward (pn_cuda_gated_delta_bwd),
 // one fallback check, the write form (pn_cuda_gated_delta_bwd_fast_write) against the
-// adding one, and timings at the training target shape.
+// adding one, and timings at the training target shape. The whole battery runs twice: with
+// the per-chunk gradient kernel's products on wgmma (pn_cuda_gdn_fast_bwd_debug_wgmma(1)),
+// then on mma.sync (the default); each check's name says which ("[wgmma]", "[mma.sync]").
 //
 // Method (as tests/gpu/test_cuda_gdn.c):
 //  - fresh random inputs for every check (a new Philox stream each time), never zeros;
@@ -39,6 +41,8 @@
 #define TOL_F32 1e-3
 #define GPU_TEST_SEED 20251124
 #include "gpu_test_util.h"
+
+static const char *g_form = "";  // "[wgmma]" or "[mma.sync]": the chunk kernel's form under test
 
 typedef void (*bwd_fn)(int, int, int, int, int, float, int, const pn_bf16 *, const pn_bf16 *, const pn_bf16 *,
                        const float *, const float *, const float *, const float *, const float *, float *, float *,
@@ -90,8 +94,8 @@ static void test_bwd(int B, int T, int H, int K, int V, int l2, float normalizer
     run_gpu(pn_cuda_gated_delta_bwd_fast, B, T, H, K, V, l2, q, k, v, use_g ? g : NULL, beta, h0, dout, dht, start,
             sizes, mask, got);
     char what[200];
-    snprintf(what, sizeof what, "fast bwd B=%d T=%d H=%d K=%d V=%d l2=%d %s h0=%d dht=%d", B, T, H, K, V, l2,
-             use_g ? (normalizer > 1 ? "g/10" : "g/1") : "g=NULL", with_h0, with_dht);
+    snprintf(what, sizeof what, "fast bwd %s B=%d T=%d H=%d K=%d V=%d l2=%d %s h0=%d dht=%d", g_form, B, T, H, K, V,
+             l2, use_g ? (normalizer > 1 ? "g/10" : "g/1") : "g=NULL", with_h0, with_dht);
     for (int i = 0; i < 6; i++) {
         if (!got[i]) continue;
         if (i == 3 && !use_g) {  // no gate: dg untouched, bit for bit
@@ -140,7 +144,7 @@ static void test_write(int B, int T, int H, int K, int V, int l2, int use_g) {
     run_gpu(pn_cuda_gated_delta_bwd_fast, B, T, H, K, V, l2, q, k, v, use_g ? g : NULL, beta, h0, dout, dht,
             zero_start, sizes, 0, add);
     char what[200];
-    snprintf(what, sizeof what, "fast bwd (write) B=%d T=%d H=%d K=%d V=%d l2=%d %s", B, T, H, K, V, l2,
+    snprintf(what, sizeof what, "fast bwd (write) %s B=%d T=%d H=%d K=%d V=%d l2=%d %s", g_form, B, T, H, K, V, l2,
              use_g ? "g/1" : "g=NULL");
     for (int i = 0; i < 6; i++) {
         if (i == 3 && !use_g) {  // no gate: the NaN dg untouched
@@ -176,11 +180,32 @@ static void test_agree(int B, int T, int H, int K, int V, int l2, float normaliz
     run_gpu(pn_cuda_gated_delta_bwd, B, T, H, K, V, l2, q, k, v, g, beta, h0, dout, dht, start, sizes, 0, b);
     for (int i = 0; i < 6; i++) {
         for (size_t e = 0; e < sizes[i]; e++) a[i][e] -= start[i][e], b[i][e] -= start[i][e];
-        report(rel_err(a[i], b[i], sizes[i]), tol, "fast vs plain CUDA bwd B=%d T=%d H=%d K=%d V=%d l2=%d: %s", B, T,
-               H, K, V, l2, g_names[i]);
+        report(rel_err(a[i], b[i], sizes[i]), tol, "fast %s vs plain CUDA bwd B=%d T=%d H=%d K=%d V=%d l2=%d: %s",
+               g_form, B, T, H, K, V, l2, g_names[i]);
     }
     for (int i = 0; i < 6; i++) free(start[i]), free(a[i]), free(b[i]);
     free(q), free(k), free(v), free(g), free(beta), free(h0), free(dout), free(dht);
+}
+
+// The checks above over the shapes that matter (both chunk-kernel forms run it, see main).
+static void battery(void) {
+    // (B, T, H, K, V, l2, normalizer, use g, h0, dht, NULL-gradient mask)
+    test_bwd(2, 1, 3, 64, 32, 1, 1.0f, 1, 1, 1, 0);
+    test_bwd(1, 63, 2, 64, 128, 0, 1.0f, 1, 0, 1, 0);
+    test_bwd(1, 64, 1, 96, 256, 1, 10.0f, 1, 1, 1, 0);
+    test_bwd(2, 65, 1, 128, 128, 1, 1.0f, 0, 1, 0, 0);  // g = NULL
+    test_bwd(1, 200, 3, 96, 160, 1, 10.0f, 1, 1, 1, 0);  // V = 160: a 32-column tile
+    test_bwd(2, 200, 2, 128, 64, 0, 1.0f, 1, 0, 0, 0);
+    test_bwd(1, 1000, 1, 64, 256, 1, 1.0f, 1, 1, 0, 0);
+    test_bwd(1, 1000, 2, 128, 32, 1, 10.0f, 0, 1, 1, 0);  // g = NULL, V = 32
+    test_bwd(2, 100, 2, 96, 96, 1, 1.0f, 1, 1, 1, 1 | 32);  // dq, dh0 not wanted
+    test_bwd(1, 130, 1, 64, 64, 1, 1.0f, 1, 1, 1, 2 | 4 | 16);  // dk, dv, dbeta not wanted
+    test_bwd(1, 77, 2, 48, 40, 1, 1.0f, 1, 1, 1, 0);  // K = 48, V = 40: falls back to the fp32 path
+    test_write(1, 130, 2, 96, 256, 1, 1);
+    test_write(2, 65, 1, 128, 64, 0, 0);  // g = NULL, no l2
+    test_write(1, 77, 2, 48, 40, 1, 1);   // fallback: zero fill, then the fp32 path
+
+    test_agree(2, 300, 2, 96, 256, 1, 1.0f, TOL_BF16);
 }
 
 // ---------------------------------------------------------------- timing
@@ -257,11 +282,15 @@ static void timings(void) {
     c.dq = dev_poisoned(nqk * 4), c.dk = dev_poisoned(nqk * 4), c.dv = dev_poisoned(nv * 4);
     c.dg = dev_poisoned(tok * 4), c.db = dev_poisoned(tok * 4), c.dh0 = dev_poisoned(ns * 4);
     c.which = 0;
+    pn_cuda_gdn_fast_bwd_debug_wgmma(1);
+    const double twg = time_median(&c, 2, 10);
+    pn_cuda_gdn_fast_bwd_debug_wgmma(0);
     const double tb = time_median(&c, 2, 10);
     pn_cuda_gdn_fast_debug_bv(32);  // the sequential passes with 32-column tiles instead
     const double tb32 = time_median(&c, 2, 10);
     pn_cuda_gdn_fast_debug_bv(0);
     printf("timing: fast bwd, automatic V tile %.3f ms, 32 columns %.3f ms\n", tb, tb32);
+    printf("timing: fast bwd, chunk kernel on wgmma %.3f ms, on mma.sync %.3f ms\n", twg, tb);
     c.which = 1;
     const double tfb = time_median(&c, 1, 10);
     c.which = 2;
@@ -299,23 +328,11 @@ int main(void) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    // (B, T, H, K, V, l2, normalizer, use g, h0, dht, NULL-gradient mask)
-    test_bwd(2, 1, 3, 64, 32, 1, 1.0f, 1, 1, 1, 0);
-    test_bwd(1, 63, 2, 64, 128, 0, 1.0f, 1, 0, 1, 0);
-    test_bwd(1, 64, 1, 96, 256, 1, 10.0f, 1, 1, 1, 0);
-    test_bwd(2, 65, 1, 128, 128, 1, 1.0f, 0, 1, 0, 0);  // g = NULL
-    test_bwd(1, 200, 3, 96, 160, 1, 10.0f, 1, 1, 1, 0);  // V = 160: a 32-column tile
-    test_bwd(2, 200, 2, 128, 64, 0, 1.0f, 1, 0, 0, 0);
-    test_bwd(1, 1000, 1, 64, 256, 1, 1.0f, 1, 1, 0, 0);
-    test_bwd(1, 1000, 2, 128, 32, 1, 10.0f, 0, 1, 1, 0);  // g = NULL, V = 32
-    test_bwd(2, 100, 2, 96, 96, 1, 1.0f, 1, 1, 1, 1 | 32);  // dq, dh0 not wanted
-    test_bwd(1, 130, 1, 64, 64, 1, 1.0f, 1, 1, 1, 2 | 4 | 16);  // dk, dv, dbeta not wanted
-    test_bwd(1, 77, 2, 48, 40, 1, 1.0f, 1, 1, 1, 0);  // K = 48, V = 40: falls back to the fp32 path
-    test_write(1, 130, 2, 96, 256, 1, 1);
-    test_write(2, 65, 1, 128, 64, 0, 0);  // g = NULL, no l2
-    test_write(1, 77, 2, 48, 40, 1, 1);   // fallback: zero fill, then the fp32 path
-
-    test_agree(2, 300, 2, 96, 256, 1, 1.0f, TOL_BF16);
+    for (int wg = 1; wg >= 0; wg--) {
+        pn_cuda_gdn_fast_bwd_debug_wgmma(wg);
+        g_form = wg ? "[wgmma]" : "[mma.sync]";
+        battery();
+    }
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("checks took %.2f s\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
