@@ -48,7 +48,6 @@
 // Fragment layouts and the ldmatrix address patterns: the comment of gdn_fast.cu.
 // GDNF_HOST_EMU: compiles as host C++ against an emulation header (see gdn_fast.cu).
 #include "kernels/cuda/gdn_fast_common.cuh"
-#include "kernels/cuda/wgmma.cuh"
 
 #define GDNB_THREADS 256
 #define GDNB_TV 64  // V columns per tile of the chunk kernel

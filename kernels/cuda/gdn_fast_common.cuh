@@ -19,6 +19,7 @@
 #else
 #include "gdnf_emu.h"
 #endif
+#include "kernels/cuda/wgmma.cuh"  // wg_off: the core-matrix tiling (gdnf_eo)
 
 #define GDNF_C 64         // chunk rows
 #define GDNF_LDA 72       // bf16 row stride of (64, 64) tiles in shared memory (144 B)
@@ -86,7 +87,7 @@ static __device__ __forceinline__ float bf2f(gdnf_bf16 x) { return __bfloat162fl
 template <bool TL>
 static __host__ __device__ __forceinline__ int gdnf_eo(int r, int c, int ld) {
     if constexpr (TL)
-        return ((r >> 3) * (ld >> 3) + (c >> 3)) * 64 + (r & 7) * 8 + (c & 7);
+        return wg_off(r, c, ld) >> 1;
     else
         return r * ld + c;
 }
