@@ -42,7 +42,8 @@
 //         new S → Sb as bf16; warps 4-7 add P Vns to their Q S rows and write O.
 //    Ownership of the state: KD = 64: warp w has rows 16(w&3).., column half w>>2; KD = 96,
 //    128: warp w < KD/16 has rows 16w.., all BV columns.
-//    The same pass on Hopper warpgroup products, opt-in: gdn_wscan.cuh (GDN_NOTES §11).
+//    The same pass on Hopper warpgroup products, 1, 2 or 4 column tiles per block sharing the
+//    chunk's K, Q, A', P: gdn_wscan.cuh (GDN_NOTES §11, §13); wscan_nw below picks which runs.
 // 3. Long sequences at small B·H (B·H·V/BV < #SMs): intra-card context parallelism. The
 //    chunks are cut into nseg segments; the state map over a segment is affine,
 //    S_end = M S_start + D, column by column. (a) The scan kernel without outputs runs every
@@ -133,9 +134,30 @@ __global__ void __launch_bounds__(GDNF_SCAN_THREADS)
 
 // ================================================================ host side
 static int g_force_nseg = 0, g_last_nseg = 0;
-// The wgmma state pass (gdn_wscan.cuh) is opt-in: measured on the H100 it is level with the
-// mma.sync pass at B8 T4096 H12 K96 V256 and slower at 1 × 65,536 × 8 heads (GDN_NOTES §11).
-static int g_wgmma_off = 1, g_last_wgmma = 0;
+// g_wgmma_nw: −1 = automatic (wscan_nw), 0 = the mma.sync pass, 1 / 2 / 4 = the wgmma pass
+// with that many 64-column tiles (warpgroups) per block; g_last_wgmma: what the last call ran
+// (0 = mma.sync).
+static int g_wgmma_nw = -1, g_last_wgmma = 0;
+
+static int device_sms(void) {
+    int dev = 0, sms = 132;
+    PN_CHECK_CUDA(cudaGetDevice(&dev));
+    PN_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    return sms;
+}
+
+// The automatic choice of the pass with outputs (GDN_NOTES §13; H100, B8 T4096 H12 K96 V256,
+// two runs: forward 0.79 / 0.77 ms with the mma.sync pass, 0.81 / 0.80, 0.75 / 0.75 and
+// 0.74 / 0.71 ms with 1, 2 and 4 tiles per wgmma block). A one-segment pass whose tiles pair
+// up runs on wgmma: two tiles per block while those blocks fit one per SM, else four (an SM
+// then runs four warpgroups either way, and four per block load the shared tiles half as
+// often). A segmented pass (few B·H: the long-sequence shape) keeps the mma.sync pass, whose
+// 8-warp blocks fill an SM alone: the wgmma blocks there are 1.2–1.5× slower (§11, §13).
+static int wscan_nw(const gdnf_scan_args &a, int64_t grid) {
+    if (g_wgmma_nw >= 0) return g_wgmma_nw;
+    if (a.nseg != 1 || a.ntiles % 2) return 0;
+    return a.ntiles % 4 == 0 && grid / 2 > device_sms() ? 4 : 2;
+}
 
 template <int KD>
 static void prep_launch(const gdnf_bf16 *q, const gdnf_bf16 *k, const float *g, const float *beta, gdnf_bf16 *A,
@@ -164,28 +186,42 @@ static void scan_launch(const gdnf_scan_args &a, int64_t grid) {
     PN_CHECK_LAUNCH();
 }
 
-template <int KD, typename OT>
+template <int KD, int NW, typename OT>
 static void wscan_launch(const gdnf_scan_args &a, int64_t grid) {
-    const size_t smem = wscan_layout<KD>::total;
-    PN_CHECK_CUDA(cudaFuncSetAttribute(gdnw_scan_kernel<KD, OT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const size_t smem = wscan_layout<KD, NW>::total;
+    // grid counts one block per 64-column tile; here NW tiles share a block
+    grid = grid / a.ntiles * ((a.ntiles + NW - 1) / NW);
+    PN_CHECK_CUDA(
+        cudaFuncSetAttribute(gdnw_scan_kernel<KD, NW, OT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnw_scan_kernel<KD, OT><<<(unsigned)grid, GDNW_THREADS, smem, pn_stream()>>>(a);
+    gdnw_scan_kernel<KD, NW, OT><<<(unsigned)grid, GDNW_THREADS * NW, smem, pn_stream()>>>(a);
 #else
-    emu_launch(grid, GDNW_THREADS, smem, [&] { gdnw_scan_kernel<KD, OT>(a); });
+    emu_launch(grid, GDNW_THREADS * NW, smem, [&] { gdnw_scan_kernel<KD, NW, OT>(a); });
 #endif
     PN_CHECK_LAUNCH();
-    g_last_wgmma = 1;
+    g_last_wgmma = NW;
 }
 
-// With outputs and 64-column tiles the state pass can run on wgmma (gdn_wscan.cuh; opt-in).
+template <int KD, typename OT>
+static void wscan_pick(int nw, const gdnf_scan_args &a, int64_t grid) {
+    if (nw == 4)
+        wscan_launch<KD, 4, OT>(a, grid);
+    else if (nw == 2)
+        wscan_launch<KD, 2, OT>(a, grid);
+    else
+        wscan_launch<KD, 1, OT>(a, grid);
+}
+
+// With outputs and 64-column tiles the state pass can run on wgmma (gdn_wscan.cuh; wscan_nw).
 template <int KD, int BV>
 static void scan_pick_out(const gdnf_scan_args &a, int64_t grid, bool out, pn_cuda_dtype o_dt) {
+    const int nw = out && BV == GDNW_BV ? wscan_nw(a, grid) : 0;
     if (!out)
         scan_launch<KD, BV, false, float>(a, grid);
-    else if (BV == GDNW_BV && !g_wgmma_off && o_dt == PN_CUDA_F32)
-        wscan_launch<KD, float>(a, grid);
-    else if (BV == GDNW_BV && !g_wgmma_off)
-        wscan_launch<KD, gdnf_bf16>(a, grid);
+    else if (nw && o_dt == PN_CUDA_F32)
+        wscan_pick<KD, float>(nw, a, grid);
+    else if (nw)
+        wscan_pick<KD, gdnf_bf16>(nw, a, grid);
     else if (o_dt == PN_CUDA_F32)
         scan_launch<KD, BV, true, float>(a, grid);
     else
@@ -220,9 +256,7 @@ static void combine_launch(const float *DM, const float *h0, float *starts, int6
 static int pick_segments(int64_t base, int NT, bool out) {
     if (!out) return 1;  // the split is for outputs; the state-only call runs one pass
     if (g_force_nseg >= 1) return g_force_nseg < NT ? g_force_nseg : NT;
-    int dev = 0, sms = 132;
-    PN_CHECK_CUDA(cudaGetDevice(&dev));
-    PN_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const int sms = device_sms();
     if (base >= sms) return 1;
     int64_t n = sms / base;
     if (n > NT / 4) n = NT / 4;
@@ -333,7 +367,9 @@ extern "C" int pn_cuda_gdn_fast_pick_bv(int V) {
     return V % 64 == 0 ? 64 : 32;
 }
 extern "C" int pn_cuda_gdn_fast_debug_last_segments(void) { return g_last_nseg; }
-extern "C" void pn_cuda_gdn_fast_debug_wgmma(int on) { g_wgmma_off = !on; }
+extern "C" void pn_cuda_gdn_fast_debug_wgmma(int nw) {
+    g_wgmma_nw = nw == 0 || nw == 1 || nw == 2 || nw == 4 ? nw : -1;
+}
 extern "C" int pn_cuda_gdn_fast_debug_last_wgmma(void) { return g_last_wgmma; }
 
 extern "C" void pn_cuda_gdn_fast_debug_prep(int B, int T, int H, int K, float scale, int qk_l2norm, const pn_bf16 *q,

@@ -512,7 +512,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
         for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int hh = 0; hh < 2; hh++) {
-                const int i = 16 * rt + g + 8 * hh, col = 32 * ch + 8 * nt + 2 * t;
+                const int i = 16 * rt + g + 8 * hh;
                 const float ry = Rs[i].y, be = Rx[i].w;
                 const float2 vv = ld_bf16x2(Vt + fo(hh, nt));
                 st_bf16x2(Zs + fo(hh, nt), be * (vv.x - ry * ks[nt][2 * hh]), be * (vv.y - ry * ks[nt][2 * hh + 1]));
@@ -552,7 +552,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int hh = 0; hh < 2; hh++) {
-                    const int i = 16 * rt + g + 8 * hh, col = 32 * ch + 8 * nt + 2 * t;
+                    const int i = 16 * rt + g + 8 * hh;
                     const float rz = Rs[i].z, di = dd[i];
                     const float v0 = vn[nt][2 * hh], v1 = vn[nt][2 * hh + 1];
                     rsv[hh] += kd[nt][2 * hh] * v0 + kd[nt][2 * hh + 1] * v1;

@@ -1,12 +1,14 @@
 // gdn_wscan.cuh — the gated delta rule forward's state pass with outputs on Hopper warpgroup
 // products (wgmma, wgmma.cuh): the twin of gdnf_scan_kernel<KD, 64, OUT = true> (same
-// arguments, same math, gdn_fast.cu's comment), run by gdn_fast.cu for V a multiple of 64 when
-// pn_cuda_gdn_fast_debug_wgmma(1) turned it on (see Status below).
+// arguments, same math, gdn_fast.cu's comment), run by gdn_fast.cu for V a multiple of 64 where
+// its automatic choice (wscan_nw) or pn_cuda_gdn_fast_debug_wgmma(nw) picks it (Status below).
 //
 // Why: the mma.sync pass spends ~776 instructions per warp per chunk on ~100 m16n8k16 products
 // and their ldmatrix loads, issue-bound at one 8-warp block per SM (GDN_NOTES §10). Here one
 // warpgroup (4 warps, 128 threads) owns a (b·h, segment, 64-column) state tile and every chunk
-// product is one wgmma per 16-deep step read straight from shared memory:
+// product is one wgmma per 16-deep step read straight from shared memory. A block holds NW ∈
+// {1, 2, 4} such warpgroups on NW consecutive tiles of one (b·h, segment): they share the
+// chunk's K, Q, A', P and row scalars, which the whole block loads once (§13):
 //   b) Y = K S                  m64n64, depth KD   (S as Sᵀ bf16, K-major B)
 //   c) Vn = A' X'               m64n64, depth 64   (X' = V − diag(rk e^γ) Y, MN-major B)
 //   d) O = diag(scale rq e^γ) Q S + P Vn, m64n64; then Sᵀ ← e^{γ_last} Sᵀ + Vndᵀ K, m64nKD,
@@ -14,8 +16,9 @@
 // The state is held transposed, Sᵀ (64 columns of V × KD) fp32, as the accumulator of d) —
 // M = 64 fits one warpgroup for every KD — and copied to shared memory as bf16 after each
 // chunk (the operand of b), as the mma.sync pass does). X' and then Vn take one 64×64 tile,
-// Vnd the V tile. Shared memory (no double buffers: K, Q, A', P, V, X, Sᵀ one tile each, the row
-// scalars twice): 70 KB at KD = 96 → three blocks per SM, which is what hides the loads.
+// Vnd the V tile. Shared memory (no double buffers: K, Q, A', P shared, Sᵀ, V, X per warpgroup,
+// the row scalars twice): 42 + 28·NW KB at KD = 96 → three blocks of one warpgroup per SM, two
+// of two, one of four; the other blocks on the SM are what hide the loads.
 // Each piece of chunk n+1 is fetched (cp.async) as soon as chunk n's last reader of its
 // buffer has passed a barrier: the rows at the top, A' after c), Q and P after O, K and V
 // after the state update; the next chunk waits for all of them.
@@ -26,37 +29,44 @@
 // per-element addresses hoisted out of the loop, the kernel spilled to local memory, which
 // with 70 KB of shared memory per block misses L1 and ran the L2 at 88%).
 //
-// Status (H100, 2026-11-23, GDN_NOTES §11): opt-in (pn_cuda_gdn_fast_debug_wgmma). Host
-// emulation gives outputs bit-identical to the mma.sync pass (same roundings, same summation
-// order); on the H100 the gpu test passes with it, and the forward is level with the mma.sync
-// pass at B8 T4096 H12 K96 V256 (0.80 vs 0.79 ms) and slower at 1 × 65,536 × 8 heads (1.42 vs
-// 1.16 ms). ncu: the kernel alone 657 µs against the mma.sync pass's 766 µs at base clocks, but
-// L2-bound (86% of L2 throughput, 32% of DRAM): the four blocks of a head each load the chunk's
-// K, Q, A' and P (40 of their 49 KB per chunk). Next: one block per head with a warpgroup per
-// V tile sharing those tiles (or a cluster with TMA multicast), which cuts that traffic 4×.
+// Status (H100, 2026-11-23, GDN_NOTES §11, §13): host emulation gives outputs bit-identical to
+// the mma.sync pass (same roundings, same summation order) for NW = 1, 2 and 4; on the H100 the
+// gpu test passes with each. With one warpgroup per block the pass was L2-bound (86% of L2
+// throughput: each of a head's four blocks loaded the chunk's K, Q, A' and P, 40 of its 49 KB per
+// chunk) and the forward level with the mma.sync pass (0.80 vs 0.79 ms at B8 T4096 H12 K96
+// V256). Sharing those tiles: L2 throughput 55% with two per block, forward 0.75 ms with two and
+// 0.71–0.74 ms with four, so the automatic choice runs this pass there (gdn_fast.cu, wscan_nw).
+// At 1 × 65,536 × 8 heads (a segmented pass of 16 tiles per segment) it stays on mma.sync: 1.16
+// ms against 1.39 / 1.54 / 1.79 ms here, with one 4-warp block per SM or idle SMs.
+// Two and four warpgroups per block are held to 128 registers (two blocks per SM, or 512
+// threads), and spill 24–52 bytes at KD = 96 / 128.
 #pragma once
 #include "kernels/cuda/wgmma.cuh"
 
-#define GDNW_THREADS 128
-#define GDNW_BV 64  // state columns per block (= M of the state update)
+#define GDNW_THREADS 128  // one warpgroup
+#define GDNW_BV 64        // state columns per warpgroup (= M of the state update)
 
-template <int KD>
+// Shared memory of a block of NW warpgroups: the chunk's tiles every warpgroup reads (K, Q, A',
+// P, the row scalars twice), then per warpgroup w its own Sᵀ, V and X tiles at o_w + w·per.
+template <int KD, int NW>
 struct wscan_layout {
     static constexpr size_t kq = (size_t)GDNF_C * KD * 2, mm = (size_t)GDNF_C * GDNF_C * 2;
-    static constexpr size_t o_k = 0, o_q = kq, o_s = 2 * kq, o_a = 3 * kq, o_p = o_a + mm, o_v = o_p + mm;
-    static constexpr size_t o_x = o_v + mm, o_r = o_x + mm, total = o_r + 2 * GDNF_C * 16;
+    static constexpr size_t o_k = 0, o_q = kq, o_a = 2 * kq, o_p = o_a + mm, o_r = o_p + mm;
+    static constexpr size_t o_w = o_r + 2 * GDNF_C * 16;
+    static constexpr size_t o_s = 0, o_v = kq, o_x = kq + mm, per = kq + 2 * mm;  // within a warpgroup's part
+    static constexpr size_t total = o_w + NW * per;
 };
 
 // Rows 0..63 × C columns of a bf16 matrix (row stride ld elements) → the core-matrix tiling of
-// dst by cp.async; rows >= nr and columns >= nc are zero-filled (the source is not read).
-// Eight consecutive threads fill one core matrix (128 contiguous bytes: no bank conflict);
-// a warp reads 64 contiguous bytes of each of 8 rows.
-template <int C>
-static __device__ __forceinline__ void wscan_load(unsigned char *dst, const gdnf_bf16 *src, int64_t ld, int nr,
-                                                  int nc) {
+// dst by cp.async, by NT threads of which this is thread `me`; rows >= nr and columns >= nc
+// are zero-filled (the source is not read). Eight consecutive threads fill one core matrix
+// (128 contiguous bytes: no bank conflict); a warp reads 64 contiguous bytes of each of 8 rows.
+template <int C, int NT>
+static __device__ __forceinline__ void wscan_load(unsigned char *dst, const gdnf_bf16 *src, int64_t ld, int nr, int nc,
+                                                  int me) {
     // (the thread index is made opaque so that these addresses are computed here, per call, and
     // not hoisted out of the chunk loop into registers)
-    for (int e = wg_opaque_i((int)threadIdx.x); e < GDNF_C * (C / 8); e += GDNW_THREADS) {
+    for (int e = wg_opaque_i(me); e < GDNF_C * (C / 8); e += NT) {
         const int r = (e & 7) + 8 * (e / C), c = ((e >> 3) % (C / 8)) * 8;
         const bool ok = r < nr && c < nc;
         cp_async16(dst + wg_off(r, c, C), src + (ok ? r * ld + c : 0), ok);
@@ -89,19 +99,34 @@ static __device__ __forceinline__ void wscan_mm_rows(float (&acc)[32], const uns
     wg_wait_all();
 }
 
-template <int KD, typename OT>
-__global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_kernel(const gdnf_scan_args a) {
-    using Lay = wscan_layout<KD>;
+// NW warpgroups per block, warpgroup w on the block's w-th 64-column tile: they share the
+// chunk's K, Q, A', P and rows (loaded once per block instead of once per tile), and keep
+// their own Sᵀ, V and X tiles. Every barrier is block-wide: the warpgroups run in step.
+template <int KD, int NW>
+constexpr int wscan_min_blocks() {
+    return NW == 1 ? (KD == 128 ? 2 : 3) : NW == 2 ? (KD == 128 ? 1 : 2) : 1;
+}
+
+template <int KD, int NW, typename OT>
+__global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>()) gdnw_scan_kernel(const gdnf_scan_args a) {
+    using Lay = wscan_layout<KD, NW>;
     static_assert(KD == 64 || KD == 96 || KD == 128, "KD must be 64, 96 or 128");
+    static_assert(NW == 1 || NW == 2 || NW == 4, "NW must be 1, 2 or 4");
+    constexpr int NTH = GDNW_THREADS * NW;
     constexpr uint32_t KB = 16 * KD;  // bytes between row blocks of a (64, KD) tile
     unsigned char *sm = GDNF_SMEM;
-    unsigned char *Kt = sm + Lay::o_k, *Qt = sm + Lay::o_q, *St = sm + Lay::o_s, *At = sm + Lay::o_a;
-    unsigned char *Pt = sm + Lay::o_p, *Vt = sm + Lay::o_v, *Xt = sm + Lay::o_x;
+    const int tid = threadIdx.x, wgi = tid >> 7, ltid = tid & 127, lane = tid & 31, warp = ltid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    unsigned char *Kt = sm + Lay::o_k, *Qt = sm + Lay::o_q, *At = sm + Lay::o_a, *Pt = sm + Lay::o_p;
+    unsigned char *own = sm + Lay::o_w + wgi * Lay::per;
+    unsigned char *St = own + Lay::o_s, *Vt = own + Lay::o_v, *Xt = own + Lay::o_x;
     float4 *Rb = reinterpret_cast<float4 *>(sm + Lay::o_r);
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int tile = (int)(blockIdx.x % a.ntiles), rest = (int)(blockIdx.x / a.ntiles);
+    const int nblk = (a.ntiles + NW - 1) / NW;  // blocks per (b·h, segment)
+    const int tile = (int)(blockIdx.x % nblk) * NW + wgi, rest = (int)(blockIdx.x / nblk);
     const int seg = rest % a.nseg;
     const int64_t bh = rest / a.nseg;
+    // a warpgroup past the last tile (ntiles not a multiple of NW) has nc <= 0: it loads zeros,
+    // keeps a zero state and stores nothing, but takes part in the shared loads and barriers
     const int b = (int)(bh / a.H), h = (int)(bh % a.H), c0 = tile * GDNW_BV, nc = a.V - c0;
     const int nb = seg * a.cps, ne = min(a.NT, nb + a.cps);
     const int64_t kst = (int64_t)a.H * KD, vst = (int64_t)a.H * a.V;
@@ -138,14 +163,16 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
         store_state();
     }
     // Chunk n's inputs: which = 1 K, 2 Q, 4 A', 8 P, 16 V, 32 rows (into slot (n − nb) & 1).
+    // K, Q, A', P and the rows are loaded by the whole block, V by its warpgroup.
     auto load = [&](int n, int which) {
         const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
         const int64_t row0 = (int64_t)b * a.T + t0, ci = bh * a.NT + n;
-        if (which & 1) wscan_load<KD>(Kt, a.k + (row0 * a.H + h) * KD, kst, nr, KD);
-        if (which & 2) wscan_load<KD>(Qt, a.q + (row0 * a.H + h) * KD, kst, nr, KD);
-        if (which & 4) wscan_load<GDNF_C>(At, a.A + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C);
-        if (which & 8) wscan_load<GDNF_C>(Pt, a.P + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C);
-        if (which & 16) wscan_load<GDNF_C>(Vt, a.v + (row0 * a.H + h) * a.V + c0, vst, nr, nc);
+        if (which & 1) wscan_load<KD, NTH>(Kt, a.k + (row0 * a.H + h) * KD, kst, nr, KD, tid);
+        if (which & 2) wscan_load<KD, NTH>(Qt, a.q + (row0 * a.H + h) * KD, kst, nr, KD, tid);
+        if (which & 4) wscan_load<GDNF_C, NTH>(At, a.A + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C, tid);
+        if (which & 8) wscan_load<GDNF_C, NTH>(Pt, a.P + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C, tid);
+        if (which & 16)
+            wscan_load<GDNF_C, GDNW_THREADS>(Vt, a.v + (row0 * a.H + h) * a.V + (nc > 0 ? c0 : 0), vst, nr, nc, ltid);
         if ((which & 32) && tid < GDNF_C) cp_async16(Rb + ((n - nb) & 1) * GDNF_C + tid, a.rows + ci * GDNF_C + tid, true);
         cp_async_commit();
     };
@@ -245,7 +272,7 @@ __global__ void __launch_bounds__(GDNW_THREADS, KD == 128 ? 2 : 3) gdnw_scan_ker
                     }
             } else {
                 // eight threads write a row's 128 bytes
-                for (int e = tid; e < GDNF_C * 8; e += GDNW_THREADS) {
+                for (int e = ltid; e < GDNF_C * 8; e += GDNW_THREADS) {
                     const int r = e >> 3, cb = e & 7;
                     if (r < nr && 8 * cb < nc)
                         *reinterpret_cast<uint4 *>(static_cast<gdnf_bf16 *>(a.o) +

@@ -64,10 +64,13 @@ int pn_cuda_gdn_fast_debug_last_segments(void);
 // pn_cuda_gdn_fast_pick_bv is the choice both .cu files make.
 void pn_cuda_gdn_fast_debug_bv(int bv);
 int pn_cuda_gdn_fast_pick_bv(int V);
-// The forward's state pass with outputs: 1 = on wgmma where the V tile is 64 columns, 0 = the
-// mma.sync pass everywhere (default: level or faster on the H100, GDN_NOTES §11). Process-wide.
-// last_wgmma: 1 when the last fast forward ran the wgmma pass.
-void pn_cuda_gdn_fast_debug_wgmma(int on);
+// The forward's state pass with outputs: nw = 1, 2 or 4 = on wgmma where the V tile is 64
+// columns, nw column tiles (one warpgroup each) per block sharing the chunk's K, Q, A', P;
+// 0 = the mma.sync pass everywhere; −1 = automatic (default: a one-segment pass whose tiles
+// pair up on wgmma, 2 tiles per block while those blocks fit one per SM, else 4 where the
+// tiles divide by 4; other passes on mma.sync; GDN_NOTES §13). Process-wide.
+// last_wgmma: the nw of the last fast forward's wgmma pass, 0 when it ran the mma.sync pass.
+void pn_cuda_gdn_fast_debug_wgmma(int nw);
 int pn_cuda_gdn_fast_debug_last_wgmma(void);
 // The backward's per-chunk gradient kernel: 1 = its chunk products on wgmma, 0 = on mma.sync
 // (default). Process-wide.

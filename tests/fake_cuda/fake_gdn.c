@@ -77,13 +77,14 @@ void pn_cuda_gated_delta_fwd_fast(int B, int T, int H, int K, int V, float scale
                                   const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *beta,
                                   const float *h0, void *o, pn_cuda_dtype o_dt, float *ht) {
     g_fast_last = pn_cuda_gated_delta_fwd_fast_supported(K, V) ? (g_fast_segments >= 2 ? g_fast_segments : 1) : 0;
-    g_fast_last_wgmma = g_fast_last && g_fast_wgmma && o && pn_cuda_gdn_fast_pick_bv(V) == 64;
+    g_fast_last_wgmma = g_fast_last && o && pn_cuda_gdn_fast_pick_bv(V) == 64 ? g_fast_wgmma : 0;
     gdn_fwd(FK_CHUNK, B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, o, o_dt, ht);
 }
 
 void pn_cuda_gdn_fast_debug_segments(int nseg) { g_fast_segments = nseg; }
 int pn_cuda_gdn_fast_debug_last_segments(void) { return g_fast_last; }
-void pn_cuda_gdn_fast_debug_wgmma(int on) { g_fast_wgmma = on != 0; }
+// (a forced form only: the automatic choice depends on the GPU's SM count; the twins report 0 for it)
+void pn_cuda_gdn_fast_debug_wgmma(int nw) { g_fast_wgmma = nw == 1 || nw == 2 || nw == 4 ? nw : 0; }
 int pn_cuda_gdn_fast_debug_last_wgmma(void) { return g_fast_last_wgmma; }
 static int g_fast_bwd_wgmma = 0;  // the backward's chunk-kernel form: no meaning for the CPU twins
 void pn_cuda_gdn_fast_bwd_debug_wgmma(int on) { g_fast_bwd_wgmma = on != 0; }

@@ -14,8 +14,9 @@
 //     automatically for the long small-B·H shapes); each line names the segment count the
 //     call used (1 = one pass per V tile; 0 = fallback) and a call expected on the fast
 //     kernels that fell back fails;
-//     section 2 runs twice: first with the opt-in wgmma state pass (gdn_wscan.cuh; every call
-//     with outputs and V % 64 == 0 must report it ran), then with the default mma.sync pass;
+//     section 2 runs five times: with the wgmma state pass (gdn_wscan.cuh) forced to 1, 2 and 4
+//     column tiles per block, with the mma.sync pass forced, then with the automatic choice
+//     (the default; GDN_NOTES §13); every call must report the pass it was expected to run;
 //  3. an unsupported shape (K = 40, V = 30) runs the fallback and must still be right;
 //  4. at the two timing shapes, the fast path against the old fp32 path (o and ht).
 // Method (as tests/gpu/test_cuda_gdn.c): fresh Philox inputs per check; q, k, v rounded to
@@ -34,8 +35,8 @@
 //    wrong index or a missed row shows up as ≥ 3e-2 or NaN.
 //  - stage check: 1e-2 on A' and P (bf16 outputs, one rounding ~1.1e-3 rms; the solve is
 //    fp32 over 64 rows, ~1e-6); 1e-4 on the fp32 row scalars (γ in float, expf: ~1e-7).
-// The timing section prints (never asserts) the median of 20 runs (cudaEvents) and the
-// floor = minimal bytes (q, k, v, o bf16, g, β, h0 read, ht written) / 3.0 TB/s.
+// The timing section prints (never asserts) the median of 20 runs (cudaEvents) of every form
+// of the state pass and of the automatic choice, and the floor = minimal bytes (q, k, v, o bf16, g, β, h0 read, ht written) / 3.0 TB/s.
 // PN_GDN_NO_TIMING=1 skips it (e.g. under compute-sanitizer). Without a CUDA device the
 // test prints "no CUDA device" and exits 1.
 #include "core/common.h"
@@ -162,7 +163,11 @@ static void test_prep(int B, int T, int H, int K, int l2, float normalizer, int 
 enum { H0_NONE = 0, H0_RANDOM = 1, H0_INPLACE = 2 };  // INPLACE: ht == h0
 enum { O_BF16 = 0, O_F32 = 1, O_NONE = 2 };
 
-static int g_wgmma = 0;  // the battery runs twice: the wgmma state pass (opt-in), then the default mma.sync
+// The battery runs five times: the wgmma state pass with 1, 2 and 4 column tiles per block
+// (pn_cuda_gdn_fast_debug_wgmma(nw)), the mma.sync pass (g_wgmma = 0), then the automatic
+// choice (g_wgmma = −1, the default).
+static int g_wgmma = -1;
+static int g_sms = 0;  // the device's multiprocessors (the automatic choice depends on them)
 
 // nseg: 0 automatic, 1 single pass, >= 2 forced context-parallel segments.
 static void test_fwd(int B, int T, int H, int K, int V, int l2, float normalizer, int use_g, int h0_mode,
@@ -196,14 +201,20 @@ static void test_fwd(int B, int T, int H, int K, int V, int l2, float normalizer
     const int used = pn_cuda_gdn_fast_debug_last_segments(), wg = pn_cuda_gdn_fast_debug_last_wgmma();
     const int fast = pn_cuda_gated_delta_fwd_fast_supported(K, V);
     char what[200];
+    char form[32];
+    snprintf(form, sizeof form, wg ? "wgmma x%d" : "mma.sync", wg);
     snprintf(what, sizeof what, "fwd B=%d T=%d H=%d K=%d V=%d l2=%d g%s/%g h0=%s [segs %d, %s]", B, T, H, K, V, l2,
              use_g ? "" : "=NULL", normalizer,
-             h0_mode == H0_NONE ? "none" : h0_mode == H0_RANDOM ? "rand" : "rand,ht==h0", used,
-             wg ? "wgmma" : "mma.sync");
+             h0_mode == H0_NONE ? "none" : h0_mode == H0_RANDOM ? "rand" : "rand,ht==h0", used, form);
     if (fast && used < 1) report(INFINITY, TOL_OUT, "%s: expected the fast kernels, got the fallback", what);
     // The pass with outputs runs on wgmma for 64-column tiles unless the test turned it off.
-    const int want_wg = fast && g_wgmma && o_mode != O_NONE && V % 64 == 0;
-    if (wg != want_wg) report(INFINITY, TOL_OUT, "%s: expected the %s state pass", what, want_wg ? "wgmma" : "mma.sync");
+    // Automatic (g_wgmma < 0): a one-segment pass of an even number of 64-column tiles on wgmma,
+    // two tiles per block while those blocks fit one per SM, else four where the tiles divide by
+    // four; anything else on mma.sync.
+    int want_wg = fast && o_mode != O_NONE && V % 64 == 0 ? g_wgmma : 0;
+    if (want_wg < 0)
+        want_wg = used != 1 || V % 128 ? 0 : V % 256 == 0 && (long long)B * H * (V / 64) / 2 > g_sms ? 4 : 2;
+    if (wg != want_wg) report(INFINITY, TOL_OUT, "%s: expected the state pass with wgmma x%d (0 = mma.sync)", what, want_wg);
     if (fast && nseg >= 2 && o_mode != O_NONE && T > 64 && used < 2)
         report(INFINITY, TOL_OUT, "%s: expected a context-parallel pass", what);
     if (d_o) {
@@ -308,14 +319,21 @@ static void time_shape(int B, int T, int H, int K, int V, const char *ref_note) 
     const double floor_ms = bytes / FLOOR_BW * 1e3;
 
     c.fn = pn_cuda_gated_delta_fwd_fast;
-    pn_cuda_gdn_fast_debug_wgmma(1);
-    const double t_wg = time_median(run_fwd, &c, 2, 20);
-    const int wg = pn_cuda_gdn_fast_debug_last_wgmma();
-    pn_cuda_gdn_fast_debug_wgmma(0);
+    // the state pass with outputs: mma.sync, wgmma with 1, 2, 4 tiles per block, then automatic
+    double t_form[4];
+    int wg[4];
+    for (int i = 0; i < 4; i++) {
+        pn_cuda_gdn_fast_debug_wgmma(i == 0 ? 0 : 1 << (i - 1));
+        t_form[i] = time_median(run_fwd, &c, 2, 20);
+        wg[i] = pn_cuda_gdn_fast_debug_last_wgmma();
+    }
+    pn_cuda_gdn_fast_debug_wgmma(-1);
     const double t_fast = time_median(run_fwd, &c, 2, 20);
-    const int segs = pn_cuda_gdn_fast_debug_last_segments();
-    printf("timing: chunked fwd B%d T%d H%d K%d V%d: state pass on mma.sync (default) %.4f ms, on %s %.4f ms\n", B, T,
-           H, K, V, t_fast, wg ? "wgmma" : "mma.sync (no wgmma for this shape)", t_wg);
+    const int segs = pn_cuda_gdn_fast_debug_last_segments(), wg_auto = pn_cuda_gdn_fast_debug_last_wgmma();
+    printf("timing: chunked fwd B%d T%d H%d K%d V%d: state pass on mma.sync %.4f ms; on wgmma with 1, 2, 4 column "
+           "tiles per block (ran x%d, x%d, x%d) %.4f, %.4f, %.4f ms; automatic (default, ran %s x%d) %.4f ms\n",
+           B, T, H, K, V, t_form[0], wg[1], wg[2], wg[3], t_form[1], t_form[2], t_form[3],
+           wg_auto ? "wgmma" : "mma.sync", wg_auto, t_fast);
     pn_cuda_gdn_fast_debug_bv(32);  // the state pass with 32-column tiles instead (2× the blocks)
     const double t_bv32 = time_median(run_fwd, &c, 2, 20);
     pn_cuda_gdn_fast_debug_bv(0);
@@ -397,6 +415,7 @@ int main(void) {
     pn_cuda_device_info_get(0, &info);
     printf("device 0: %s, sm_%d%d, %d SMs, %.1f GiB\n", info.name, info.sm_major, info.sm_minor, info.multiprocessors,
            info.total_mem / 1073741824.0);
+    g_sms = info.multiprocessors;
     const char *to = getenv("PN_GDN_TIMING_ONLY");  // profiling aid (ncu): timings only, no checks
     if (to && *to && *to != '0') {
         timings();
@@ -414,13 +433,14 @@ int main(void) {
     test_prep(1, 1, 1, 128, 1, 1.0f, 1);
     test_prep(2, 130, 2, 96, 1, 1.0f, 0);
 
-    // 2. The forward, with the wgmma state pass where V % 64 == 0 (pn_cuda_gdn_fast_debug_wgmma(1),
-    //    opt-in), then with the default mma.sync pass everywhere.
-    for (g_wgmma = 1; g_wgmma >= 0; g_wgmma--) {
+    // 2. The forward, with the wgmma state pass where V % 64 == 0 (pn_cuda_gdn_fast_debug_wgmma(nw),
+    //    for nw = 1, 2, 4 column tiles per block, with the mma.sync pass everywhere, then with the
+    //    automatic choice (the default, which stays set for what follows).
+    for (int i = 0; i < 5; i++) {
+        g_wgmma = i < 3 ? 1 << i : i == 3 ? 0 : -1;
         pn_cuda_gdn_fast_debug_wgmma(g_wgmma);
         battery();
     }
-    g_wgmma = 0;
     // 3. unsupported head sizes: the fallback
     test_fwd(2, 77, 3, 40, 30, 0, 10.0f, 1, H0_RANDOM, 1, O_F32, 0);
 
