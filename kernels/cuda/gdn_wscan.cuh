@@ -38,8 +38,9 @@
 // 0.71–0.74 ms with four, so the automatic choice runs this pass there (gdn_fast.cu, wscan_nw).
 // At 1 × 65,536 × 8 heads (a segmented pass of 16 tiles per segment) it stays on mma.sync: 1.16
 // ms against 1.39 / 1.54 / 1.79 ms here, with one 4-warp block per SM or idle SMs.
-// Two and four warpgroups per block are held to 128 registers (two blocks per SM, or 512
-// threads), and spill 24–52 bytes at KD = 96 / 128.
+// Registers (ptxas, sm_90a; wscan_min_blocks): one warpgroup per block 133–184, no spills; two
+// at KD = 128 (one block per SM) 184, no spills; two at KD ≤ 96 (two blocks per SM) and four
+// (512 threads) are held to 128: no spills at KD = 64, 24–28 bytes at 96, 44–52 bytes at 128.
 #pragma once
 #include "kernels/cuda/wgmma.cuh"
 
@@ -99,16 +100,18 @@ static __device__ __forceinline__ void wscan_mm_rows(float (&acc)[32], const uns
     wg_wait_all();
 }
 
-// NW warpgroups per block, warpgroup w on the block's w-th 64-column tile: they share the
-// chunk's K, Q, A', P and rows (loaded once per block instead of once per tile), and keep
-// their own Sᵀ, V and X tiles. Every barrier is block-wide: the warpgroups run in step.
+// Blocks per SM that the shared memory allows (wscan_layout): the register bound for launch_bounds.
 template <int KD, int NW>
 constexpr int wscan_min_blocks() {
     return NW == 1 ? (KD == 128 ? 2 : 3) : NW == 2 ? (KD == 128 ? 1 : 2) : 1;
 }
 
+// NW warpgroups per block, warpgroup w on the block's w-th 64-column tile: they share the
+// chunk's K, Q, A', P and rows (loaded once per block instead of once per tile), and keep
+// their own Sᵀ, V and X tiles. Every barrier is block-wide: the warpgroups run in step.
 template <int KD, int NW, typename OT>
-__global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>()) gdnw_scan_kernel(const gdnf_scan_args a) {
+__global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
+    gdnw_scan_kernel(const gdnf_scan_args a) {
     using Lay = wscan_layout<KD, NW>;
     static_assert(KD == 64 || KD == 96 || KD == 128, "KD must be 64, 96 or 128");
     static_assert(NW == 1 || NW == 2 || NW == 4, "NW must be 1, 2 or 4");
