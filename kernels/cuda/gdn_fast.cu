@@ -148,7 +148,8 @@ static int device_sms(void) {
 
 // The automatic choice of the pass with outputs (GDN_NOTES §13; H100, B8 T4096 H12 K96 V256,
 // three runs: forward 0.79 / 0.77 / 0.78 ms with the mma.sync pass, 0.81 / 0.80 / 0.80, 0.75 /
-// 0.75 / 0.76 and 0.74 / 0.71 / 0.72 ms with 1, 2 and 4 tiles per wgmma block). A one-segment pass whose tiles pair
+// 0.75 / 0.76 and 0.74 / 0.71 / 0.72 ms with 1, 2 and 4 tiles per wgmma block; a fourth run
+// with the 4-tile form's shared tiles double-buffered: 0.78, 0.80, 0.76, 0.65 ms). A one-segment pass whose tiles pair
 // up runs on wgmma: two tiles per block while those blocks fit one per SM, else four (an SM
 // then runs four warpgroups either way, and four per block load the shared tiles half as
 // often). A segmented pass (few B·H: the long-sequence shape) keeps the mma.sync pass, whose

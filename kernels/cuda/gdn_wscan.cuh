@@ -16,12 +16,17 @@
 // The state is held transposed, Sᵀ (64 columns of V × KD) fp32, as the accumulator of d) —
 // M = 64 fits one warpgroup for every KD — and copied to shared memory as bf16 after each
 // chunk (the operand of b), as the mma.sync pass does). X' and then Vn take one 64×64 tile,
-// Vnd the V tile. Shared memory (no double buffers: K, Q, A', P shared, Sᵀ, V, X per warpgroup,
-// the row scalars twice): 42 + 28·NW KB at KD = 96 → three blocks of one warpgroup per SM, two
-// of two, one of four; the other blocks on the SM are what hide the loads.
-// Each piece of chunk n+1 is fetched (cp.async) as soon as chunk n's last reader of its
-// buffer has passed a barrier: the rows at the top, A' after c), Q and P after O, K and V
-// after the state update; the next chunk waits for all of them.
+// Vnd the V tile. Shared memory (K, Q, A', P shared, Sᵀ, V, X per warpgroup, the row scalars
+// twice), at KD = 96: 42 + 28·NW KB for NW = 1, 2 → three blocks of one warpgroup per SM or two
+// of two, whose other blocks on the SM hide the loads; 194 KB for NW = 4 (DB below), one block.
+// With NW = 1, 2 each piece of chunk n+1 is fetched (cp.async) as soon as chunk n's last reader
+// of its buffer has passed a block barrier: the rows at the top, A' after c), Q and P after O, K
+// and V after the state update; the next chunk waits for all of them. With NW = 4 (DB) the
+// shared tiles are double-buffered: the block barrier at the top of chunk n is the only one a
+// chunk has (every warpgroup is then past chunk n − 1), chunk n+1's shared tiles are fetched
+// right after it, and the barriers inside the chunk are the warpgroup's own (named barrier
+// 1 + w, wg_bar_sync), so the four warpgroups drift apart within a chunk and one's products
+// overlap another's element-wise work and stores (§13: forward 0.72 → 0.65 ms).
 // Rows past T load as zeros and carry β = rk = rq = 0 (the prep kernel's rows), so they
 // add nothing; columns past V load as zeros, their state rows stay zero and are not stored.
 // Q S is computed in d) rather than b), and Vnd goes to the V tile (dead after b)), so that no
@@ -35,12 +40,14 @@
 // throughput: each of a head's four blocks loaded the chunk's K, Q, A' and P, 40 of its 49 KB per
 // chunk) and the forward level with the mma.sync pass (0.80 vs 0.79 ms at B8 T4096 H12 K96
 // V256). Sharing those tiles: L2 throughput 55% with two per block, forward 0.75 ms with two and
-// 0.71–0.74 ms with four, so the automatic choice runs this pass there (gdn_fast.cu, wscan_nw).
+// 0.71–0.74 ms with four; with four and DB 0.65 ms (the pass 590 µs at base clocks against the
+// mma.sync pass's 760 µs), so the automatic choice runs this pass there (gdn_fast.cu, wscan_nw).
 // At 1 × 65,536 × 8 heads (a segmented pass of 16 tiles per segment) it stays on mma.sync: 1.16
 // ms against 1.39 / 1.54 / 1.79 ms here, with one 4-warp block per SM or idle SMs.
 // Registers (ptxas, sm_90a; wscan_min_blocks): one warpgroup per block 133–184, no spills; two
-// at KD = 128 (one block per SM) 184, no spills; two at KD ≤ 96 (two blocks per SM) and four
-// (512 threads) are held to 128: no spills at KD = 64, 24–28 bytes at 96, 44–52 bytes at 128.
+// at KD = 128 (one block per SM) 184, no spills; two at KD ≤ 96 (two blocks per SM) 128 with no
+// spills at KD = 64, 24–28 bytes at 96; four (512 threads, DB) 105–124 with no spills at KD ≤ 96,
+// 128 with 20–56 bytes at KD = 128.
 #pragma once
 #include "kernels/cuda/wgmma.cuh"
 
@@ -49,10 +56,13 @@
 
 // Shared memory of a block of NW warpgroups: the chunk's tiles every warpgroup reads (K, Q, A',
 // P, the row scalars twice), then per warpgroup w its own Sᵀ, V and X tiles at o_w + w·per.
+// DB (four warpgroups): the shared tiles twice, stage (n − first chunk) & 1, at o_k + stage·sh.
 template <int KD, int NW>
 struct wscan_layout {
+    static constexpr bool DB = NW == 4;
     static constexpr size_t kq = (size_t)GDNF_C * KD * 2, mm = (size_t)GDNF_C * GDNF_C * 2;
-    static constexpr size_t o_k = 0, o_q = kq, o_a = 2 * kq, o_p = o_a + mm, o_r = o_p + mm;
+    static constexpr size_t o_k = 0, o_q = kq, o_a = 2 * kq, o_p = o_a + mm, sh = o_p + mm;
+    static constexpr size_t o_r = (DB ? 2 : 1) * sh;
     static constexpr size_t o_w = o_r + 2 * GDNF_C * 16;
     static constexpr size_t o_s = 0, o_v = kq, o_x = kq + mm, per = kq + 2 * mm;  // within a warpgroup's part
     static constexpr size_t total = o_w + NW * per;
@@ -120,7 +130,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
     unsigned char *sm = GDNF_SMEM;
     const int tid = threadIdx.x, wgi = tid >> 7, ltid = tid & 127, lane = tid & 31, warp = ltid >> 5;
     const int g = lane >> 2, t = lane & 3;
-    unsigned char *Kt = sm + Lay::o_k, *Qt = sm + Lay::o_q, *At = sm + Lay::o_a, *Pt = sm + Lay::o_p;
+    constexpr bool DB = Lay::DB;
     unsigned char *own = sm + Lay::o_w + wgi * Lay::per;
     unsigned char *St = own + Lay::o_s, *Vt = own + Lay::o_v, *Xt = own + Lay::o_x;
     float4 *Rb = reinterpret_cast<float4 *>(sm + Lay::o_r);
@@ -170,6 +180,8 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
     auto load = [&](int n, int which) {
         const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
         const int64_t row0 = (int64_t)b * a.T + t0, ci = bh * a.NT + n;
+        unsigned char *Kt = sm + (DB ? ((n - nb) & 1) * Lay::sh : 0), *Qt = Kt + Lay::o_q, *At = Kt + Lay::o_a;
+        unsigned char *Pt = Kt + Lay::o_p;
         if (which & 1) wscan_load<KD, NTH>(Kt, a.k + (row0 * a.H + h) * KD, kst, nr, KD, tid);
         if (which & 2) wscan_load<KD, NTH>(Qt, a.q + (row0 * a.H + h) * KD, kst, nr, KD, tid);
         if (which & 4) wscan_load<GDNF_C, NTH>(At, a.A + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C, tid);
@@ -181,14 +193,25 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
     };
     if (nb < ne) load(nb, 63);
 
+    // The barrier inside a chunk: with the shared tiles double-buffered (DB) nothing the other
+    // warpgroups touch changes inside a chunk, so the warpgroup's own; else the block's (the
+    // shared tiles of chunk n + 1 are fetched as chunk n's last reader of each passes it).
+    auto sync_in = [&] {
+        if constexpr (DB)
+            wg_bar_sync(wgi);
+        else
+            __syncthreads();
+    };
     for (int n = nb; n < ne; n++) {
         const float4 *Rs = Rb + ((n - nb) & 1) * GDNF_C;
+        const unsigned char *Kt = sm + (DB ? ((n - nb) & 1) * Lay::sh : 0), *Qt = Kt + Lay::o_q;
+        const unsigned char *At = Kt + Lay::o_a, *Pt = Kt + Lay::o_p;
         const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
         const bool more = n + 1 < ne;
         cp_async_wait_all();
         wg_fence_proxy();
         __syncthreads();  // chunk n's tiles and Sᵀ (the chunk's start state) are visible to wgmma
-        if (more) load(n + 1, 32);
+        if (more) load(n + 1, DB ? 1 | 2 | 4 | 8 | 32 : 32);  // DB: every warpgroup is past chunk n − 1
 
         // ---- b) Y = K S;  X' = V − rk e^γ Y → Xt
         float y[32];
@@ -204,12 +227,12 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
                           vv.y - rk * y[4 * i + 2 * hh + 1]);
             }
         wg_fence_proxy();
-        __syncthreads();  // X' visible; V read by everyone
+        sync_in();  // X' visible; V read by everyone
 
         // ---- c) Vn = A' X' → Xt (for P Vn), Vnd = rk e^{γ_last−γ} Vn → Vt (for the state update)
         wscan_mm_rows(y, At, Xt, 0);
-        __syncthreads();  // every warp's product has read X' and A'
-        if (more) load(n + 1, 4);
+        sync_in();  // every warp's product has read X' and A'
+        if (!DB && more) load(n + 1, 4);
 #pragma unroll
         for (int i = 0; i < 8; i++)
 #pragma unroll
@@ -220,7 +243,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
                 st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Vt + off), rd * y[4 * i + 2 * hh], rd * y[4 * i + 2 * hh + 1]);
             }
         wg_fence_proxy();
-        __syncthreads();
+        sync_in();
 
         // ---- d) O = diag(scale rq e^γ) Q S + P Vn: the Q S rows are scaled between the two products
         float o[32];
@@ -233,8 +256,8 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
                 o[4 * i + 2 * hh] *= rq, o[4 * i + 2 * hh + 1] *= rq;
             }
         wscan_mm_rows(o, Pt, Xt, 1);
-        __syncthreads();  // Q, Sᵀ, P and Vn read
-        if (more) load(n + 1, 2 | 8);
+        sync_in();  // Q, Sᵀ, P and Vn read
+        if (!DB && more) load(n + 1, 2 | 8);
         if constexpr (!std::is_same<OT, float>::value) {
             // O (bf16) → St: row r at 128 r, 16-byte column block i at (i ^ r%8)·16 (the swizzle
             // keeps both these stores and the row reads below free of bank conflicts)
@@ -248,7 +271,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         const float el = Rs[0].w;
 #pragma unroll
         for (int e = 0; e < KD / 2; e++) s[e] *= el;
-        __syncthreads();  // the staged O rows are visible
+        sync_in();  // the staged O rows are visible
 
         // ---- d) Sᵀ = e^{γ_last} Sᵀ + Vndᵀ K, while the block writes O
         wg_fence();
@@ -285,8 +308,8 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
             }
         }
         wg_wait_all();
-        __syncthreads();  // K, Vnd and the staged O read
-        if (more) load(n + 1, 1 | 16);
+        sync_in();  // K, Vnd and the staged O read
+        if (more) load(n + 1, DB ? 16 : 1 | 16);
         store_state();
     }
 

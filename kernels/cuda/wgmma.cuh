@@ -40,6 +40,10 @@ static __device__ __forceinline__ void wg_commit(void) {
 static __device__ __forceinline__ void wg_wait_all(void) {
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 }
+// Barrier of warpgroup w's 128 threads alone (named barrier 1 + w; 0 is __syncthreads).
+static __device__ __forceinline__ void wg_bar_sync(int w) {
+    asm volatile("bar.sync %0, 128;\n" ::"r"(1 + w) : "memory");
+}
 static __device__ __forceinline__ void wg_fence_proxy(void) {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
