@@ -36,7 +36,9 @@
 //  - stage check: 1e-2 on A' and P (bf16 outputs, one rounding ~1.1e-3 rms; the solve is
 //    fp32 over 64 rows, ~1e-6); 1e-4 on the fp32 row scalars (γ in float, expf: ~1e-7).
 // The timing section prints (never asserts) the median of 20 runs (cudaEvents) of every form
-// of the state pass and of the automatic choice, and the floor = minimal bytes (q, k, v, o bf16, g, β, h0 read, ht written) / 3.0 TB/s.
+// of the state pass and of the automatic choice (at a segmented shape also 1, 2 and 4 times its
+// segments with the mma.sync and the 1- and 2-tile wgmma forms), and the floor = minimal
+// bytes (q, k, v, o bf16, g, β, h0 read, ht written) / 3.0 TB/s.
 // PN_GDN_NO_TIMING=1 skips it (e.g. under compute-sanitizer). Without a CUDA device the
 // test prints "no CUDA device" and exits 1.
 #include "core/common.h"
@@ -334,6 +336,23 @@ static void time_shape(int B, int T, int H, int K, int V, const char *ref_note) 
            "tiles per block (ran x%d, x%d, x%d) %.4f, %.4f, %.4f ms; automatic (default, ran %s x%d) %.4f ms\n",
            B, T, H, K, V, t_form[0], wg[1], wg[2], wg[3], t_form[1], t_form[2], t_form[3],
            wg_auto ? "wgmma" : "mma.sync", wg_auto, t_fast);
+    if (segs > 1) {
+        // a segmented shape: forced segment counts × the state pass's forms (the automatic choice
+        // runs mma.sync there; this says whether more segments would let wgmma win)
+        for (int ns = segs; ns <= 4 * segs; ns *= 2) {
+            double t[3];
+            pn_cuda_gdn_fast_debug_segments(ns);
+            for (int f = 0; f < 3; f++) {
+                pn_cuda_gdn_fast_debug_wgmma(f == 0 ? 0 : f);
+                t[f] = time_median(run_fwd, &c, 2, 20);
+            }
+            printf("timing: chunked fwd B%d T%d H%d K%d V%d, %d segments (ran %d): mma.sync %.4f ms, wgmma with 1, 2 "
+                   "tiles per block %.4f, %.4f ms\n",
+                   B, T, H, K, V, ns, pn_cuda_gdn_fast_debug_last_segments(), t[0], t[1], t[2]);
+        }
+        pn_cuda_gdn_fast_debug_segments(0);
+        pn_cuda_gdn_fast_debug_wgmma(-1);
+    }
     pn_cuda_gdn_fast_debug_bv(32);  // the state pass with 32-column tiles instead (2× the blocks)
     const double t_bv32 = time_median(run_fwd, &c, 2, 20);
     pn_cuda_gdn_fast_debug_bv(0);
