@@ -176,12 +176,13 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         store_state();
     }
     // Chunk n's inputs: which = 1 K, 2 Q, 4 A', 8 P, 16 V, 32 rows (into slot (n − nb) & 1).
+    // Chunk n's copy of the shared tiles (K at +0, Q, A', P at Lay::o_q, o_a, o_p).
+    auto shared_tiles = [&](int n) { return sm + (DB ? ((n - nb) & 1) * Lay::sh : 0); };
     // K, Q, A', P and the rows are loaded by the whole block, V by its warpgroup.
     auto load = [&](int n, int which) {
         const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
         const int64_t row0 = (int64_t)b * a.T + t0, ci = bh * a.NT + n;
-        unsigned char *Kt = sm + (DB ? ((n - nb) & 1) * Lay::sh : 0), *Qt = Kt + Lay::o_q, *At = Kt + Lay::o_a;
-        unsigned char *Pt = Kt + Lay::o_p;
+        unsigned char *Kt = shared_tiles(n), *Qt = Kt + Lay::o_q, *At = Kt + Lay::o_a, *Pt = Kt + Lay::o_p;
         if (which & 1) wscan_load<KD, NTH>(Kt, a.k + (row0 * a.H + h) * KD, kst, nr, KD, tid);
         if (which & 2) wscan_load<KD, NTH>(Qt, a.q + (row0 * a.H + h) * KD, kst, nr, KD, tid);
         if (which & 4) wscan_load<GDNF_C, NTH>(At, a.A + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C, tid);
@@ -204,8 +205,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
     };
     for (int n = nb; n < ne; n++) {
         const float4 *Rs = Rb + ((n - nb) & 1) * GDNF_C;
-        const unsigned char *Kt = sm + (DB ? ((n - nb) & 1) * Lay::sh : 0), *Qt = Kt + Lay::o_q;
-        const unsigned char *At = Kt + Lay::o_a, *Pt = Kt + Lay::o_p;
+        const unsigned char *Kt = shared_tiles(n), *Qt = Kt + Lay::o_q, *At = Kt + Lay::o_a, *Pt = Kt + Lay::o_p;
         const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
         const bool more = n + 1 < ne;
         cp_async_wait_all();
