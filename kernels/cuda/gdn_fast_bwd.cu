@@ -32,7 +32,10 @@
 //    scan). Per chunk: store dS (= dS1 of the chunk) as bf16 to dhs (BH, NT, KD, V); dO (fp32)
 //    → bf16 dO and Dq = diag(scale rq e^γ) dO; Y = Pᵀ dO + diag(rk d) (K dS); dX = A'ᵀ Y,
 //    Dx = −diag(rk e^γ) dX; dS ← el dS + Qᵀ Dq + Kᵀ Dx. At the end dh0 += dS. The chunk's K, Q,
-//    A', P, dO and rows are double-buffered with cp.async as in the forward.
+//    A', P, dO and rows are double-buffered with cp.async as in the forward. Where the 64-column
+//    tiles come in fours, gdnw_dscan_kernel<KD> (gdn_wdscan.cuh) runs instead, the default: the
+//    same scan on wgmma, four tiles per block sharing the chunk's tiles (bit-identical results;
+//    GDN_NOTES §14); pn_cuda_gdn_fast_bwd_debug_dscan(0) forces this one.
 // 4. gdnb_chunk_kernel<KD, WRITE>: one block (8 warps) per (b·h, chunk), all chunks in parallel: loops
 //    over 64-column tiles of V with S0, dS1 (bf16 from 2, 3), V and dO tiles in shared memory,
 //    recomputing X', Z, Vn, dVn, dZ on tensor cores and accumulating dA, dP (64, 64) and
@@ -236,11 +239,11 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_dscan_kernel(const gdnb_
         __syncthreads();
 
         const int rt = warp & 3, cb = (warp >> 2) * (BV / 2);
-        // ---- Y = Pᵀ dO + diag(rk d) K dS
+        // ---- Y = diag(rk d) K dS + Pᵀ dO: the K dS rows are scaled, then Pᵀ dO accumulates onto
+        // them (the order of gdn_wdscan.cuh's wgmma pass, whose results are bit-identical)
         {
-            float ak[NB][4], ap[NB][4];
+            float ak[NB][4];
             zero_acc<NB>(ak);
-            zero_acc<NB>(ap);
 #pragma unroll
             for (int kk = 0; kk < KD / 16; kk++) {
                 uint32_t af[4];
@@ -248,20 +251,25 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_dscan_kernel(const gdnb_
                 mma_row<NB / 2, false>(ak, af, Sb, LDV, 16 * kk, cb);
             }
 #pragma unroll
+            for (int nt = 0; nt < NB; nt++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    const float rz = Rs[16 * rt + g + 8 * hh].z;
+                    ak[nt][2 * hh] *= rz, ak[nt][2 * hh + 1] *= rz;
+                }
+#pragma unroll
             for (int kt = 0; kt < 4; kt++)
                 if (kt >= rt) {  // (Pᵀ)_ij = P_ji vanishes for j < i
                     uint32_t af[4];
                     lda_t(af, Ps, LDA, 16 * rt, 16 * kt);
-                    mma_row<NB / 2, false>(ap, af, dOs, LDV, 16 * kt, cb);
+                    mma_row<NB / 2, false>(ak, af, dOs, LDV, 16 * kt, cb);
                 }
 #pragma unroll
             for (int nt = 0; nt < NB; nt++)
 #pragma unroll
                 for (int hh = 0; hh < 2; hh++) {
                     const int i = 16 * rt + g + 8 * hh, col = cb + 8 * nt + 2 * t;
-                    const float rz = Rs[i].z;
-                    st_bf16x2(Ys + i * LDV + col, ap[nt][2 * hh] + rz * ak[nt][2 * hh],
-                              ap[nt][2 * hh + 1] + rz * ak[nt][2 * hh + 1]);
+                    st_bf16x2(Ys + i * LDV + col, ak[nt][2 * hh], ak[nt][2 * hh + 1]);
                 }
         }
         __syncthreads();
@@ -323,6 +331,9 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_dscan_kernel(const gdnb_
             }
     }
 }
+
+// The same scan on wgmma, four 64-column tiles per block (gdn_wdscan.cuh).
+#include "kernels/cuda/gdn_wdscan.cuh"
 
 // ================================================================ kernel 4: per-chunk gradients
 struct gdnb_chunk_args {
@@ -900,6 +911,22 @@ static void dscan_launch(const gdnb_dscan_args &a, int64_t grid) {
     PN_CHECK_LAUNCH();
 }
 
+template <int KD>
+static void wdscan_launch(const gdnb_dscan_args &a, int64_t grid) {
+    const size_t smem = wdscan_layout<KD>::total;
+    PN_CHECK_CUDA(cudaFuncSetAttribute(gdnw_dscan_kernel<KD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+#ifndef GDNF_HOST_EMU
+    gdnw_dscan_kernel<KD><<<(unsigned)grid, GDNW_THREADS * GDNWD_NW, smem, pn_stream()>>>(a);
+#else
+    emu_launch(grid, GDNW_THREADS * GDNWD_NW, smem, [&] { gdnw_dscan_kernel<KD>(a); });
+#endif
+    PN_CHECK_LAUNCH();
+}
+
+// The reverse scan's form: −1 automatic (wgmma where the 64-column tiles come in fours), 0
+// mma.sync everywhere (pn_cuda_gdn_fast_bwd_debug_dscan); the last call's form, 4 or 0.
+static int g_dscan_form = -1, g_last_dscan = 0;
+
 template <int KD, bool WRITE, bool WG>
 static void chunk_launch_as(const gdnb_chunk_args &a, int64_t grid) {
     const size_t smem = chunk_layout<KD, WG>::total;
@@ -1002,7 +1029,10 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
         gdnb_dscan_args d;
         d.q = q, d.k = k, d.A = Ap, d.P = P, d.rows = R, d.dout = dout, d.dht = dht, d.dh0 = dh0, d.dhs = dhs;
         d.T = T, d.H = H, d.V = V, d.NT = NT, d.ntiles = ntiles;
-        if (BV == 64)
+        g_last_dscan = BV == 64 && ntiles % GDNWD_NW == 0 && g_dscan_form != 0 ? GDNWD_NW : 0;
+        if (g_last_dscan)
+            wdscan_launch<KD>(d, BH * ntiles / GDNWD_NW);
+        else if (BV == 64)
             dscan_launch<KD, 64>(d, BH * ntiles);
         else
             dscan_launch<KD, 32>(d, BH * ntiles);
@@ -1028,6 +1058,8 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
 static bool gdnb_aligned(const void *p, uintptr_t m) { return ((uintptr_t)p & (m - 1)) == 0; }
 
 extern "C" void pn_cuda_gdn_fast_bwd_debug_wgmma(int on) { g_chunk_wgmma = on != 0; }
+extern "C" void pn_cuda_gdn_fast_bwd_debug_dscan(int form) { g_dscan_form = form == 0 ? 0 : -1; }
+extern "C" int pn_cuda_gdn_fast_bwd_debug_last_dscan(void) { return g_last_dscan; }
 
 extern "C" int pn_cuda_gated_delta_bwd_fast_supported(int K, int V) {
     return (K == 64 || K == 96 || K == 128) && V >= 32 && V % 32 == 0;
@@ -1037,6 +1069,7 @@ static void bwd_fast_any(int B, int T, int H, int K, int V, float scale, int qk_
                          const pn_bf16 *k, const pn_bf16 *v, const float *g, const float *beta, const float *h0,
                          const float *dout, const float *dht, float *dq, float *dk, float *dv, float *dg, float *dbeta,
                          float *dh0, bool write) {
+    g_last_dscan = 0;
     const bool aligned = gdnb_aligned(q, 16) && gdnb_aligned(k, 16) && gdnb_aligned(v, 16) &&
                          gdnb_aligned(dout, 16) && gdnb_aligned(h0, 8) && gdnb_aligned(dht, 8) &&
                          gdnb_aligned(dh0, 8) && gdnb_aligned(dv, 8);

@@ -70,6 +70,13 @@ static __device__ __forceinline__ void cp_async8(void *dst, const void *src, boo
     const int n = valid ? 8 : 0;
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
 }
+// The 8×8 bf16 matrix a warp holds as an mma fragment (lane: row lane/4, columns 2·(lane%4) and
+// +1 in the low and high halves), transposed: the result holds row lane/4 of the transpose.
+static __device__ __forceinline__ uint32_t movm_trans(uint32_t x) {
+    uint32_t y;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
 static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 static __device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 #endif

@@ -75,6 +75,11 @@ int pn_cuda_gdn_fast_debug_last_wgmma(void);
 // The backward's per-chunk gradient kernel: 1 = its chunk products on wgmma, 0 = on mma.sync
 // (default). Process-wide.
 void pn_cuda_gdn_fast_bwd_debug_wgmma(int on);
+// The backward's reverse state-gradient scan: −1 = automatic (default: on wgmma, four 64-column
+// tiles per block, where V / 64 divides by 4; else mma.sync), 0 = mma.sync everywhere.
+// Process-wide. last_dscan: 4 when the last fast backward's scan ran on wgmma, else 0.
+void pn_cuda_gdn_fast_bwd_debug_dscan(int form);
+int pn_cuda_gdn_fast_bwd_debug_last_dscan(void);
 // The per-chunk stage alone (K ∈ {64, 96, 128}; chunk 64, NT = ⌈T/64⌉), for stage tests:
 // A (B·H, NT, 64, 64) bf16 = (I + L)⁻¹ diag(β), L_ij = β_i k̂_i·k̂_j e^{γ_i−γ_j} (j < i);
 // P (B·H, NT, 64, 64) bf16 = scale q̂_i·k̂_j e^{γ_i−γ_j} (j ≤ i), zero above the diagonal;

@@ -108,11 +108,24 @@ __attribute__((weak)) int pn_cuda_gated_delta_bwd_fast_supported(int K, int V) {
     return (K == 64 || K == 96 || K == 128) && V % 32 == 0;
 }
 
+// The reverse scan's form the GPU would run (the math is the same): 4 (wgmma) under the
+// automatic choice where V / 64 divides by 4, else 0 (gdn_fast_bwd.cu's rule).
+static int g_fake_dscan_form = -1, g_fake_last_dscan = 0;
+void pn_cuda_gdn_fast_bwd_debug_dscan(int form) { g_fake_dscan_form = form == 0 ? 0 : -1; }
+int pn_cuda_gdn_fast_bwd_debug_last_dscan(void) { return g_fake_last_dscan; }
+static void fake_note_dscan(int T, int K, int V) {
+    g_fake_last_dscan = pn_cuda_gated_delta_bwd_fast_supported(K, V) && T > 0 && g_fake_dscan_form != 0 &&
+                                pn_cuda_gdn_fast_pick_bv(V) == 64 && (V / 64) % 4 == 0
+                            ? 4
+                            : 0;
+}
+
 __attribute__((weak)) void pn_cuda_gated_delta_bwd_fast(int B, int T, int H, int K, int V, float scale, int qk_l2norm,
                                                         const pn_bf16 *q, const pn_bf16 *k, const pn_bf16 *v,
                                                         const float *g, const float *beta, const float *h0,
                                                         const float *dout, const float *dht, float *dq, float *dk,
                                                         float *dv, float *dg, float *dbeta, float *dh0) {
+    fake_note_dscan(T, K, V);
     pn_cuda_gated_delta_bwd(B, T, H, K, V, scale, qk_l2norm, q, k, v, g, beta, h0, dout, dht, dq, dk, dv, dg, dbeta,
                             dh0);
 }
@@ -124,6 +137,7 @@ __attribute__((weak)) void pn_cuda_gated_delta_bwd_fast_write(int B, int T, int 
                                                               const float *h0, const float *dout, const float *dht,
                                                               float *dq, float *dk, float *dv, float *dg, float *dbeta,
                                                               float *dh0) {
+    fake_note_dscan(T, K, V);
     const size_t N = (size_t)B * (size_t)(T > 0 ? T : 0) * (size_t)H;
     if (dq) memset(dq, 0, N * (size_t)K * sizeof(float));
     if (dk) memset(dk, 0, N * (size_t)K * sizeof(float));

@@ -3,9 +3,14 @@
 // pn_gated_delta_bwd in the recurrent form (chunk 0: token-level BPTT, state in double),
 // then one check that it agrees with the plain CUDA backward (pn_cuda_gated_delta_bwd),
 // one fallback check, the write form (pn_cuda_gated_delta_bwd_fast_write) against the
-// adding one, and timings at the training target shape. The whole battery runs twice: with
-// the per-chunk gradient kernel's products on wgmma (pn_cuda_gdn_fast_bwd_debug_wgmma(1)),
-// then on mma.sync (the default); each check's name says which ("[wgmma]", "[mma.sync]").
+// adding one, and timings at the training target shape. The whole battery runs three times:
+// the per-chunk gradient kernel's products on wgmma (pn_cuda_gdn_fast_bwd_debug_wgmma(1)) with
+// the automatic reverse scan; on mma.sync (the default) with the automatic reverse scan; on
+// mma.sync with the reverse scan forced to mma.sync (pn_cuda_gdn_fast_bwd_debug_dscan(0)).
+// The automatic reverse scan runs on wgmma (gdn_wdscan.cuh) where V / 64 divides by 4 (the
+// shapes with V = 256 and 512 below), else on mma.sync; every fast check also checks that
+// the form it expects is the one that ran (pn_cuda_gdn_fast_bwd_debug_last_dscan). Each
+// check's name says which forms ran ("[chunk wgmma, scan auto]", ...).
 //
 // Method (as tests/gpu/test_cuda_gdn.c):
 //  - fresh random inputs for every check (a new Philox stream each time), never zeros;
@@ -42,7 +47,29 @@
 #define GPU_TEST_SEED 20251124
 #include "gpu_test_util.h"
 
-static const char *g_form = "";  // "[wgmma]" or "[mma.sync]": the chunk kernel's form under test
+static const char *g_form = "";  // the chunk kernel's and the reverse scan's forms under test
+static int g_dscan_auto = 1;      // 1: the reverse scan's automatic choice, 0: forced to mma.sync
+
+// Each case draws from its own Philox streams, seeded by its shape (not by the forms under
+// test): the three batteries see the same inputs, whatever ran before. (Until 2026-11-23,
+// session 15, the draws ran on from the previous check's, so each battery saw other inputs;
+// one of them, B1 T130 H1 K64 V64 in the second battery, gave dg 1.04e-2 — the single-head dg
+// conditioning of GDN_NOTES §6 — in results/gpu-tests/2026-11-23-h100-session15-gdn-wdscan-first.log.)
+static void case_stream(const char *fmt, ...) {
+    char key[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    g_stream = pn_hash_str(key) << 8;
+}
+
+// The reverse scan's form the backward must have run: wgmma (4) where the automatic choice
+// is on and the 64-column tiles come in fours, else mma.sync (0); a fallback runs neither.
+static int expected_dscan(int K, int V) {
+    const int fast = pn_cuda_gated_delta_bwd_fast_supported(K, V);
+    return fast && g_dscan_auto && V % 64 == 0 && (V / 64) % 4 == 0 ? 4 : 0;
+}
 
 typedef void (*bwd_fn)(int, int, int, int, int, float, int, const pn_bf16 *, const pn_bf16 *, const pn_bf16 *,
                        const float *, const float *, const float *, const float *, const float *, float *, float *,
@@ -73,6 +100,8 @@ static void run_gpu(bwd_fn op, int B, int T, int H, int K, int V, int l2, const 
 // use_g = 0: g = NULL (delta rule); then dg must stay exactly at its start values.
 static void test_bwd(int B, int T, int H, int K, int V, int l2, float normalizer, int use_g, int with_h0,
                      int with_dht, int mask) {
+    case_stream("bwd B=%d T=%d H=%d K=%d V=%d l2=%d n=%g g=%d h0=%d dht=%d mask=%d", B, T, H, K, V, l2,
+                (double)normalizer, use_g, with_h0, with_dht, mask);
     const size_t nqk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, ng = (size_t)B * T * H;
     const size_t ns = (size_t)B * H * K * V;
     float *q, *k, *v, *g, *beta;
@@ -93,9 +122,12 @@ static void test_bwd(int B, int T, int H, int K, int V, int l2, float normalizer
                        ref[4], ref[5]);
     run_gpu(pn_cuda_gated_delta_bwd_fast, B, T, H, K, V, l2, q, k, v, use_g ? g : NULL, beta, h0, dout, dht, start,
             sizes, mask, got);
+    const int ran = pn_cuda_gdn_fast_bwd_debug_last_dscan();
     char what[200];
     snprintf(what, sizeof what, "fast bwd %s B=%d T=%d H=%d K=%d V=%d l2=%d %s h0=%d dht=%d", g_form, B, T, H, K, V,
              l2, use_g ? (normalizer > 1 ? "g/10" : "g/1") : "g=NULL", with_h0, with_dht);
+    report(ran == expected_dscan(K, V) ? 0.0 : INFINITY, TOL_BF16, "%s: reverse scan form %s (expected %s)", what,
+           ran ? "wgmma" : "mma.sync", expected_dscan(K, V) ? "wgmma" : "mma.sync");
     for (int i = 0; i < 6; i++) {
         if (!got[i]) continue;
         if (i == 3 && !use_g) {  // no gate: dg untouched, bit for bit
@@ -116,6 +148,7 @@ static void test_bwd(int B, int T, int H, int K, int V, int l2, float normalizer
 // to (checked on the update); against the CPU twin as test_bwd. With g = NULL the NaN dg
 // must come back untouched. K = 48 takes the fallback (zero fill, then the fp32 path).
 static void test_write(int B, int T, int H, int K, int V, int l2, int use_g) {
+    case_stream("write B=%d T=%d H=%d K=%d V=%d l2=%d g=%d", B, T, H, K, V, l2, use_g);
     const size_t nqk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, ng = (size_t)B * T * H;
     const size_t ns = (size_t)B * H * K * V;
     float *q, *k, *v, *g, *beta;
@@ -167,6 +200,7 @@ static void test_write(int B, int T, int H, int K, int V, int l2, int use_g) {
 
 // The fast and the plain CUDA backward on the same inputs (all gradients, start 0 + random).
 static void test_agree(int B, int T, int H, int K, int V, int l2, float normalizer, double tol) {
+    case_stream("agree B=%d T=%d H=%d K=%d V=%d l2=%d n=%g", B, T, H, K, V, l2, (double)normalizer);
     const size_t nqk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, ng = (size_t)B * T * H;
     const size_t ns = (size_t)B * H * K * V;
     float *q, *k, *v, *g, *beta;
@@ -201,6 +235,9 @@ static void battery(void) {
     test_bwd(2, 100, 2, 96, 96, 1, 1.0f, 1, 1, 1, 1 | 32);  // dq, dh0 not wanted
     test_bwd(1, 130, 1, 64, 64, 1, 1.0f, 1, 1, 1, 2 | 4 | 16);  // dk, dv, dbeta not wanted
     test_bwd(1, 77, 2, 48, 40, 1, 1.0f, 1, 1, 1, 0);  // K = 48, V = 40: falls back to the fp32 path
+    test_bwd(2, 130, 1, 128, 256, 1, 1.0f, 1, 1, 1, 0);   // the wgmma reverse scan at K = 128, T % 64 != 0
+    test_bwd(1, 100, 2, 64, 512, 0, 10.0f, 1, 1, 1, 0);   // two wgmma scan blocks per b·h
+    test_bwd(1, 70, 1, 96, 256, 1, 1.0f, 1, 0, 0, 32);    // no dht, dh0 not wanted
     test_write(1, 130, 2, 96, 256, 1, 1);
     test_write(2, 65, 1, 128, 64, 0, 0);  // g = NULL, no l2
     test_write(1, 77, 2, 48, 40, 1, 1);   // fallback: zero fill, then the fp32 path
@@ -285,7 +322,11 @@ static void timings(void) {
     pn_cuda_gdn_fast_bwd_debug_wgmma(1);
     const double twg = time_median(&c, 2, 10);
     pn_cuda_gdn_fast_bwd_debug_wgmma(0);
+    pn_cuda_gdn_fast_bwd_debug_dscan(0);
+    const double tds = time_median(&c, 2, 10);
+    pn_cuda_gdn_fast_bwd_debug_dscan(-1);
     const double tb = time_median(&c, 2, 10);
+    printf("timing: fast bwd, reverse scan on wgmma (automatic here) %.3f ms, on mma.sync %.3f ms\n", tb, tds);
     pn_cuda_gdn_fast_debug_bv(32);  // the sequential passes with 32-column tiles instead
     const double tb32 = time_median(&c, 2, 10);
     pn_cuda_gdn_fast_debug_bv(0);
@@ -328,11 +369,19 @@ int main(void) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    for (int wg = 1; wg >= 0; wg--) {
-        pn_cuda_gdn_fast_bwd_debug_wgmma(wg);
-        g_form = wg ? "[wgmma]" : "[mma.sync]";
+    static const char *forms[3] = {"[chunk wgmma, scan auto]", "[chunk mma.sync, scan auto]",
+                                   "[chunk mma.sync, scan mma.sync]"};
+    const char *only = getenv("PN_GDN_BWD_FORMS");  // e.g. "1": only those batteries (racecheck runs)
+    for (int f = 0; f < 3; f++) {
+        if (only && *only && !strchr(only, '0' + f)) continue;
+        pn_cuda_gdn_fast_bwd_debug_wgmma(f == 0);
+        g_dscan_auto = f < 2;
+        pn_cuda_gdn_fast_bwd_debug_dscan(g_dscan_auto ? -1 : 0);
+        g_form = forms[f];
         battery();
     }
+    pn_cuda_gdn_fast_bwd_debug_wgmma(0);
+    pn_cuda_gdn_fast_bwd_debug_dscan(-1);
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("checks took %.2f s\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
