@@ -70,23 +70,9 @@ __global__ void __launch_bounds__(GDNW_THREADS *GDNWD_NW, 1) gdnw_dscan_kernel(c
 
     // dSᵀ: this thread's (state column v = 16·warp + g + 8h, feature f = 8i + 2t + e).
     float s[KD / 2];
-    auto store_state = [&] {
-#pragma unroll
-        for (int i = 0; i < KD / 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++)
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
-                          s[4 * i + 2 * hh + 1]);
-    };
-#pragma unroll
-    for (int i = 0; i < KD / 8; i++)
-#pragma unroll
-        for (int hh = 0; hh < 2; hh++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int v = 16 * warp + g + 8 * hh, f = 8 * i + 2 * t + e;
-                s[4 * i + 2 * hh + e] = a.dht ? a.dht[bh * KV + (int64_t)f * a.V + c0 + v] : 0.f;
-            }
+    auto store_state = [&] { wscan_store_state<KD>(St, so, s); };
+    wscan_each_state<KD>(warp, g, t,
+                         [&](int x, int v, int f) { s[x] = a.dht ? a.dht[bh * KV + (int64_t)f * a.V + c0 + v] : 0.f; });
     store_state();
 
     // Chunk n's K, Q, A', P (stage (NT − 1 − n) & 1) and rows, loaded by the whole block.
@@ -234,15 +220,6 @@ __global__ void __launch_bounds__(GDNW_THREADS *GDNWD_NW, 1) gdnw_dscan_kernel(c
         store_state();
     }
     cp_async_wait_all();
-    if (a.dh0) {
-#pragma unroll
-        for (int i = 0; i < KD / 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int v = 16 * warp + g + 8 * hh, f = 8 * i + 2 * t + e;
-                    a.dh0[bh * KV + (int64_t)f * a.V + c0 + v] += s[4 * i + 2 * hh + e];
-                }
-    }
+    if (a.dh0)
+        wscan_each_state<KD>(warp, g, t, [&](int x, int v, int f) { a.dh0[bh * KV + (int64_t)f * a.V + c0 + v] += s[x]; });
 }

@@ -110,6 +110,30 @@ static __device__ __forceinline__ void wscan_mm_rows(float (&acc)[32], const uns
     wg_wait_all();
 }
 
+// Every element of this thread's fragment of a transposed state (64 state columns × KD, the
+// m64nKD accumulator): fn(index into the thread's KD/2 floats, state column v, feature f).
+template <int KD, typename F>
+static __device__ __forceinline__ void wscan_each_state(int warp, int g, int t, F &&fn) {
+#pragma unroll
+    for (int i = 0; i < KD / 8; i++)
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) fn(4 * i + 2 * hh + e, 16 * warp + g + 8 * hh, 8 * i + 2 * t + e);
+}
+
+// That state as bf16 → St, the tiled (64, KD) B operand of the next chunk's products; so is the
+// thread's fragment offset in such a tile (the kernels' `so`).
+template <int KD>
+static __device__ __forceinline__ void wscan_store_state(unsigned char *St, int so, const float (&s)[KD / 2]) {
+#pragma unroll
+    for (int i = 0; i < KD / 8; i++)
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++)
+            st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
+                      s[4 * i + 2 * hh + 1]);
+}
+
 // Blocks per SM that the shared memory allows (wscan_layout): the register bound for launch_bounds.
 template <int KD, int NW>
 constexpr int wscan_min_blocks() {
@@ -153,14 +177,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
     // Sᵀ: this thread's (state column v = 16·warp + g + 8h, feature f = 8i + 2t + e).
     float s[KD / 2];
     // Sᵀ as bf16 → St, the B operand of the next chunk's products.
-    auto store_state = [&] {
-#pragma unroll
-        for (int i = 0; i < KD / 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++)
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(St + so + 16 * KD * hh + 128 * i), s[4 * i + 2 * hh],
-                          s[4 * i + 2 * hh + 1]);
-    };
+    auto store_state = [&] { wscan_store_state<KD>(St, so, s); };
     {
         const int64_t slot = a.s0_nseg == 1 ? 0 : seg;
 #pragma unroll
