@@ -152,51 +152,25 @@ __global__ void __launch_bounds__(GDNW_THREADS *GDNWD_NW, 1) gdnw_dscan_kernel(c
         // ---- Y = diag(rk d) K dS + Pᵀ dO → T1
         float y[32];
         wscan_mm_s<KD>(y, Kt, St);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++) {
-                const float rz = Rs[16 * warp + g + 8 * hh].z;
-                y[4 * i + 2 * hh] *= rz, y[4 * i + 2 * hh + 1] *= rz;
-            }
-        wg_fence();
-        {
-            const unsigned char *ps = wg_opaque(Pt), *ds = wg_opaque(T1);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-                wg_mma_n64<1, 1>(y, wg_desc(ps + 2048 * kk, 1024, 128), wg_desc(ds + 2048 * kk, 1024, 128), 1);
-        }
-        wg_commit();
-        wg_wait_all();
+        wscan_each_pair(warp, g, [&](int x, int, int r) {
+            const float rz = Rs[r].z;
+            y[x] *= rz, y[x + 1] *= rz;
+        });
+        wscan_mm_rows<1>(y, Pt, T1, 1);
         sync_in();  // every warp's product has read dO
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++)
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(T1 + xo + 1024 * hh + 128 * i), y[4 * i + 2 * hh],
-                          y[4 * i + 2 * hh + 1]);
+        wscan_each_pair(warp, g, [&](int x, int off, int) {
+            st_bf16x2(reinterpret_cast<gdnf_bf16 *>(T1 + xo + off), y[x], y[x + 1]);
+        });
         wg_fence_proxy();
         sync_in();  // Y visible
 
         // ---- dX = A'ᵀ Y;  Dx = −rk e^γ dX → T1
-        wg_fence();
-        {
-            const unsigned char *as = wg_opaque(At), *ys = wg_opaque(T1);
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-                wg_mma_n64<1, 1>(y, wg_desc(as + 2048 * kk, 1024, 128), wg_desc(ys + 2048 * kk, 1024, 128), kk > 0);
-        }
-        wg_commit();
-        wg_wait_all();
+        wscan_mm_rows<1>(y, At, T1, 0);
         sync_in();  // every warp's product has read Y
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++) {
-                const float ry = -Rs[16 * warp + g + 8 * hh].y;
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(T1 + xo + 1024 * hh + 128 * i), ry * y[4 * i + 2 * hh],
-                          ry * y[4 * i + 2 * hh + 1]);
-            }
+        wscan_each_pair(warp, g, [&](int x, int off, int r) {
+            const float ry = -Rs[r].y;
+            st_bf16x2(reinterpret_cast<gdnf_bf16 *>(T1 + xo + off), ry * y[x], ry * y[x + 1]);
+        });
         wg_fence_proxy();
         sync_in();  // Dx visible
 

@@ -99,15 +99,28 @@ static __device__ __forceinline__ void wscan_mm_s(float (&acc)[32], const unsign
 
 // acc (+)= M X over the 64 chunk rows: M a (64, 64) tile (A' or P, K-major A), X a (64, 64)
 // tile of rows × state columns (MN-major B); add = 0 overwrites acc. Waits for the product.
+// TM = 1: Mᵀ X instead (the tile read MN-major: the backward's A'ᵀ, Pᵀ).
+template <int TM = 0>
 static __device__ __forceinline__ void wscan_mm_rows(float (&acc)[32], const unsigned char *M, const unsigned char *X,
                                                      int add) {
     const unsigned char *ms = wg_opaque(M), *xs = wg_opaque(X);
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++)
-        wg_mma_n64<0, 1>(acc, wg_desc(ms + 256 * kk, 128, 1024), wg_desc(xs + 2048 * kk, 1024, 128), add || kk > 0);
+        wg_mma_n64<TM, 1>(acc, TM ? wg_desc(ms + 2048 * kk, 1024, 128) : wg_desc(ms + 256 * kk, 128, 1024),
+                          wg_desc(xs + 2048 * kk, 1024, 128), add || kk > 0);
     wg_commit();
     wg_wait_all();
+}
+
+// Every element pair of this thread's m64n64 accumulator: fn(index x of the pair's first float,
+// byte offset of the pair in a tiled (64, 64) tile relative to the thread's `xo`, its row).
+template <typename F>
+static __device__ __forceinline__ void wscan_each_pair(int warp, int g, F &&fn) {
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) fn(4 * i + 2 * hh, 1024 * hh + 128 * i, 16 * warp + g + 8 * hh);
 }
 
 // Every element of this thread's fragment of a transposed state (64 state columns × KD, the
@@ -233,16 +246,11 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         // ---- b) Y = K S;  X' = V − rk e^γ Y → Xt
         float y[32];
         wscan_mm_s<KD>(y, Kt, St);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++) {
-                const int off = xo + 1024 * hh + 128 * i;
-                const float rk = Rs[16 * warp + g + 8 * hh].y;
-                const float2 vv = ld_bf16x2(reinterpret_cast<const gdnf_bf16 *>(Vt + off));
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + off), vv.x - rk * y[4 * i + 2 * hh],
-                          vv.y - rk * y[4 * i + 2 * hh + 1]);
-            }
+        wscan_each_pair(warp, g, [&](int x, int off, int r) {
+            const float rk = Rs[r].y;
+            const float2 vv = ld_bf16x2(reinterpret_cast<const gdnf_bf16 *>(Vt + xo + off));
+            st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + xo + off), vv.x - rk * y[x], vv.y - rk * y[x + 1]);
+        });
         wg_fence_proxy();
         sync_in();  // X' visible; V read by everyone
 
@@ -250,28 +258,21 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         wscan_mm_rows(y, At, Xt, 0);
         sync_in();  // every warp's product has read X' and A'
         if (!DB && more) load(n + 1, 4);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++) {
-                const int off = xo + 1024 * hh + 128 * i;
-                const float rd = Rs[16 * warp + g + 8 * hh].z;
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + off), y[4 * i + 2 * hh], y[4 * i + 2 * hh + 1]);
-                st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Vt + off), rd * y[4 * i + 2 * hh], rd * y[4 * i + 2 * hh + 1]);
-            }
+        wscan_each_pair(warp, g, [&](int x, int off, int r) {
+            const float rd = Rs[r].z;
+            st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + xo + off), y[x], y[x + 1]);
+            st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Vt + xo + off), rd * y[x], rd * y[x + 1]);
+        });
         wg_fence_proxy();
         sync_in();
 
         // ---- d) O = diag(scale rq e^γ) Q S + P Vn: the Q S rows are scaled between the two products
         float o[32];
         wscan_mm_s<KD>(o, Qt, St);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int hh = 0; hh < 2; hh++) {
-                const float rq = Rs[16 * warp + g + 8 * hh].x;
-                o[4 * i + 2 * hh] *= rq, o[4 * i + 2 * hh + 1] *= rq;
-            }
+        wscan_each_pair(warp, g, [&](int x, int, int r) {
+            const float rq = Rs[r].x;
+            o[x] *= rq, o[x + 1] *= rq;
+        });
         wscan_mm_rows(o, Pt, Xt, 1);
         sync_in();  // Q, Sᵀ, P and Vn read
         if (!DB && more) load(n + 1, 2 | 8);
