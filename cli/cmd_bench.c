@@ -184,6 +184,7 @@ static int bench_train_step_cmd(int argc, char **argv) {
         {"--out", "FILE", "JSON output (default results/bench/h100-train-step.json; the row of the same label is replaced)"},
         {"--label", "NAME", "the row's name (default: model directory name, block, B, T, loss, subnet)"},
         {"--mlp-keep", "N|auto", "layers keeping their MLP gate / up for the backward (default auto: what fits)"},
+        {"--gemm-autotune", "N", "time N (2..8) cuBLASLt candidates per GEMM shape in the warm-up, keep the fastest (default 0: the heuristic's choice)"},
     };
     const char *pos[1];
     pn_args_parse(cmd, "--model DIR [options]",
@@ -208,6 +209,7 @@ static int bench_train_step_cmd(int argc, char **argv) {
     a.out_json = opts[9].present ? opts[9].value : NULL;
     a.label = opts[10].present ? opts[10].value : NULL;
     a.mlp_keep = opts[11].present ? opts[11].value : NULL;
+    a.gemm_autotune = (int)pn_opt_int(cmd, &opts[12], 0, 0, 8);
     pn_bench_train_step_result r;
     int rc = pn_bench_train_step(&a, &r);
     if (rc) return rc;

@@ -113,6 +113,8 @@ static void args_check(const pn_bench_train_step_args *a, int *block, int *disti
     if (a->seq < 1) pn_die_input(TS_WHERE, "--seq must be >= 1 (got %d)", a->seq);
     if (a->steps < 1) pn_die_input(TS_WHERE, "--steps must be >= 1 (got %d)", a->steps);
     if (a->warmup < 0) pn_die_input(TS_WHERE, "--warmup must be >= 0 (got %d)", a->warmup);
+    if (a->gemm_autotune < 0 || a->gemm_autotune == 1 || a->gemm_autotune > 8)
+        pn_die_input(TS_WHERE, "--gemm-autotune %d: expected 0 (off) or 2..8 candidates", a->gemm_autotune);
     *keep = -1;
     if (a->mlp_keep && strcmp(a->mlp_keep, "auto") != 0) {
         char *end = NULL;
@@ -238,6 +240,7 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
     const size_t free0 = info.free_mem;
     pn_csupernet *cs = pn_csupernet_create(sn);
     pn_csupernet_set_mlp_keep(cs, keep);
+    if (a->gemm_autotune > 1) pn_cuda_gemm_autotune_set(a->gemm_autotune);
 
     char lab[512];
     if (a->label && a->label[0]) {
@@ -374,6 +377,18 @@ int pn_bench_train_step(const pn_bench_train_step_args *a, pn_bench_train_step_r
                         json_string("layers (the top ones) whose MLP gate / up products the forward keeps for the "
                                     "backward; the others recompute them (two GEMMs each). auto chooses after the "
                                     "first backward, so the first step recomputes every layer"));
+    {
+        size_t tuned = 0, changed = 0;
+        pn_cuda_gemm_autotune_stats(&tuned, &changed);
+        const int tune = pn_cuda_gemm_autotune_get();
+        json_object_set_new(row, "gemm_autotune", json_integer(tune > 1 ? tune : 0));
+        json_object_set_new(row, "gemm_autotune_plans", json_integer((json_int_t)tuned));
+        json_object_set_new(row, "gemm_autotune_changed", json_integer((json_int_t)changed));
+        json_object_set_new(row, "gemm_autotune_note",
+                            json_string("candidates of the cuBLASLt heuristic timed at the first call of each GEMM "
+                                        "shape (warm-up), the fastest kept (pn_cuda_gemm_autotune_set); 0 = the "
+                                        "heuristic's first choice, the default"));
+    }
     json_object_set_new(row, "steps", json_integer(n));
     json_object_set_new(row, "step_ms_median", json_real(med));
     json_object_set_new(row, "step_ms_min", json_real(fastest));

@@ -19,6 +19,7 @@ typedef struct {
     int batch, seq;         // B, T (>= 1)
     int steps, warmup;      // timed steps (>= 1; median reported), untimed steps before (>= 0)
     const char *mlp_keep;   // layers keeping their MLP gate / up products: "auto" (NULL) or a count
+    int gemm_autotune;      // cuBLASLt candidates timed per GEMM shape (2..8); 0 = heuristic (or the env)
 } pn_bench_train_step_args;
 
 // Model FLOPs of one supernet step (multiply-add = 2), counted from the shapes:

@@ -31,6 +31,10 @@ static const pn_cfg_field run_schema[] = {
     {"threads", PN_CFG_INT, F(pn_run_config, threads), "0", "CPU threads; 0 = all cores", PN_CFG_RANGE(0, 4096)},
     {"log_level", PN_CFG_ENUM, F(pn_run_config, log_level), "info", "log verbosity",
      PN_CFG_VALUES(pn_job_log_level_names)},
+    {"gemm_autotune", PN_CFG_INT, F(pn_run_config, gemm_autotune), "0",
+     "run.device cuda: time this many cuBLASLt candidates per GEMM shape and keep the fastest (2..8; 0 or 1 = the "
+     "heuristic's first, or POSTNAS_GEMM_AUTOTUNE)",
+     PN_CFG_RANGE(0, 8)},
     PN_CFG_END,
 };
 

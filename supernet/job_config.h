@@ -49,6 +49,7 @@ typedef struct {
     int device;       // pn_job_device
     int threads;      // OpenMP threads; 0 = all cores
     int log_level;    // pn_job_log_level
+    int gemm_autotune;  // CUDA: cuBLASLt candidates timed per GEMM shape; 0 = heuristic (or the env)
 } pn_run_config;
 
 typedef struct {

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #ifdef POSTNAS_HAVE_CUDA
 #include "kernels/cuda/pn_cuda.h"
+#include "kernels/cuda/pn_cuda_ops.h"
 #endif
 
 // ---------------------------------------------------------------- arch -> HF config
@@ -685,6 +686,7 @@ static void device_select(const pn_job_config *c, const char *where) {
         fprintf(stderr, "postnas: device error: %s: run.device cuda but no CUDA device is visible\n", where);
         exit(PN_EXIT_DEVICE);
     }
+    if (c->run.gemm_autotune > 1) pn_cuda_gemm_autotune_set(c->run.gemm_autotune);
 #else
     pn_die_input(where, "run.device: cuda, but this postnas was built without CUDA (rebuild with -DPOSTNAS_CUDA=ON "
                         "where nvcc exists, or set run.device: cpu)");

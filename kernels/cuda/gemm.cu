@@ -17,6 +17,13 @@
 // when the heuristic offers no algorithm with the epilogue, the product runs without it
 // and a small kernel adds the bias afterwards.
 //
+// Autotune (opt-in, pn_cuda_gemm_autotune_set / POSTNAS_GEMM_AUTOTUNE): the heuristic is
+// asked for up to 8 candidates and the first call of a shape times them on its own operands,
+// into a scratch copy of D (so a beta = 1 product still adds exactly once), keeping the
+// fastest. About 2% of a supernet step on the H100 (README); off by default because the
+// choice follows timings and the candidates sum in different orders, which would make two
+// runs of one config differ in the last bits. Never inside a CUDA graph capture.
+//
 // db is a column sum of dy, done here in fp32 with a fixed reduction order (each
 // block owns 32 columns and sums 8 row phases, then combines them in shared memory),
 // so it is deterministic.
@@ -39,9 +46,13 @@ struct gemm_plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
+    int ncand;                            // the heuristic's candidates (autotune), best first
+    cublasLtMatmulAlgo_t cand[8];
+    bool tuned;
 };
 
 constexpr int N_PLANS = 64;
+constexpr int TUNE_MAX = 8;
 constexpr size_t WORKSPACE_BYTES = (size_t)32 << 20;
 
 std::mutex g_mu;
@@ -50,6 +61,10 @@ void *g_workspace = nullptr;
 gemm_plan g_plans[N_PLANS];
 int g_next_plan = 0;
 size_t g_plan_builds = 0;  // heuristic queries (pn_cuda_host_stats_get)
+// Autotune: 0 = the heuristic's first algorithm; n > 1 = time its first n candidates on the
+// first call of each shape and keep the fastest (POSTNAS_GEMM_AUTOTUNE, read once).
+int g_tune = -1;
+size_t g_tuned = 0, g_tuned_changed = 0;  // plans tuned; of them, not the heuristic's first
 
 unsigned ptr_align(const void *p) {
     uintptr_t a = (uintptr_t)p;
@@ -67,6 +82,21 @@ void plan_destroy(gemm_plan &p) {
     cublasLtMatrixLayoutDestroy(p.lc);
     cublasLtMatmulDescDestroy(p.desc);
     p.valid = false;
+}
+
+int tune_count(void) {
+    if (g_tune < 0) {
+        const char *e = getenv("POSTNAS_GEMM_AUTOTUNE");
+        char *end = nullptr;
+        const long v = e && e[0] ? strtol(e, &end, 10) : 0;
+        if (e && e[0] && (*end != 0 || v < 0 || v > TUNE_MAX)) {
+            fprintf(stderr, "postnas: error: POSTNAS_GEMM_AUTOTUNE=%s: expected 0 (off) or 2..%d candidates\n", e,
+                    TUNE_MAX);
+            exit(2);
+        }
+        g_tune = (int)v;
+    }
+    return g_tune;
 }
 
 // Builds the descriptor for this key, with or without the bias epilogue, and asks the
@@ -102,16 +132,19 @@ bool plan_try(gemm_plan &p, const gemm_key &k, bool with_bias) {
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac));
     PN_CHECK_CUBLAS(
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac));
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[TUNE_MAX];
     int nres = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(g_lt, p.desc, p.la, p.lb, p.lc, p.lc, pref, 1, &res, &nres);
+    const int want = g_tune > 1 ? g_tune : 1;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(g_lt, p.desc, p.la, p.lb, p.lc, p.lc, pref, want, res, &nres);
     cublasLtMatmulPreferenceDestroy(pref);
     p.valid = true;
     if (st != CUBLAS_STATUS_SUCCESS || nres < 1) {
         plan_destroy(p);
         return false;
     }
-    p.algo = res.algo;
+    p.ncand = nres;
+    for (int i = 0; i < nres; i++) p.cand[i] = res[i].algo;
+    p.algo = res[0].algo;
     p.bias_in_epilogue = with_bias;
     return true;
 }
@@ -123,6 +156,8 @@ gemm_plan &plan_get(const gemm_key &k) {
     g_next_plan = (g_next_plan + 1) % N_PLANS;
     plan_destroy(p);
     p.key = k;
+    p.tuned = false;
+    tune_count();  // the candidate count the heuristic is asked for
     g_plan_builds++;
     if (plan_try(p, k, k.bias != 0)) return p;
     if (k.bias && plan_try(p, k, false)) return p;
@@ -132,6 +167,71 @@ gemm_plan &plan_get(const gemm_key &k) {
             __FILE__, __LINE__, (long long)k.m, (long long)k.n, (long long)k.k, (long long)k.lda, (long long)k.ldb,
             (long long)k.ldc, k.ta, k.tb, k.cdt == PN_CUDA_F32 ? "fp32" : "bf16", k.align_a, k.align_b, k.align_c);
     exit(PN_CUDA_EXIT);
+}
+
+// Times the plan's candidates on this call's operands and keeps the fastest. The output goes
+// to a scratch copy of D (cudaMalloc'd for the probe and freed), so a product that adds into
+// D (beta = 1) is not disturbed; C stays the caller's when it is a separate input. A
+// candidate that fails to launch is skipped. Runs once per plan, synchronously.
+void plan_tune(gemm_plan &p, const void *A1, const void *A2, float alpha, float beta, const void *C,
+               const void *D, const void *bias) {
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    PN_CHECK_CUDA(cudaStreamIsCapturing(pn_stream(), &cap));
+    if (cap != cudaStreamCaptureStatusNone) return;  // no timing inside a graph capture; a later call tunes
+    p.tuned = true;
+    if (p.ncand < 2) return;
+    const size_t el = p.key.cdt == PN_CUDA_F32 ? 4 : 2;
+    const size_t bytes = el * (size_t)(p.key.ldc * (p.key.n - 1) + p.key.m);
+    void *scratch = nullptr;
+    if (cudaMalloc(&scratch, bytes) != cudaSuccess) {
+        (void)cudaGetLastError();
+        fprintf(stderr, "postnas: gemm autotune: no room for a %.1f MiB probe output; heuristic kept\n",
+                bytes / 1048576.0);
+        return;
+    }
+    cudaStream_t s = pn_stream();
+    PN_CHECK_CUDA(cudaMemsetAsync(scratch, 0, bytes, s));
+    const void *Cp = C == D ? scratch : C;
+    if (p.bias_in_epilogue)
+        PN_CHECK_CUBLAS(
+            cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    cudaEvent_t e0, e1;
+    PN_CHECK_CUDA(cudaEventCreate(&e0));
+    PN_CHECK_CUDA(cudaEventCreate(&e1));
+    float best = INFINITY, first = NAN;
+    int best_i = -1;
+    for (int i = 0; i < p.ncand; i++) {
+        const int reps = 3;
+        bool ok = cublasLtMatmul(g_lt, p.desc, &alpha, A1, p.la, A2, p.lb, &beta, Cp, p.lc, scratch, p.lc,
+                                 &p.cand[i], g_workspace, WORKSPACE_BYTES, s) == CUBLAS_STATUS_SUCCESS;
+        PN_CHECK_CUDA(cudaEventRecord(e0, s));
+        for (int r = 0; ok && r < reps; r++)
+            ok = cublasLtMatmul(g_lt, p.desc, &alpha, A1, p.la, A2, p.lb, &beta, Cp, p.lc, scratch, p.lc,
+                                &p.cand[i], g_workspace, WORKSPACE_BYTES, s) == CUBLAS_STATUS_SUCCESS;
+        PN_CHECK_CUDA(cudaEventRecord(e1, s));
+        PN_CHECK_CUDA(cudaEventSynchronize(e1));
+        if (!ok) continue;
+        float ms = 0.f;
+        PN_CHECK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+        ms /= reps;
+        if (i == 0) first = ms;
+        if (ms < best) best = ms, best_i = i;
+    }
+    PN_CHECK_CUDA(cudaEventDestroy(e0));
+    PN_CHECK_CUDA(cudaEventDestroy(e1));
+    PN_CHECK_CUDA(cudaFree(scratch));
+    g_tuned++;
+    if (best_i > 0) {
+        p.algo = p.cand[best_i];
+        g_tuned_changed++;
+    }
+    if (getenv("POSTNAS_GEMM_AUTOTUNE_LOG"))
+        fprintf(stderr,
+                "postnas: gemm autotune: m %lld n %lld k %lld trans %d%d %s%s: heuristic %.4f ms, best #%d of %d "
+                "%.4f ms (%.1f TFLOP/s)\n",
+                (long long)p.key.m, (long long)p.key.n, (long long)p.key.k, p.key.ta, p.key.tb,
+                p.key.cdt == PN_CUDA_F32 ? "f32" : "bf16", beta != 0.f ? " +=" : "", first, best_i, p.ncand, best,
+                2.0 * p.key.m * p.key.n * p.key.k / (best * 1e9));
 }
 
 void lt_init(void) {
@@ -201,6 +301,7 @@ static void gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, 
     k.align_b = ptr_align(A);
     k.align_c = std::min(ptr_align(C), ptr_align(D));
     gemm_plan &p = plan_get(k);
+    if (!p.tuned && tune_count() > 1) plan_tune(p, B, A, alpha, beta, C, D, bias);
     if (p.bias_in_epilogue)
         PN_CHECK_CUBLAS(
             cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
@@ -245,6 +346,33 @@ extern "C" void pn_cuda_linear_bwd(void *dx, pn_cuda_dtype dx_dt, float *dw, flo
         colsum_kernel<<<(unsigned)pn_ceil_div(N, 32), block, 0, pn_stream()>>>(db, as_bf(dy), M, N);
         PN_CHECK_LAUNCH();
     }
+}
+
+extern "C" int pn_cuda_gemm_autotune_set(int n) {
+    if (n < 0 || n > TUNE_MAX) {
+        fprintf(stderr, "postnas: internal error: %s:%d: pn_cuda_gemm_autotune_set(%d): expected 0..%d\n", __FILE__,
+                __LINE__, n, TUNE_MAX);
+        exit(1);
+    }
+    std::lock_guard<std::mutex> lock(g_mu);
+    const int old = g_tune;
+    if (n != old) {
+        for (int i = 0; i < N_PLANS; i++) plan_destroy(g_plans[i]);
+        g_next_plan = 0;
+    }
+    g_tune = n;
+    return old;
+}
+
+extern "C" int pn_cuda_gemm_autotune_get(void) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    return tune_count();
+}
+
+extern "C" void pn_cuda_gemm_autotune_stats(size_t *tuned, size_t *changed) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (tuned) *tuned = g_tuned;
+    if (changed) *changed = g_tuned_changed;
 }
 
 size_t pn_cuda_gemm_plan_builds(void) {

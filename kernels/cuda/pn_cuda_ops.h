@@ -111,6 +111,20 @@ void pn_cuda_linear_bwd(void *dx, pn_cuda_dtype dx_dt, float *dw, float *db, con
                         const pn_bf16 *w, int64_t M, int K, int N);
 // Frees the cuBLASLt handle, workspace and cached plans (tests, shutdown).
 void pn_cuda_gemm_release(void);
+// Autotune (off by default): with n ≥ 2 the first call of each GEMM shape times the
+// heuristic's first n candidates (n ≤ 8) on that call's operands, writing into a scratch
+// copy of the output, and keeps the fastest for later calls of the shape. It trades
+// bitwise reproducibility between runs (the choice follows the timings, and algorithms
+// sum in different orders) for a few percent of speed. n = 0 (or 1) is the heuristic's
+// first choice, always. The environment variable POSTNAS_GEMM_AUTOTUNE=n sets it at the
+// first GEMM; this call overrides it for the shapes planned afterwards (it clears the plan
+// cache). Returns the value in force before the call (−1: not read yet).
+int pn_cuda_gemm_autotune_set(int n);
+// The value in force (the environment's when nothing set it).
+int pn_cuda_gemm_autotune_get(void);
+// Plans built with a timed choice so far, and how many of them kept a candidate other than
+// the heuristic's first.
+void pn_cuda_gemm_autotune_stats(size_t *tuned, size_t *changed);
 
 // ---------------------------------------------------------------- norms (norm.cu)
 // y (N, D) = x · rstd · w, rstd (N) fp32 = 1/sqrt(mean(x²) + eps); w (D) may be NULL.

@@ -22,6 +22,13 @@ expect_fail 2 "--block 'nope' is not a linear block \(expected one of: jetblock"
 expect_fail 2 "--distill 'l2' is not a distillation loss" "$PN" bench train-step --model "$TMP/m" --distill l2
 expect_fail 2 "--subnet 'some' is unknown" "$PN" bench train-step --model "$TMP/m" --subnet some
 expect_fail 2 "--device cpu is not supported" "$PN" bench train-step --model "$TMP/m" --device cpu
+expect_fail 2 "--gemm-autotune 1: expected 0 \(off\) or 2..8 candidates" \
+    "$PN" bench train-step --model "$TMP/m" --gemm-autotune 1
+expect_fail 2 "--gemm-autotune expects an integer" "$PN" bench train-step --model "$TMP/m" --gemm-autotune 9
+
+# run.gemm_autotune: 0..8, checked with the rest of the config.
+printf 'run: {device: cuda, gemm_autotune: 9}\nmodel: {path: ""}\n' >"$TMP/tune.yaml"
+expect_fail 2 "tune.yaml:1:36: value 9 out of range \[0, 8\] for run.gemm_autotune" "$PN" config check "$TMP/tune.yaml"
 
 # `postnas train` with run.device: cuda. Backbone pretraining is CPU-only in every build.
 cat >"$TMP/bb.yaml" <<EOF

@@ -88,6 +88,18 @@ void pn_cuda_linear_bwd(void *dx, pn_cuda_dtype dx_dt, float *dw, float *db, con
 }
 
 void pn_cuda_gemm_release(void) {}
+// The CPU twin has no algorithms to choose between: the setting is kept and reported only.
+static int g_fake_tune = -1;
+int pn_cuda_gemm_autotune_set(int n) {
+    const int old = g_fake_tune;
+    g_fake_tune = n;
+    return old;
+}
+int pn_cuda_gemm_autotune_get(void) { return g_fake_tune < 0 ? 0 : g_fake_tune; }
+void pn_cuda_gemm_autotune_stats(size_t *tuned, size_t *changed) {
+    if (tuned) *tuned = 0;
+    if (changed) *changed = 0;
+}
 
 // ---------------------------------------------------------------- norms
 void pn_cuda_rmsnorm_fwd(pn_bf16 *y, float *rstd, const pn_bf16 *x, const pn_bf16 *w, int64_t N, int D, float eps) {

@@ -661,6 +661,29 @@ static void test_adamw(int64_t n, float wd, int steps) {
     pn_cuda_free(d_w), pn_cuda_free(d_g), pn_cuda_free(d_m), pn_cuda_free(d_v), pn_cuda_free(d_wb);
 }
 
+// The products again with autotune on (pn_cuda_gemm_autotune_set clears the plans, so each
+// shape is planned and timed afresh): the choice must give the same results, and the timing
+// runs write a scratch copy of the output, so the += checks fail if they touched the
+// caller's. The fake build has no candidates to time (it reports no tuned plans).
+static void test_gemm_autotune(int fake) {
+    const int before = pn_cuda_gemm_autotune_set(8);
+    size_t t0 = 0, c0 = 0, t1 = 0, c1 = 0;
+    pn_cuda_gemm_autotune_stats(&t0, &c0);
+    test_linear(513, 896, 1024, 1);
+    test_linear(2048, 1536, 1152, 0);  // a JetBlock projection's shape at a smaller M
+    test_gemm_add(1, 300, 256, 512, 256, 0);
+    test_gemm_add(0, 1024, 1536, 256, 1536, 1);
+    test_gemm_tt(128, 256, 512);
+    pn_cuda_gemm_autotune_stats(&t1, &c1);
+    report(pn_cuda_gemm_autotune_get() == 8 ? 0.0 : 1.0, 0.0, "gemm autotune: the setting reads back");
+    if (fake)
+        printf("info gemm autotune: fake build, %zu plans timed (none expected)\n", t1 - t0);
+    else
+        report(t1 > t0 ? 0.0 : 1.0, 0.0, "gemm autotune: %zu plans timed, %zu kept a candidate other than the "
+               "heuristic's first", t1 - t0, c1 - c0);
+    pn_cuda_gemm_autotune_set(before > 1 ? before : 0);
+}
+
 int main(void) {
     if (pn_cuda_device_count() < 1) {
         printf("test_cuda_ops: no CUDA device (these tests run on the GPU machine)\n");
@@ -698,6 +721,7 @@ int main(void) {
     test_gemm_add(0, 77, 96, 130, 100, 0);
     test_gemm_add(1, 200, 64, 96, 64, 1);
     test_gemm_tt(128, 256, 512);
+    test_gemm_autotune(strstr(info.name, "fake") != NULL);
 
     test_rmsnorm(1, 64, 1);
     test_rmsnorm(37, 896, 1);
