@@ -39,7 +39,8 @@
 // 4. gdnb_chunk_kernel<KD, WRITE>: one block (8 warps) per (b·h, chunk), all chunks in parallel: loops
 //    over 64-column tiles of V with S0, dS1 (bf16 from 2, 3), V and dO tiles in shared memory,
 //    recomputing X', Z, Vn, dVn, dZ on tensor cores and accumulating dA, dP (64, 64) and
-//    dQ̂, dK̂ (64, KD) in registers; then dL through two 64³ products, the Gram-matrix
+//    dQ̂, dK̂ (64, KD) in registers (each tile's fp32 dO arrives by cp.async a tile ahead into a
+//    staging tile, GDN_NOTES §16); then dL through two 64³ products, the Gram-matrix
 //    gradients, the row sums of dγ/dβ (fixed order, no atomics), the reverse cumsum of dγ and
 //    the L2-norm backward, and ADDS into dq, dk, dv, dg, dβ (each element has one writer).
 //    WG = true (opt-in, pn_cuda_gdn_fast_bwd_debug_wgmma): the tiles in wgmma.cuh's core-matrix
@@ -366,7 +367,10 @@ struct chunk_layout {
     // fp32 (64, LDV) copy of the caller's dv tile, fetched with the tile so that the += is a
     // plain store (a read-modify-write per element stalled every warp on global latency).
     static constexpr int LDV = GDNB_TV + 8;
-    static constexpr size_t o_dvs = o_w2 + tt, total_tiles = o_dvs + (size_t)GDNF_C * LDV * 4;
+    static constexpr size_t o_dvs = o_w2 + tt, o_dof = o_dvs + (size_t)GDNF_C * LDV * 4;
+    // fp32 (64, 64) staging of the next tile's dO, fetched by cp.async one tile ahead: each
+    // thread fetches and later converts the same float4 pieces, so no barrier sits between.
+    static constexpr size_t total_tiles = o_dof + (size_t)GDNF_C * GDNB_TV * 4;
     // after the V loop (reusing the tile region from o_s0): bf16 (64, 72) dAs, T1, G1, G2, G3;
     // fp32 (64, 65) Mg, dKK; then fp32 (64, KD + 4) staging of dQ̂ and dK̂.
     static constexpr size_t o_das = o_s0, o_t1 = o_das + mm, o_g1 = o_t1 + mm, o_g2 = o_g1 + mm, o_g3 = o_g2 + mm;
@@ -393,7 +397,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     gdnf_bf16 *Zs = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_zs), *Vns = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_vn);
     gdnf_bf16 *dVns = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_dvn), *W1 = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_w1);
     gdnf_bf16 *W2 = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_w2);
-    float *dVs = reinterpret_cast<float *>(sm + Lay::o_dvs);
+    float *dVs = reinterpret_cast<float *>(sm + Lay::o_dvs), *dOf = reinterpret_cast<float *>(sm + Lay::o_dof);
     constexpr int LDV = Lay::LDV;
     auto eo = [](int r, int c, int ld) { return gdnf_eo<WG>(r, c, ld); };
 
@@ -411,8 +415,25 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     const int fbase = WG ? (16 * rt + 4 * ch) * 64 + 8 * g + 2 * t : (16 * rt + g) * LDT + 32 * ch + 2 * t;
     auto fo = [fbase](int hh, int nt) { return fbase + (WG ? 512 * hh + 64 * nt : 8 * LDT * hh + 8 * nt); };
 
+    // This thread's float4 pieces u of the dO tile at columns c → dOf (zeros past T and V). The
+    // fp32 dO was read into registers at each tile's start, and the conversion's wait on those
+    // global loads was the kernel's largest stall (ncu source view, session 16).
+    constexpr int NDO = GDNF_C * (GDNB_TV / 4) / GDNB_THREADS;
+    static_assert(NDO * GDNB_THREADS == GDNF_C * (GDNB_TV / 4), "dO tile split");
+    // (the row addresses are recomputed per call from an opaque thread index: hoisted out of the
+    // tile loop they held eight registers and added spills)
+    auto dof_fetch = [&](int c) {
+        const int me = wg_opaque_i(tid);
+#pragma unroll
+        for (int u = 0; u < NDO; u++) {
+            const int e = me + u * GDNB_THREADS, i = e / (GDNB_TV / 4), cc = (e % (GDNB_TV / 4)) * 4;
+            const bool ok = i < nr && c + cc < a.V;
+            cp_async16(dOf + 4 * e, a.dout + (ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c + cc : 0), ok);
+        }
+    };
     gdnf_load_kq<KD, GDNB_THREADS, WG>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
     gdnf_load_ap<GDNB_THREADS, WG>(As, Ps, a.A, a.P, ci);
+    dof_fetch(0);
     if (tid < GDNF_C) {
         cp_async16(Rs + tid, a.rows + ci * GDNF_C + tid, true);
         cp_async16(Rx + tid, a.rx + ci * GDNF_C + tid, true);
@@ -468,24 +489,19 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                 }
             }
             cp_async_commit();
-            // dO: all of this thread's fp32 loads first, then the bf16 conversion (one latency).
-            constexpr int NDO = GDNF_C * (GDNB_TV / 4) / GDNB_THREADS;
-            static_assert(NDO * GDNB_THREADS == GDNF_C * (GDNB_TV / 4), "dO tile split");
-            float4 xo[NDO];
+            cp_async_wait_all();  // with this thread's dO pieces of the tile (fetched a tile ahead)
+            // dO → bf16, the pieces this thread fetched; then the next tile's into the same slots.
 #pragma unroll
             for (int u = 0; u < NDO; u++) {
                 const int e = tid + u * GDNB_THREADS, i = e / (GDNB_TV / 4), c = (e % (GDNB_TV / 4)) * 4;
-                xo[u] = make_float4(0.f, 0.f, 0.f, 0.f);
-                if (i < nr && c0 + c < a.V)
-                    xo[u] = *reinterpret_cast<const float4 *>(a.dout + ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c);
+                const float4 xo = *reinterpret_cast<const float4 *>(dOf + 4 * e);
+                st_bf16x2(dOt + eo(i, c, LDT), xo.x, xo.y);
+                st_bf16x2(dOt + eo(i, c + 2, LDT), xo.z, xo.w);
             }
-#pragma unroll
-            for (int u = 0; u < NDO; u++) {
-                const int e = tid + u * GDNB_THREADS, i = e / (GDNB_TV / 4), c = (e % (GDNB_TV / 4)) * 4;
-                st_bf16x2(dOt + eo(i, c, LDT), xo[u].x, xo[u].y);
-                st_bf16x2(dOt + eo(i, c + 2, LDT), xo[u].z, xo[u].w);
+            if (c0 + GDNB_TV < a.V) {
+                dof_fetch(c0 + GDNB_TV);
+                cp_async_commit();
             }
-            cp_async_wait_all();
         }
         sync_tiles();
         for (int e = tid; e < KD * (GDNB_TV / 2); e += GDNB_THREADS) {  // ⟨S0, dS1⟩ (zero-filled past V)

@@ -46,7 +46,7 @@
 // ms against 1.39 / 1.54 / 1.79 ms here, with one 4-warp block per SM or idle SMs.
 // Registers (ptxas, sm_90a; wscan_min_blocks): one warpgroup per block 133–184, no spills; two
 // at KD = 128 (one block per SM) 184, no spills; two at KD ≤ 96 (two blocks per SM) 128 with no
-// spills at KD = 64, 24–28 bytes at 96; four (512 threads, DB) 105–124 with no spills at KD ≤ 96,
+// spills at KD = 64, 24–28 bytes at 96; four (512 threads, DB) 123–127 with no spills at KD ≤ 96,
 // 128 with 20–56 bytes at KD = 128.
 #pragma once
 #include "kernels/cuda/wgmma.cuh"
@@ -242,12 +242,17 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         wg_fence_proxy();
         __syncthreads();  // chunk n's tiles and Sᵀ (the chunk's start state) are visible to wgmma
         if (more) load(n + 1, DB ? 1 | 2 | 4 | 8 | 32 : 32);  // DB: every warpgroup is past chunk n − 1
+        // The row scalar m of this thread's two rows (16·warp + g, + 8), read once per loop: a
+        // read of Rs per pair was reloaded (the compiler cannot move it past the tile stores) and
+        // every scaling waited on it. Pair x is on the second row when x & 2.
+        const float4 *Rw = Rs + 16 * warp + g;
 
         // ---- b) Y = K S;  X' = V − rk e^γ Y → Xt
         float y[32];
         wscan_mm_s<KD>(y, Kt, St);
-        wscan_each_pair(warp, g, [&](int x, int off, int r) {
-            const float rk = Rs[r].y;
+        const float rk0 = Rw[0].y, rk1 = Rw[8].y;
+        wscan_each_pair(warp, g, [&](int x, int off, int) {
+            const float rk = x & 2 ? rk1 : rk0;
             const float2 vv = ld_bf16x2(reinterpret_cast<const gdnf_bf16 *>(Vt + xo + off));
             st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + xo + off), vv.x - rk * y[x], vv.y - rk * y[x + 1]);
         });
@@ -258,8 +263,9 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         wscan_mm_rows(y, At, Xt, 0);
         sync_in();  // every warp's product has read X' and A'
         if (!DB && more) load(n + 1, 4);
-        wscan_each_pair(warp, g, [&](int x, int off, int r) {
-            const float rd = Rs[r].z;
+        const float rd0 = Rw[0].z, rd1 = Rw[8].z;
+        wscan_each_pair(warp, g, [&](int x, int off, int) {
+            const float rd = x & 2 ? rd1 : rd0;
             st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Xt + xo + off), y[x], y[x + 1]);
             st_bf16x2(reinterpret_cast<gdnf_bf16 *>(Vt + xo + off), rd * y[x], rd * y[x + 1]);
         });
@@ -269,8 +275,9 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         // ---- d) O = diag(scale rq e^γ) Q S + P Vn: the Q S rows are scaled between the two products
         float o[32];
         wscan_mm_s<KD>(o, Qt, St);
-        wscan_each_pair(warp, g, [&](int x, int, int r) {
-            const float rq = Rs[r].x;
+        const float rq0 = Rw[0].x, rq1 = Rw[8].x;
+        wscan_each_pair(warp, g, [&](int x, int, int) {
+            const float rq = x & 2 ? rq1 : rq0;
             o[x] *= rq, o[x + 1] *= rq;
         });
         wscan_mm_rows(o, Pt, Xt, 1);

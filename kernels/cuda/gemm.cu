@@ -39,6 +39,8 @@ struct gemm_key {
     unsigned align_a, align_b, align_c;  // align_c: the smaller of C's and D's when they differ
 };
 
+constexpr int TUNE_MAX = 8;  // autotune candidates at most
+
 struct gemm_plan {
     gemm_key key;
     bool valid;
@@ -46,13 +48,12 @@ struct gemm_plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
-    int ncand;                            // the heuristic's candidates (autotune), best first
-    cublasLtMatmulAlgo_t cand[8];
+    int ncand;  // the heuristic's candidates (autotune), its best first
+    cublasLtMatmulAlgo_t cand[TUNE_MAX];
     bool tuned;
 };
 
 constexpr int N_PLANS = 64;
-constexpr int TUNE_MAX = 8;
 constexpr size_t WORKSPACE_BYTES = (size_t)32 << 20;
 
 std::mutex g_mu;
@@ -100,7 +101,7 @@ int tune_count(void) {
 }
 
 // Builds the descriptor for this key, with or without the bias epilogue, and asks the
-// heuristic for one algorithm. Returns false when none fits.
+// heuristic for one algorithm (autotune: up to g_tune, ranked). Returns false when none fits.
 bool plan_try(gemm_plan &p, const gemm_key &k, bool with_bias) {
     const cudaDataType_t ct = k.cdt == PN_CUDA_F32 ? CUDA_R_32F : CUDA_R_16BF;
     PN_CHECK_CUBLAS(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
