@@ -57,14 +57,19 @@
 // Shared memory of a block of NW warpgroups: the chunk's tiles every warpgroup reads (K, Q, A',
 // P, the row scalars twice), then per warpgroup w its own Sᵀ, V and X tiles at o_w + w·per.
 // DB (four warpgroups): the shared tiles twice, stage (n − first chunk) & 1, at o_k + stage·sh.
+// DBV (DB with KD ≤ 96, where it fits): each warpgroup's V tile twice as well, so that chunk n+1's
+// V is fetched at the top of chunk n with the shared tiles; with one V tile it could only be
+// fetched after chunk n's state update (the tile holds Vnd until then), and the wait for it at
+// the top of chunk n+1 was the pass's largest stall (GDN_NOTES §16).
 template <int KD, int NW>
 struct wscan_layout {
-    static constexpr bool DB = NW == 4;
+    static constexpr bool DB = NW == 4, DBV = DB && KD <= 96;
     static constexpr size_t kq = (size_t)GDNF_C * KD * 2, mm = (size_t)GDNF_C * GDNF_C * 2;
     static constexpr size_t o_k = 0, o_q = kq, o_a = 2 * kq, o_p = o_a + mm, sh = o_p + mm;
     static constexpr size_t o_r = (DB ? 2 : 1) * sh;
     static constexpr size_t o_w = o_r + 2 * GDNF_C * 16;
-    static constexpr size_t o_s = 0, o_v = kq, o_x = kq + mm, per = kq + 2 * mm;  // within a warpgroup's part
+    // within a warpgroup's part: Sᵀ, V, X, then the second V (DBV)
+    static constexpr size_t o_s = 0, o_v = kq, o_x = kq + mm, o_v2 = kq + 2 * mm, per = kq + (DBV ? 3 : 2) * mm;
     static constexpr size_t total = o_w + NW * per;
 };
 
@@ -169,7 +174,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
     const int g = lane >> 2, t = lane & 3;
     constexpr bool DB = Lay::DB;
     unsigned char *own = sm + Lay::o_w + wgi * Lay::per;
-    unsigned char *St = own + Lay::o_s, *Vt = own + Lay::o_v, *Xt = own + Lay::o_x;
+    unsigned char *St = own + Lay::o_s, *Vt1 = own + Lay::o_v, *Xt = own + Lay::o_x;
     float4 *Rb = reinterpret_cast<float4 *>(sm + Lay::o_r);
     const int nblk = (a.ntiles + NW - 1) / NW;  // blocks per (b·h, segment)
     const int tile = (int)(blockIdx.x % nblk) * NW + wgi, rest = (int)(blockIdx.x / nblk);
@@ -179,6 +184,8 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
     // keeps a zero state and stores nothing, but takes part in the shared loads and barriers
     const int b = (int)(bh / a.H), h = (int)(bh % a.H), c0 = tile * GDNW_BV, nc = a.V - c0;
     const int nb = seg * a.cps, ne = min(a.NT, nb + a.cps);
+    // chunk n's V tile (DBV: stage (n − first chunk) & 1)
+    auto vtile = [&](int n) { return Lay::DBV && ((n - nb) & 1) ? own + Lay::o_v2 : Vt1; };
     const int64_t kst = (int64_t)a.H * KD, vst = (int64_t)a.H * a.V;
     // This thread's fragment element (row 16·warp + g + 8h, column 8i + 2t) in a tiled (64, 64)
     // tile is at xo + 1024 h + 128 i, in a tiled (64, KD) tile at so + 16 KD h + 128 i; written
@@ -218,7 +225,8 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         if (which & 4) wscan_load<GDNF_C, NTH>(At, a.A + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C, tid);
         if (which & 8) wscan_load<GDNF_C, NTH>(Pt, a.P + ci * GDNF_C * GDNF_C, GDNF_C, GDNF_C, GDNF_C, tid);
         if (which & 16)
-            wscan_load<GDNF_C, GDNW_THREADS>(Vt, a.v + (row0 * a.H + h) * a.V + (nc > 0 ? c0 : 0), vst, nr, nc, ltid);
+            wscan_load<GDNF_C, GDNW_THREADS>(vtile(n), a.v + (row0 * a.H + h) * a.V + (nc > 0 ? c0 : 0), vst, nr, nc,
+                                             ltid);
         if ((which & 32) && tid < GDNF_C) cp_async16(Rb + ((n - nb) & 1) * GDNF_C + tid, a.rows + ci * GDNF_C + tid, true);
         cp_async_commit();
     };
@@ -238,10 +246,12 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         const unsigned char *Kt = shared_tiles(n), *Qt = Kt + Lay::o_q, *At = Kt + Lay::o_a, *Pt = Kt + Lay::o_p;
         const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
         const bool more = n + 1 < ne;
+        unsigned char *Vt = Lay::DBV ? vtile(n) : Vt1;
         cp_async_wait_all();
         wg_fence_proxy();
         __syncthreads();  // chunk n's tiles and Sᵀ (the chunk's start state) are visible to wgmma
-        if (more) load(n + 1, DB ? 1 | 2 | 4 | 8 | 32 : 32);  // DB: every warpgroup is past chunk n − 1
+        // DB: every warpgroup is past chunk n − 1, whose buffers (V too with DBV) take chunk n + 1's
+        if (more) load(n + 1, DB ? (Lay::DBV ? 1 | 2 | 4 | 8 | 16 | 32 : 1 | 2 | 4 | 8 | 32) : 32);
         // The row scalar m of this thread's two rows (16·warp + g, + 8), read once per loop: a
         // read of Rs per pair was reloaded (the compiler cannot move it past the tile stores) and
         // every scaling waited on it. Pair x is on the second row when x & 2.
@@ -334,7 +344,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         }
         wg_wait_all();
         sync_in();  // K, Vnd and the staged O read
-        if (more) load(n + 1, DB ? 16 : 1 | 16);
+        if (more && !Lay::DBV) load(n + 1, DB ? 16 : 1 | 16);
         store_state();
     }
 
