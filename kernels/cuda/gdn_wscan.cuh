@@ -252,9 +252,9 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         __syncthreads();  // chunk n's tiles and Sᵀ (the chunk's start state) are visible to wgmma
         // DB: every warpgroup is past chunk n − 1, whose buffers (V too with DBV) take chunk n + 1's
         if (more) load(n + 1, DB ? (Lay::DBV ? 1 | 2 | 4 | 8 | 16 | 32 : 1 | 2 | 4 | 8 | 32) : 32);
-        // The row scalar m of this thread's two rows (16·warp + g, + 8), read once per loop: a
-        // read of Rs per pair was reloaded (the compiler cannot move it past the tile stores) and
-        // every scaling waited on it. Pair x is on the second row when x & 2.
+        // This thread's two rows (16·warp + g and + 8): each loop below reads their scalar once. A
+        // read of Rs per element pair was reloaded every time (the compiler cannot move it past
+        // the tile stores) and every scaling waited on it. Pair x is on the second row when x & 2.
         const float4 *Rw = Rs + 16 * warp + g;
 
         // ---- b) Y = K S;  X' = V − rk e^γ Y → Xt
