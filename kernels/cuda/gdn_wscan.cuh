@@ -246,6 +246,7 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         const unsigned char *Kt = shared_tiles(n), *Qt = Kt + Lay::o_q, *At = Kt + Lay::o_a, *Pt = Kt + Lay::o_p;
         const int t0 = n * GDNF_C, nr = min(GDNF_C, a.T - t0);
         const bool more = n + 1 < ne;
+        // (vtile(n) is Vt1 without DBV too, but through it the KD = 128 form spilled 68 / 96 bytes, not 56 / 56)
         unsigned char *Vt = Lay::DBV ? vtile(n) : Vt1;
         cp_async_wait_all();
         wg_fence_proxy();

@@ -101,7 +101,7 @@ int tune_count(void) {
 }
 
 // Builds the descriptor for this key, with or without the bias epilogue, and asks the
-// heuristic for one algorithm (autotune: up to g_tune, ranked). Returns false when none fits.
+// heuristic for one algorithm (autotune: up to tune_count(), ranked). Returns false when none fits.
 bool plan_try(gemm_plan &p, const gemm_key &k, bool with_bias) {
     const cudaDataType_t ct = k.cdt == PN_CUDA_F32 ? CUDA_R_32F : CUDA_R_16BF;
     PN_CHECK_CUBLAS(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -135,7 +135,7 @@ bool plan_try(gemm_plan &p, const gemm_key &k, bool with_bias) {
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ac, sizeof ac));
     cublasLtMatmulHeuristicResult_t res[TUNE_MAX];
     int nres = 0;
-    const int want = g_tune > 1 ? g_tune : 1;
+    const int want = tune_count() > 1 ? tune_count() : 1;
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(g_lt, p.desc, p.la, p.lb, p.lc, p.lc, pref, want, res, &nres);
     cublasLtMatmulPreferenceDestroy(pref);
     p.valid = true;
@@ -158,7 +158,6 @@ gemm_plan &plan_get(const gemm_key &k) {
     plan_destroy(p);
     p.key = k;
     p.tuned = false;
-    tune_count();  // the candidate count the heuristic is asked for
     g_plan_builds++;
     if (plan_try(p, k, k.bias != 0)) return p;
     if (k.bias && plan_try(p, k, false)) return p;
