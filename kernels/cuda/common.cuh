@@ -51,6 +51,13 @@ static inline void pn_cuda_report_free(void) {
 
 static inline cudaStream_t pn_stream(void) { return (cudaStream_t)pn_cuda_stream_get(); }
 
+// The side stream (memory.cu): fork makes it wait for everything queued on pn_stream() so
+// far and returns it; join makes pn_stream() wait for everything queued on the side stream
+// so far. Every fork is joined before the forked work's buffers are freed (the arena's
+// reuse is ordered on pn_stream() only). Highest priority, non-blocking; one host thread.
+cudaStream_t pn_cuda_side_fork(void);
+void pn_cuda_side_join(void);
+
 #ifdef NDEBUG
 #define PN_CHECK_LAUNCH() PN_CHECK_CUDA(cudaGetLastError())
 #else

@@ -36,11 +36,15 @@
 //    tiles come in fours, gdnw_dscan_kernel<KD> (gdn_wdscan.cuh) runs instead, the default: the
 //    same scan on wgmma, four tiles per block sharing the chunk's tiles (bit-identical results;
 //    GDN_NOTES §14); pn_cuda_gdn_fast_bwd_debug_dscan(0) forces this one.
-// 4. gdnb_chunk_kernel<KD, WRITE>: one block (8 warps) per (b·h, chunk), all chunks in parallel: loops
+//    2 and 3 both need only 1's outputs: 3 runs on the runtime's side stream (highest priority,
+//    queued first) while 2 runs on the backend stream, joined before 4 (GDN_NOTES §17;
+//    pn_cuda_gdn_fast_bwd_debug_overlap(0) runs them one after the other, bitwise the same).
+// 4. gdnb_chunk_kernel<KD, WRITE, WG, DBR>: one block (8 warps) per (b·h, chunk), all chunks in parallel: loops
 //    over 64-column tiles of V with S0, dS1 (bf16 from 2, 3), V and dO tiles in shared memory,
 //    recomputing X', Z, Vn, dVn, dZ on tensor cores and accumulating dA, dP (64, 64) and
 //    dQ̂, dK̂ (64, KD) in registers (each tile's fp32 dO arrives by cp.async a tile ahead into a
-//    staging tile, GDN_NOTES §16); then dL through two 64³ products, the Gram-matrix
+//    staging tile, GDN_NOTES §16; with DBR and KD <= 96, the default, the S0, dS1 and V tiles
+//    too, into a second tile set, §17); then dL through two 64³ products, the Gram-matrix
 //    gradients, the row sums of dγ/dβ (fixed order, no atomics), the reverse cumsum of dγ and
 //    the L2-norm backward, and ADDS into dq, dk, dv, dg, dβ (each element has one writer).
 //    WG = true (opt-in, pn_cuda_gdn_fast_bwd_debug_wgmma): the tiles in wgmma.cuh's core-matrix
@@ -350,7 +354,7 @@ struct gdnb_chunk_args {
                 // kernel's WRITE instantiation: a runtime flag cost registers and spills)
 };
 
-template <int KD, bool WG>
+template <int KD, bool WG, bool DBR>
 struct chunk_layout {
     // WG: every bf16 tile in gdnf_eo's core-matrix tiling without padding (wgmma reads it
     // through descriptors, ldmatrix row by row); else row-major, 8 elements of padding per row.
@@ -370,7 +374,15 @@ struct chunk_layout {
     static constexpr size_t o_dvs = o_w2 + tt, o_dof = o_dvs + (size_t)GDNF_C * LDV * 4;
     // fp32 (64, 64) staging of the next tile's dO, fetched by cp.async one tile ahead: each
     // thread fetches and later converts the same float4 pieces, so no barrier sits between.
-    static constexpr size_t total_tiles = o_dof + (size_t)GDNF_C * GDNB_TV * 4;
+    static constexpr size_t end_dof = o_dof + (size_t)GDNF_C * GDNB_TV * 4;
+    // DB (requested by DBR, and KD <= 96, where it fits): a second S0, dS1 and V tile, so that
+    // tile c+1's are fetched while tile c computes (tile c in the first set when c is even). At
+    // KD = 128 the second set would need 243 KB; there each tile's are fetched at its start.
+    // The second set mirrors the first from o_s0 (a dO-sized gap included), so one offset
+    // selects the set (three selected pointers cost registers: spills in the write form).
+    static constexpr bool DB = DBR && KD <= 96;
+    static constexpr size_t set_off = end_dof - o_s0;
+    static constexpr size_t total_tiles = DB ? end_dof + (o_vt + tt - o_s0) : end_dof;
     // after the V loop (reusing the tile region from o_s0): bf16 (64, 72) dAs, T1, G1, G2, G3;
     // fp32 (64, 65) Mg, dKK; then fp32 (64, KD + 4) staging of dQ̂ and dK̂.
     static constexpr size_t o_das = o_s0, o_t1 = o_das + mm, o_g1 = o_t1 + mm, o_g2 = o_g1 + mm, o_g3 = o_g2 + mm;
@@ -380,9 +392,9 @@ struct chunk_layout {
                                                         : (end_m > end_s ? end_m : end_s);
 };
 
-template <int KD, bool WRITE, bool WG>
+template <int KD, bool WRITE, bool WG, bool DBR>
 __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_chunk_args a) {
-    using Lay = chunk_layout<KD, WG>;
+    using Lay = chunk_layout<KD, WG, DBR>;
     constexpr int LDK = Lay::LDK, LDT = Lay::LDT, LDA = Lay::LDA, LDS = Lay::LDS;
     constexpr int NQ = KD / 16;  // n-tiles of a warp's (16, KD/2) slice of dQ̂, dK̂
     static_assert(KD == 64 || KD == 96 || KD == 128, "KD must be 64, 96 or 128");
@@ -392,8 +404,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     float4 *Rs = reinterpret_cast<float4 *>(sm + Lay::o_rs), *Rx = reinterpret_cast<float4 *>(sm + Lay::o_rx);
     float *eg = reinterpret_cast<float *>(sm + Lay::o_misc), *dd = eg + 64, *red = dd + 64;  // red[5][2][64]
     float *tot = red + 5 * 2 * 64, *blk = tot + 5 * 64, *dgam = blk + 256;
-    gdnf_bf16 *S0t = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_s0), *dSt = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_ds);
-    gdnf_bf16 *dOt = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_do), *Vt = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_vt);
+    gdnf_bf16 *dOt = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_do);
     gdnf_bf16 *Zs = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_zs), *Vns = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_vn);
     gdnf_bf16 *dVns = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_dvn), *W1 = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_w1);
     gdnf_bf16 *W2 = reinterpret_cast<gdnf_bf16 *>(sm + Lay::o_w2);
@@ -431,9 +442,41 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             cp_async16(dOf + 4 * e, a.dout + (ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c + cc : 0), ok);
         }
     };
+    // Tile c's S0, dS1 (bf16 from stages 2, 3) and V into tile set b (columns past V zero).
+    auto tile_fetch = [&](int c, int b) {
+        unsigned char *base = sm + (b ? Lay::set_off : 0);
+        gdnf_bf16 *s0 = reinterpret_cast<gdnf_bf16 *>(base + Lay::o_s0);
+        gdnf_bf16 *ds = reinterpret_cast<gdnf_bf16 *>(base + Lay::o_ds), *vt = reinterpret_cast<gdnf_bf16 *>(base + Lay::o_vt);
+        const gdnf_bf16 *hsrc = a.hs + ci * KV + c, *dsrc = a.dhs + ci * KV + c;
+        for (int e = tid; e < KD * (GDNB_TV / 8); e += GDNB_THREADS) {
+            int r, cc;
+            gdnf_piece<WG, GDNB_TV>(e, r, cc);
+            const bool ok = c + cc < a.V;
+            const int64_t off = ok ? (int64_t)r * a.V + cc : 0;
+            cp_async16(s0 + eo(r, cc, LDT), hsrc + off, ok);
+            cp_async16(ds + eo(r, cc, LDT), dsrc + off, ok);
+        }
+        for (int e = tid; e < GDNF_C * (GDNB_TV / 8); e += GDNB_THREADS) {
+            int i, cc;
+            gdnf_piece<WG, GDNB_TV>(e, i, cc);
+            const bool ok = i < nr && c + cc < a.V;
+            const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c + cc : 0;
+            cp_async16(vt + eo(i, cc, LDT), a.v + off, ok);
+        }
+    };
+    // The caller's fp32 dv tile at columns c (adding form).
+    auto dvs_fetch = [&](int c) {
+        for (int e = tid; e < GDNF_C * (GDNB_TV / 2); e += GDNB_THREADS) {
+            const int i = e / (GDNB_TV / 2), cc = (e % (GDNB_TV / 2)) * 2;
+            const bool ok = i < nr && c + cc < a.V;
+            const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c + cc : 0;
+            cp_async8(dVs + i * LDV + cc, a.dv + off, ok);
+        }
+    };
     gdnf_load_kq<KD, GDNB_THREADS, WG>(Ks, Qs, LDK, a.k, a.q, row0, nr, a.H, h);
     gdnf_load_ap<GDNB_THREADS, WG>(As, Ps, a.A, a.P, ci);
     dof_fetch(0);
+    if constexpr (Lay::DB) tile_fetch(0, 0);
     if (tid < GDNF_C) {
         cp_async16(Rs + tid, a.rows + ci * GDNF_C + tid, true);
         cp_async16(Rx + tid, a.rx + ci * GDNF_C + tid, true);
@@ -462,34 +505,23 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
     float sdot = 0.f;                                                     // ⟨S0, dS1⟩ partial
 
     for (int c0 = 0; c0 < a.V; c0 += GDNB_TV) {
-        __syncthreads();  // the previous tile's readers are done
-        {
-            const gdnf_bf16 *hsrc = a.hs + ci * KV + c0, *dsrc = a.dhs + ci * KV + c0;
-            for (int e = tid; e < KD * (GDNB_TV / 8); e += GDNB_THREADS) {
-                int r, c;
-                gdnf_piece<WG, GDNB_TV>(e, r, c);
-                const bool ok = c0 + c < a.V;
-                const int64_t off = ok ? (int64_t)r * a.V + c : 0;
-                cp_async16(S0t + eo(r, c, LDT), hsrc + off, ok);
-                cp_async16(dSt + eo(r, c, LDT), dsrc + off, ok);
-            }
-            for (int e = tid; e < GDNF_C * (GDNB_TV / 8); e += GDNB_THREADS) {
-                int i, c;
-                gdnf_piece<WG, GDNB_TV>(e, i, c);
-                const bool ok = i < nr && c0 + c < a.V;
-                const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c : 0;
-                cp_async16(Vt + eo(i, c, LDT), a.v + off, ok);
-            }
-            if (!WRITE && a.dv) {
-                for (int e = tid; e < GDNF_C * (GDNB_TV / 2); e += GDNB_THREADS) {
-                    const int i = e / (GDNB_TV / 2), c = (e % (GDNB_TV / 2)) * 2;
-                    const bool ok = i < nr && c0 + c < a.V;
-                    const int64_t off = ok ? ((row0 + i) * a.H + h) * (int64_t)a.V + c0 + c : 0;
-                    cp_async8(dVs + i * LDV + c, a.dv + off, ok);
-                }
-            }
+        const int tb = Lay::DB ? (c0 / GDNB_TV) & 1 : 0;  // this tile's set
+        unsigned char *tbase = sm + (tb ? Lay::set_off : 0);
+        gdnf_bf16 *S0t = reinterpret_cast<gdnf_bf16 *>(tbase + Lay::o_s0);
+        gdnf_bf16 *dSt = reinterpret_cast<gdnf_bf16 *>(tbase + Lay::o_ds), *Vt = reinterpret_cast<gdnf_bf16 *>(tbase + Lay::o_vt);
+        if constexpr (Lay::DB) {
+            cp_async_wait_all();  // this tile's S0, dS1, V and this thread's dO pieces (all fetched a tile ahead)
+            __syncthreads();      // everyone's pieces landed; the previous tile's readers are done
+            if (!WRITE && a.dv) dvs_fetch(c0);  // read at the tile's dv stores (waited for there)
+            cp_async_commit();
+        } else {
+            __syncthreads();  // the previous tile's readers are done
+            tile_fetch(c0, 0);
+            if (!WRITE && a.dv) dvs_fetch(c0);
             cp_async_commit();
             cp_async_wait_all();  // with this thread's dO pieces of the tile (fetched a tile ahead)
+        }
+        {
             // dO → bf16, the pieces this thread fetched; then the next tile's into the same slots.
 #pragma unroll
             for (int u = 0; u < NDO; u++) {
@@ -500,6 +532,7 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
             }
             if (c0 + GDNB_TV < a.V) {
                 dof_fetch(c0 + GDNB_TV);
+                if constexpr (Lay::DB) tile_fetch(c0 + GDNB_TV, tb ^ 1);  // its readers were done at the barrier above
                 cp_async_commit();
             }
         }
@@ -588,6 +621,14 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
                     st_bf16x2(dVns + fo(hh, nt), dvn[nt][2 * hh] + rz * kd[nt][2 * hh],
                               dvn[nt][2 * hh + 1] + rz * kd[nt][2 * hh + 1]);
                 }
+        }
+        // DB, adding form: the dv tile's group (the one before the next tile's prefetch, or the
+        // last if there is none) landed for this thread; the barrier makes every thread's visible.
+        if (Lay::DB && !WRITE && a.dv) {
+            if (c0 + GDNB_TV < a.V)
+                cp_async_wait_but_last();
+            else
+                cp_async_wait_all();
         }
         sync_tiles();
         // ---- dZ = Aᵀ dVn;  dV += β dZ;  W1 = −e^γ β dZ;  dβ, dγ row parts
@@ -916,11 +957,11 @@ __global__ void __launch_bounds__(GDNB_THREADS, 1) gdnb_chunk_kernel(const gdnb_
 
 // ================================================================ host side
 template <int KD, int BV>
-static void dscan_launch(const gdnb_dscan_args &a, int64_t grid) {
+static void dscan_launch(const gdnb_dscan_args &a, int64_t grid, cudaStream_t st) {
     const size_t smem = dscan_layout<KD, BV>::total;
     PN_CHECK_CUDA(cudaFuncSetAttribute(gdnb_dscan_kernel<KD, BV>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnb_dscan_kernel<KD, BV><<<(unsigned)grid, GDNB_THREADS, smem, pn_stream()>>>(a);
+    gdnb_dscan_kernel<KD, BV><<<(unsigned)grid, GDNB_THREADS, smem, st>>>(a);
 #else
     emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_dscan_kernel<KD, BV>(a); });
 #endif
@@ -928,11 +969,11 @@ static void dscan_launch(const gdnb_dscan_args &a, int64_t grid) {
 }
 
 template <int KD>
-static void wdscan_launch(const gdnb_dscan_args &a, int64_t grid) {
+static void wdscan_launch(const gdnb_dscan_args &a, int64_t grid, cudaStream_t st) {
     const size_t smem = wdscan_layout<KD>::total;
     PN_CHECK_CUDA(cudaFuncSetAttribute(gdnw_dscan_kernel<KD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnw_dscan_kernel<KD><<<(unsigned)grid, GDNW_THREADS * GDNWD_NW, smem, pn_stream()>>>(a);
+    gdnw_dscan_kernel<KD><<<(unsigned)grid, GDNW_THREADS * GDNWD_NW, smem, st>>>(a);
 #else
     emu_launch(grid, GDNW_THREADS * GDNWD_NW, smem, [&] { gdnw_dscan_kernel<KD>(a); });
 #endif
@@ -942,36 +983,52 @@ static void wdscan_launch(const gdnb_dscan_args &a, int64_t grid) {
 // The reverse scan's form: −1 automatic (wgmma where the 64-column tiles come in fours), 0
 // mma.sync everywhere (pn_cuda_gdn_fast_bwd_debug_dscan); the last call's form, 4 or 0.
 static int g_dscan_form = -1, g_last_dscan = 0;
+// Stages 2 and 3 concurrently (the default; pn_cuda_gdn_fast_bwd_debug_overlap).
+static int g_overlap = 1;
 
-template <int KD, bool WRITE, bool WG>
+template <int KD, bool WRITE, bool WG, bool DBR>
 static void chunk_launch_as(const gdnb_chunk_args &a, int64_t grid) {
-    const size_t smem = chunk_layout<KD, WG>::total;
-    PN_CHECK_CUDA(cudaFuncSetAttribute(gdnb_chunk_kernel<KD, WRITE, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       (int)smem));
+    const size_t smem = chunk_layout<KD, WG, DBR>::total;
+    PN_CHECK_CUDA(cudaFuncSetAttribute(gdnb_chunk_kernel<KD, WRITE, WG, DBR>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnb_chunk_kernel<KD, WRITE, WG><<<(unsigned)grid, GDNB_THREADS, smem, pn_stream()>>>(a);
+    gdnb_chunk_kernel<KD, WRITE, WG, DBR><<<(unsigned)grid, GDNB_THREADS, smem, pn_stream()>>>(a);
 #else
-    emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_chunk_kernel<KD, WRITE, WG>(a); });
+    emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_chunk_kernel<KD, WRITE, WG, DBR>(a); });
 #endif
     PN_CHECK_LAUNCH();
 }
 
 // The chunk kernel's products on wgmma (1) or mma.sync (0): pn_cuda_gdn_fast_bwd_debug_wgmma.
 static int g_chunk_wgmma = 0;
+// Its S0, dS1, V tiles double-buffered where KD <= 96 (1, the default) or fetched at each
+// tile's start (0): pn_cuda_gdn_fast_bwd_debug_chunk_db.
+static int g_chunk_db = 1;
+
+template <int KD, bool DBR>
+static void chunk_launch_db(const gdnb_chunk_args &a, int64_t grid) {
+    if (g_chunk_wgmma) {
+        if (a.write)
+            chunk_launch_as<KD, true, true, DBR>(a, grid);
+        else
+            chunk_launch_as<KD, false, true, DBR>(a, grid);
+    } else {
+        if (a.write)
+            chunk_launch_as<KD, true, false, DBR>(a, grid);
+        else
+            chunk_launch_as<KD, false, false, DBR>(a, grid);
+    }
+}
 
 template <int KD>
 static void chunk_launch(const gdnb_chunk_args &a, int64_t grid) {
-    if (g_chunk_wgmma) {
-        if (a.write)
-            chunk_launch_as<KD, true, true>(a, grid);
-        else
-            chunk_launch_as<KD, false, true>(a, grid);
-    } else {
-        if (a.write)
-            chunk_launch_as<KD, true, false>(a, grid);
-        else
-            chunk_launch_as<KD, false, false>(a, grid);
+    if constexpr (KD <= 96) {  // KD = 128 has no second tile set (no DBR = true instantiation)
+        if (g_chunk_db) {
+            chunk_launch_db<KD, true>(a, grid);
+            return;
+        }
     }
+    chunk_launch_db<KD, false>(a, grid);
 }
 
 template <int KD, int BV>
@@ -1026,6 +1083,30 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
 #endif
         PN_CHECK_LAUNCH();
     }
+    // 2 and 3 read only stage 1's outputs and the inputs, so they can run at once: the reverse
+    // scan (the longer, 96 blocks of 194 KB at the bench shape, one per SM) on the side stream,
+    // queued first and at the higher priority so that it gets the SMs first, the state pass (two
+    // 108 KB blocks per SM) on the SMs it leaves; joined before stage 4 (GDN_NOTES §17). The
+    // results do not depend on it.
+#ifndef GDNF_HOST_EMU
+    const bool overlap = g_overlap && per_chunk;
+    cudaStream_t dscan_stream = overlap ? pn_cuda_side_fork() : pn_stream();
+#else
+    cudaStream_t dscan_stream = 0;
+#endif
+    // 3. reverse state-gradient scan
+    if (per_chunk || dh0) {
+        gdnb_dscan_args d;
+        d.q = q, d.k = k, d.A = Ap, d.P = P, d.rows = R, d.dout = dout, d.dht = dht, d.dh0 = dh0, d.dhs = dhs;
+        d.T = T, d.H = H, d.V = V, d.NT = NT, d.ntiles = ntiles;
+        g_last_dscan = BV == 64 && ntiles % GDNWD_NW == 0 && g_dscan_form != 0 ? GDNWD_NW : 0;
+        if (g_last_dscan)
+            wdscan_launch<KD>(d, BH * ntiles / GDNWD_NW, dscan_stream);
+        else if (BV == 64)
+            dscan_launch<KD, 64>(d, BH * ntiles, dscan_stream);
+        else
+            dscan_launch<KD, 32>(d, BH * ntiles, dscan_stream);
+    }
     // 2. chunk start states
     if (per_chunk) {
         gdnf_scan_args s;
@@ -1040,19 +1121,9 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
         else
             hs_scan_launch<KD, 32>(s, BH * ntiles);
     }
-    // 3. reverse state-gradient scan
-    if (per_chunk || dh0) {
-        gdnb_dscan_args d;
-        d.q = q, d.k = k, d.A = Ap, d.P = P, d.rows = R, d.dout = dout, d.dht = dht, d.dh0 = dh0, d.dhs = dhs;
-        d.T = T, d.H = H, d.V = V, d.NT = NT, d.ntiles = ntiles;
-        g_last_dscan = BV == 64 && ntiles % GDNWD_NW == 0 && g_dscan_form != 0 ? GDNWD_NW : 0;
-        if (g_last_dscan)
-            wdscan_launch<KD>(d, BH * ntiles / GDNWD_NW);
-        else if (BV == 64)
-            dscan_launch<KD, 64>(d, BH * ntiles);
-        else
-            dscan_launch<KD, 32>(d, BH * ntiles);
-    }
+#ifndef GDNF_HOST_EMU
+    if (overlap) pn_cuda_side_join();
+#endif
     // 4. per-chunk gradients
     if (per_chunk) {
         gdnb_chunk_args c;
@@ -1074,6 +1145,8 @@ static void bwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
 static bool gdnb_aligned(const void *p, uintptr_t m) { return ((uintptr_t)p & (m - 1)) == 0; }
 
 extern "C" void pn_cuda_gdn_fast_bwd_debug_wgmma(int on) { g_chunk_wgmma = on != 0; }
+extern "C" void pn_cuda_gdn_fast_bwd_debug_overlap(int on) { g_overlap = on != 0; }
+extern "C" void pn_cuda_gdn_fast_bwd_debug_chunk_db(int on) { g_chunk_db = on != 0; }
 extern "C" void pn_cuda_gdn_fast_bwd_debug_dscan(int form) { g_dscan_form = form == 0 ? 0 : -1; }
 extern "C" int pn_cuda_gdn_fast_bwd_debug_last_dscan(void) { return g_last_dscan; }
 

@@ -79,6 +79,10 @@ static __device__ __forceinline__ uint32_t movm_trans(uint32_t x) {
 }
 static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 static __device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+// Waits for every committed group but the most recent one (that one may still be in flight).
+static __device__ __forceinline__ void cp_async_wait_but_last(void) {
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
 #endif
 
 static __device__ __forceinline__ float gdnf_warp_sum(float v) {

@@ -41,6 +41,31 @@ extern "C" void pn_cuda_sync(void) {
     PN_CHECK_CUDA(cudaGetLastError());
 }
 
+// ---------------------------------------------------------------- side stream
+// One non-blocking stream at the device's highest priority, created on first use. Work
+// forked onto it overlaps the main stream's next kernels; when both have blocks waiting,
+// the block scheduler takes its blocks first, so the one that bounds the overlap (the
+// caller puts the longer chain there) gets the SMs. The two events are reused: a wait is
+// bound to the event's last record when it is queued.
+static cudaStream_t g_side;
+static cudaEvent_t g_fork_ev, g_join_ev;
+cudaStream_t pn_cuda_side_fork(void) {
+    if (!g_side) {
+        int least = 0, greatest = 0;
+        PN_CHECK_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+        PN_CHECK_CUDA(cudaStreamCreateWithPriority(&g_side, cudaStreamNonBlocking, greatest));
+        PN_CHECK_CUDA(cudaEventCreateWithFlags(&g_fork_ev, cudaEventDisableTiming));
+        PN_CHECK_CUDA(cudaEventCreateWithFlags(&g_join_ev, cudaEventDisableTiming));
+    }
+    PN_CHECK_CUDA(cudaEventRecord(g_fork_ev, g_stream));
+    PN_CHECK_CUDA(cudaStreamWaitEvent(g_side, g_fork_ev, 0));
+    return g_side;
+}
+void pn_cuda_side_join(void) {
+    PN_CHECK_CUDA(cudaEventRecord(g_join_ev, g_side));
+    PN_CHECK_CUDA(cudaStreamWaitEvent(g_stream, g_join_ev, 0));
+}
+
 // ---------------------------------------------------------------- caching arena
 namespace {
 struct mem_block {

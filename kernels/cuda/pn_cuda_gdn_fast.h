@@ -79,6 +79,14 @@ void pn_cuda_gdn_fast_bwd_debug_wgmma(int on);
 // tiles per block, where V / 64 divides by 4; else mma.sync), 0 = mma.sync everywhere.
 // Process-wide. last_dscan: 4 when the last fast backward's scan ran on wgmma, else 0.
 void pn_cuda_gdn_fast_bwd_debug_dscan(int form);
+// The backward's reverse scan and its state-only pass (both need only the per-chunk stage)
+// on two streams: 1 = overlapped (default; the scan on the runtime's side stream), 0 = one
+// after the other on the backend stream. Bitwise the same results. Process-wide.
+void pn_cuda_gdn_fast_bwd_debug_overlap(int on);
+// The per-chunk gradient kernel's S0, dS1 and V tiles: 1 = double-buffered where K <= 96 (the
+// next V tile's fetched while one computes; default), 0 = fetched at each tile's start (K = 128
+// always). Bitwise the same results. Process-wide.
+void pn_cuda_gdn_fast_bwd_debug_chunk_db(int on);
 int pn_cuda_gdn_fast_bwd_debug_last_dscan(void);
 // The per-chunk stage alone (K ∈ {64, 96, 128}; chunk 64, NT = ⌈T/64⌉), for stage tests:
 // A (B·H, NT, 64, 64) bf16 = (I + L)⁻¹ diag(β), L_ij = β_i k̂_i·k̂_j e^{γ_i−γ_j} (j < i);

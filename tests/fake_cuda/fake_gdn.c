@@ -113,6 +113,8 @@ __attribute__((weak)) int pn_cuda_gated_delta_bwd_fast_supported(int K, int V) {
 static int g_fake_dscan_form = -1, g_fake_last_dscan = 0;
 void pn_cuda_gdn_fast_bwd_debug_dscan(int form) { g_fake_dscan_form = form == 0 ? 0 : -1; }
 int pn_cuda_gdn_fast_bwd_debug_last_dscan(void) { return g_fake_last_dscan; }
+void pn_cuda_gdn_fast_bwd_debug_overlap(int on) { (void)on; }  // one stream: nothing overlaps
+void pn_cuda_gdn_fast_bwd_debug_chunk_db(int on) { (void)on; }  // no tiles
 static void fake_note_dscan(int T, int K, int V) {
     g_fake_last_dscan = pn_cuda_gated_delta_bwd_fast_supported(K, V) && T > 0 && g_fake_dscan_form != 0 &&
                                 pn_cuda_gdn_fast_pick_bv(V) == 64 && (V / 64) % 4 == 0

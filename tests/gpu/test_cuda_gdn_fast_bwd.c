@@ -221,6 +221,50 @@ static void test_agree(int B, int T, int H, int K, int V, int l2, float normaliz
     free(q), free(k), free(v), free(g), free(beta), free(h0), free(dout), free(dht);
 }
 
+// Two scheduling choices that must not change a bit: the reverse scan and the state pass on
+// two streams (pn_cuda_gdn_fast_bwd_debug_overlap(1), the default) or one after the other, and
+// the per-chunk kernel's S0, dS1, V tiles double-buffered (pn_cuda_gdn_fast_bwd_debug_chunk_db(1),
+// the default, K <= 96) or fetched at each tile's start. Each variant against both off, every
+// gradient bitwise, in the adding form (or the write form). Before each variant a call on
+// another dout leaves other values in the arena's scratch blocks, so a per-chunk kernel that
+// did not wait for the side stream, or read a tile set before its fetch landed, would differ.
+static void test_variants(int B, int T, int H, int K, int V, int write) {
+    case_stream("variants B=%d T=%d H=%d K=%d V=%d write=%d", B, T, H, K, V, write);
+    const size_t nqk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, ng = (size_t)B * T * H;
+    const size_t ns = (size_t)B * H * K * V;
+    float *q, *k, *v, *g, *beta;
+    make_qkv(nqk, nv, K, 1, &q, &k, &v);
+    make_gates(ng, 1.0f, &g, &beta);
+    float *h0 = rand_host(ns, 0.5f), *dout = rand_host(nv, 1.0f), *dout2 = rand_host(nv, 1.0f);
+    float *dht = rand_host(ns, 1.0f);
+    const size_t sizes[6] = {nqk, nqk, nv, ng, ng, ns};
+    float *start[6], *ref[6], *got[6], *x[6];
+    for (int i = 0; i < 6; i++) start[i] = rand_host(sizes[i], 1.0f);
+    bwd_fn op = write ? pn_cuda_gated_delta_bwd_fast_write : pn_cuda_gated_delta_bwd_fast;
+    pn_cuda_gdn_fast_bwd_debug_overlap(0);
+    pn_cuda_gdn_fast_bwd_debug_chunk_db(0);
+    run_gpu(op, B, T, H, K, V, 1, q, k, v, g, beta, h0, dout, dht, start, sizes, 0, ref);
+    static const char *names[3] = {"scans overlapped", "chunk tiles double-buffered", "both"};
+    for (int var = 1; var <= 3; var++) {
+        pn_cuda_gdn_fast_bwd_debug_overlap(0);
+        pn_cuda_gdn_fast_bwd_debug_chunk_db(0);
+        run_gpu(op, B, T, H, K, V, 1, q, k, v, g, beta, h0, dout2, dht, start, sizes, 0, x);
+        pn_cuda_gdn_fast_bwd_debug_overlap(var & 1);
+        pn_cuda_gdn_fast_bwd_debug_chunk_db(var >> 1);
+        run_gpu(op, B, T, H, K, V, 1, q, k, v, g, beta, h0, dout, dht, start, sizes, 0, got);
+        for (int i = 0; i < 6; i++) {
+            const int same = memcmp(got[i], ref[i], sizes[i] * sizeof(float)) == 0;
+            report(same ? 0.0 : INFINITY, 0.0, "fast bwd%s %s B=%d T=%d H=%d K=%d V=%d: %s bitwise, %s / neither",
+                   write ? " (write)" : "", g_form, B, T, H, K, V, g_names[i], names[var - 1]);
+            free(got[i]), free(x[i]);
+        }
+    }
+    pn_cuda_gdn_fast_bwd_debug_overlap(1);
+    pn_cuda_gdn_fast_bwd_debug_chunk_db(1);
+    for (int i = 0; i < 6; i++) free(start[i]), free(ref[i]);
+    free(q), free(k), free(v), free(g), free(beta), free(h0), free(dout), free(dout2), free(dht);
+}
+
 // The checks above over the shapes that matter (both chunk-kernel forms run it, see main).
 static void battery(void) {
     // (B, T, H, K, V, l2, normalizer, use g, h0, dht, NULL-gradient mask)
@@ -243,6 +287,16 @@ static void battery(void) {
     test_write(1, 77, 2, 48, 40, 1, 1);   // fallback: zero fill, then the fp32 path
 
     test_agree(2, 300, 2, 96, 256, 1, 1.0f, TOL_BF16);
+    test_variants(1, 1000, 3, 64, 128, 0);   // mma.sync reverse scan
+    test_variants(2, 300, 2, 96, 160, 1);    // a 32-column last tile, write form
+    test_variants(1, 200, 2, 128, 256, 0);   // K = 128: no second tile set
+    const char *nt = getenv("PN_GDN_NO_TIMING");  // set under compute-sanitizer: the large shape would take hours
+    if (!nt || !*nt || *nt == '0') {
+        test_variants(4, 4096, 12, 96, 256, 0);  // half the training shape: wgmma reverse scan, 48 blocks
+        test_variants(4, 4096, 12, 96, 256, 1);
+    } else {
+        printf("note: variants at B=4 T=4096 H=12 not run (PN_GDN_NO_TIMING set), not counted\n");
+    }
 }
 
 // ---------------------------------------------------------------- timing
@@ -327,6 +381,15 @@ static void timings(void) {
     pn_cuda_gdn_fast_bwd_debug_dscan(-1);
     const double tb = time_median(&c, 2, 10);
     printf("timing: fast bwd, reverse scan on wgmma (automatic here) %.3f ms, on mma.sync %.3f ms\n", tb, tds);
+    pn_cuda_gdn_fast_bwd_debug_overlap(0);  // the reverse scan and the state pass one after the other
+    const double tser = time_median(&c, 2, 10);
+    pn_cuda_gdn_fast_bwd_debug_chunk_db(0);  // and the chunk kernel's tiles fetched at each start
+    const double tnone = time_median(&c, 2, 10);
+    pn_cuda_gdn_fast_bwd_debug_overlap(1);
+    const double tndb = time_median(&c, 2, 10);
+    pn_cuda_gdn_fast_bwd_debug_chunk_db(1);
+    printf("timing: fast bwd %.3f ms (defaults: scans overlapped, chunk tiles double-buffered); scans serial %.3f ms; "
+           "chunk tiles single %.3f ms; both off (session 16's form) %.3f ms\n", tb, tser, tndb, tnone);
     pn_cuda_gdn_fast_debug_bv(32);  // the sequential passes with 32-column tiles instead
     const double tb32 = time_median(&c, 2, 10);
     pn_cuda_gdn_fast_debug_bv(0);
