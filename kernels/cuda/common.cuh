@@ -59,14 +59,16 @@ cudaStream_t pn_cuda_side_fork(void);
 void pn_cuda_side_join(void);
 
 #ifdef NDEBUG
-#define PN_CHECK_LAUNCH() PN_CHECK_CUDA(cudaGetLastError())
+#define PN_CHECK_LAUNCH_ON(st) PN_CHECK_CUDA(cudaGetLastError())
 #else
-#define PN_CHECK_LAUNCH()                                  \
-    do {                                                   \
-        PN_CHECK_CUDA(cudaGetLastError());                 \
-        PN_CHECK_CUDA(cudaStreamSynchronize(pn_stream())); \
+#define PN_CHECK_LAUNCH_ON(st)                      \
+    do {                                            \
+        PN_CHECK_CUDA(cudaGetLastError());          \
+        PN_CHECK_CUDA(cudaStreamSynchronize((st))); \
     } while (0)
 #endif
+// After a launch on the backend stream; PN_CHECK_LAUNCH_ON(st) after one on another stream.
+#define PN_CHECK_LAUNCH() PN_CHECK_LAUNCH_ON(pn_stream())
 
 // cuBLASLt plans built so far (gemm.cu; memory.cu's pn_cuda_host_stats_get reports it).
 size_t pn_cuda_gemm_plan_builds(void);

@@ -965,7 +965,7 @@ static void dscan_launch(const gdnb_dscan_args &a, int64_t grid, cudaStream_t st
 #else
     emu_launch(grid, GDNB_THREADS, smem, [&] { gdnb_dscan_kernel<KD, BV>(a); });
 #endif
-    PN_CHECK_LAUNCH();
+    PN_CHECK_LAUNCH_ON(st);
 }
 
 template <int KD>
@@ -977,7 +977,7 @@ static void wdscan_launch(const gdnb_dscan_args &a, int64_t grid, cudaStream_t s
 #else
     emu_launch(grid, GDNW_THREADS * GDNWD_NW, smem, [&] { gdnw_dscan_kernel<KD>(a); });
 #endif
-    PN_CHECK_LAUNCH();
+    PN_CHECK_LAUNCH_ON(st);
 }
 
 // The reverse scan's form: −1 automatic (wgmma where the 64-column tiles come in fours), 0
