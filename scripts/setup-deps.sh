@@ -15,4 +15,11 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing >/dev/null
 fi
+# The plots (ablation.png, hw_search.png, the placement plots) run the python3 found
+# on PATH. Where that is not Debian's (pyenv, conda, a venv), python3-matplotlib
+# does not reach it: install matplotlib into that interpreter with pip.
+if ! python3 -c 'import matplotlib' >/dev/null 2>&1; then
+    echo "[setup] $(command -v python3) has no matplotlib: pip install matplotlib"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore matplotlib
+fi
 echo "[setup] dependencies present"
