@@ -76,9 +76,10 @@
 // Shared row strides are 16-byte multiples whose 8-row footprints cover all 32 banks
 // (KD + 8, BV + 8, 72 bf16), so ldmatrix is conflict-free.
 //
-// GDNF_HOST_EMU: when defined, the file compiles as host C++ against an emulation header
-// (warp collectives, cp.async, launches emulated on the CPU) — used to check the index
-// math of these kernels without a GPU. The device build never defines it.
+// GDNF_HOST_EMU: when defined, the file compiles as host C++ against the emulation header
+// kernels/cuda/emu/gdnf_emu.h (warp and warpgroup collectives, cp.async, launches emulated
+// on the CPU): the cpu test tests/emu/test_gdn_emu.c runs these kernels that way. The device
+// build never defines it.
 #include "kernels/cuda/gdn_fast_common.cuh"  // primitives, per-chunk kernel, state pass
 #include "kernels/cuda/gdn_wscan.cuh"        // the state pass with outputs on wgmma (V % 64 == 0)
 
