@@ -5,7 +5,9 @@
 // All are memory-bound, so each thread moves 8 elements per 16-byte access when every
 // pointer is 16-byte aligned; the n mod 8 tail (or everything, when a pointer is not
 // aligned) is handled by scalar iterations of the same grid-stride loop. The sigmoid
-// is the CPU op's overflow-safe form with IEEE expf, in the CPU op's operation order.
+// is the CPU op's overflow-safe form with IEEE expf, in the CPU op's operation order, in
+// the backward (fp32 gradients); the forward, rounded to bf16, uses pn_sigmoid_fast
+// (common.cuh), which took it from compute- to memory-bound.
 // SwiGLU works on rows: gate and up are (rows, cols) slices rows ld apart, so the MLP's
 // one [gate | up] GEMM output (ld = 2·cols) is read in place; the same loop per row, rows
 // over blockIdx.y (vector accesses need every row start aligned: cols, ld multiples of 8).
@@ -61,11 +63,11 @@ __global__ void swiglu_fwd_kernel(__nv_bfloat16 *y, const __nv_bfloat16 *gate, c
             load8(gate + a, g);
             load8(up + a, u);
 #pragma unroll
-            for (int k = 0; k < 8; k++) g[k] = g[k] * dev_sigmoid(g[k]) * u[k];
+            for (int k = 0; k < 8; k++) g[k] = g[k] * pn_sigmoid_fast(g[k]) * u[k];
             store8(y + o, g);
         } else {
             const float g = __bfloat162float(gate[a]);
-            y[o] = __float2bfloat16_rn(g * dev_sigmoid(g) * __bfloat162float(up[a]));
+            y[o] = __float2bfloat16_rn(g * pn_sigmoid_fast(g) * __bfloat162float(up[a]));
         }
     });
 }

@@ -55,12 +55,12 @@ static __global__ void silu_fwd_bf16_kernel(__nv_bfloat16 *y, const float *x, in
             float v[8];
             load8(x + 8 * i, v);
 #pragma unroll
-            for (int k = 0; k < 8; k++) v[k] = v[k] * be_sigmoid(v[k]);
+            for (int k = 0; k < 8; k++) v[k] = v[k] * pn_sigmoid_fast(v[k]);  // rounded to bf16 next
             store8(y + 8 * i, v);
         } else {
             const int64_t e = 8 * n8 + (i - n8);
             const float v = x[e];
-            y[e] = __float2bfloat16_rn(v * be_sigmoid(v));
+            y[e] = __float2bfloat16_rn(v * pn_sigmoid_fast(v));
         }
     }
 }

@@ -25,6 +25,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
+#include <type_traits>
 
 #define CV_WMAX 16        // largest conv width
 #define CV_THREADS 256
@@ -46,6 +47,16 @@ static __device__ __forceinline__ float cv_sigmoid(float z) {
     if (z >= 0.f) return 1.f / (1.f + expf(-z));
     const float e = expf(z);
     return e / (1.f + e);
+}
+// SiLU(z) of a forward whose output is OT: a bf16 output (rounded by 2^-9 right after) takes
+// the fast sigmoid of common.cuh, which made the SwiGLU forward memory-bound; fp32 outputs
+// keep the IEEE form above.
+template <typename OT>
+static __device__ __forceinline__ float cv_silu_out(float z) {
+    if constexpr (std::is_same<OT, __nv_bfloat16>::value)
+        return z * pn_sigmoid_fast(z);
+    else
+        return z * cv_sigmoid(z);
 }
 
 // Pre-activation z of element e = (b, t, d) of (B, T, D).
@@ -245,7 +256,7 @@ static __global__ void cv4_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x
         }
         if (act) {
 #pragma unroll
-            for (int c = 0; c < 8; c++) acc[c] *= cv_sigmoid(acc[c]);
+            for (int c = 0; c < 8; c++) acc[c] = cv_silu_out<OT>(acc[c]);
         }
         store8(y + bt * D + d0, acc);
     }
@@ -291,7 +302,7 @@ static __global__ void __launch_bounds__(128) cv4s_fwd_kernel(OT *y, const __nv_
                 float z = bs[c];
 #pragma unroll
                 for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
-                acc[c] = act ? z * cv_sigmoid(z) : z;
+                acc[c] = act ? cv_silu_out<OT>(z) : z;
             }
             store8(y + (b * T + t) * D + d0, acc);
         }
