@@ -23,6 +23,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
+#include <type_traits>
 
 #define GN_THREADS 256
 #define GN_MAX_SLICES 2048
@@ -31,6 +32,15 @@ static __device__ __forceinline__ float gn_sigmoid(float z) {
     if (z >= 0.f) return 1.f / (1.f + expf(-z));
     const float e = expf(z);
     return e / (1.f + e);
+}
+// g·σ(g) of a forward whose output is OT: a bf16 output takes the fast sigmoid of common.cuh
+// (rounded by 2^-9 right after; the IEEE form above made the forward compute-bound there).
+template <typename OT>
+static __device__ __forceinline__ float gn_silu_out(float g) {
+    if constexpr (std::is_same<OT, __nv_bfloat16>::value)
+        return g * pn_sigmoid_fast(g);
+    else
+        return g * gn_sigmoid(g);
 }
 
 template <typename OT, typename XT>
@@ -175,7 +185,7 @@ static __global__ void gn_fwd_vec_kernel(OT *y, float *rstd, const XT *__restric
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         xv[j] *= r * (w ? w[c0 + j] : 1.0f);
-        if (gate) xv[j] *= gv[j] * gn_sigmoid(gv[j]);
+        if (gate) xv[j] *= gn_silu_out<OT>(gv[j]);
     }
     gn_st<NC>(y + row * D + c0, xv);
 }
