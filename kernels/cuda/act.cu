@@ -17,12 +17,6 @@
 #include "kernels/cuda/common.cuh"
 #include <algorithm>
 
-static __device__ __forceinline__ float dev_sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    const float e = expf(x);
-    return e / (1.0f + e);
-}
-
 // Grid-stride over n8 vector items followed by n − 8·n8 scalar items; body(j, width)
 // handles elements [j, j + width).
 template <bool VEC, typename F>
@@ -73,7 +67,7 @@ __global__ void swiglu_fwd_kernel(__nv_bfloat16 *y, const __nv_bfloat16 *gate, c
 }
 
 static __device__ __forceinline__ void swiglu_grad1(float dy, float g, float u, float *dg, float *du) {
-    const float s = dev_sigmoid(g);
+    const float s = pn_sigmoid(g);
     *du = dy * (g * s);
     *dg = dy * u * s * (1.0f + g * (1.0f - s));
 }

@@ -16,11 +16,6 @@
 
 #define BE_THREADS 256
 
-static __device__ __forceinline__ float be_sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    const float e = expf(x);
-    return e / (1.0f + e);
-}
 static __device__ __forceinline__ float be_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
 #define BE_FOR(i, n) \
@@ -33,12 +28,12 @@ static inline unsigned be_grid(int64_t n) { return pn_grid_for(n, BE_THREADS); }
 static __global__ void silu_fwd_kernel(float *y, const float *x, int64_t n) {
     BE_FOR(i, n) {
         const float v = x[i];
-        y[i] = v * be_sigmoid(v);
+        y[i] = v * pn_sigmoid(v);
     }
 }
 static __global__ void silu_bwd_kernel(float *dx, const float *dy, const float *x, int64_t n) {
     BE_FOR(i, n) {
-        const float v = x[i], s = be_sigmoid(v);
+        const float v = x[i], s = pn_sigmoid(v);
         dx[i] += dy[i] * s * (1.0f + v * (1.0f - s));
     }
 }
@@ -93,7 +88,7 @@ static __global__ void silu_bwd_bf16_kernel(__nv_bfloat16 *dx, int64_t ldx, cons
     });
 }
 static __global__ void sigmoid_fwd_kernel(float *y, const float *x, int64_t n) {
-    BE_FOR(i, n) y[i] = be_sigmoid(x[i]);
+    BE_FOR(i, n) y[i] = pn_sigmoid(x[i]);
 }
 static __global__ void softplus_fwd_kernel(float *y, const float *x, int64_t n) {
     BE_FOR(i, n) y[i] = be_softplus(x[i]);
@@ -459,7 +454,7 @@ static __global__ void decay_bwd_da_kernel(float *da, const float *dg, const flo
                                            const float *dt_bias, int H, int64_t n) {
     BE_FOR(i, n) {
         const int h = (int)(i % H);
-        da[i] += -dg[i] * expf(A_log[h]) * be_sigmoid(a[i] + dt_bias[h]);
+        da[i] += -dg[i] * expf(A_log[h]) * pn_sigmoid(a[i] + dt_bias[h]);
     }
 }
 
@@ -470,7 +465,7 @@ struct decay_term {
     __device__ float2 operator()(int64_t n, int h) const {
         const int64_t i = n * H + h;
         const float d = dg[i];
-        return make_float2(d * g[i], -d * expf(A_log[h]) * be_sigmoid(a[i] + dt_bias[h]));
+        return make_float2(d * g[i], -d * expf(A_log[h]) * pn_sigmoid(a[i] + dt_bias[h]));
     }
 };
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <type_traits>
 
 #define PN_CUDA_EXIT 3
 
@@ -79,14 +80,30 @@ void pn_cuda_die_oom(const char *file, int line, const char *what, size_t bytes)
 static inline int64_t pn_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline bool pn_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
-// σ(x) by the fast exp (ex2.approx) and the approximate division: ~1e-6 relative, for the
-// elementwise forwards whose result is rounded to bf16 (2^-9) right after (SwiGLU, SiLU).
-// The IEEE form (one expf per sign, each side of a branch that random signs split within a
-// warp, then a division) made those forwards compute-bound: swiglu_fwd moved 2.15 TB/s
-// where swiglu_bwd, with more bytes and the same sigmoid, moved 3.1 (H100 profile, session
-// 18). Large negative x gives e = inf and 0, large positive 1; NaN stays NaN.
+// σ(x) in the CPU op's overflow-safe form and operation order (IEEE expf and division): the
+// sigmoid of every result kept in fp32.
 #ifdef __CUDACC__
+static __device__ __forceinline__ float pn_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    const float e = expf(x);
+    return e / (1.0f + e);
+}
+// σ(x) by the fast exp (ex2.approx) and the approximate division: ~1e-6 relative, for the
+// elementwise work whose result is rounded to bf16 (2^-9) right after (SwiGLU, SiLU, the
+// convs' SiLU, the gated norm's gate). The IEEE form (one expf per sign, each side of a
+// branch that random signs split within a warp, then a division) made those kernels
+// compute-bound: swiglu_fwd moved 2.15 TB/s where swiglu_bwd, with more bytes and the same
+// sigmoid, moved 3.1 (H100 profile, session 18). Large negative x gives e = inf and 0,
+// large positive 1; NaN stays NaN.
 static __device__ __forceinline__ float pn_sigmoid_fast(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+// σ for a result stored as OT: the fast form for bf16, the IEEE form for fp32.
+template <typename OT>
+static __device__ __forceinline__ float pn_sigmoid_for(float x) {
+    if constexpr (std::is_same<OT, __nv_bfloat16>::value)
+        return pn_sigmoid_fast(x);
+    else
+        return pn_sigmoid(x);
+}
 #endif
 // Blocks for a grid-stride loop over `work` items: enough to fill the chip a few
 // times over, never more than needed.

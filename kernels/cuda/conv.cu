@@ -25,7 +25,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
-#include <type_traits>
 
 #define CV_WMAX 16        // largest conv width
 #define CV_THREADS 256
@@ -41,22 +40,6 @@ static void cv_die(const char *op, const char *what, int D, int W) {
 static __device__ __forceinline__ float cv_u(const __nv_bfloat16 *xb, const float *pb, int t, int d, int D, int W) {
     if (t >= 0) return to_f32(xb[(int64_t)t * D + d]);
     return pb ? pb[(int64_t)(W - 1 + t) * D + d] : 0.f;
-}
-
-static __device__ __forceinline__ float cv_sigmoid(float z) {
-    if (z >= 0.f) return 1.f / (1.f + expf(-z));
-    const float e = expf(z);
-    return e / (1.f + e);
-}
-// SiLU(z) of a forward whose output is OT: a bf16 output (rounded by 2^-9 right after) takes
-// the fast sigmoid of common.cuh, which made the SwiGLU forward memory-bound; fp32 outputs
-// keep the IEEE form above.
-template <typename OT>
-static __device__ __forceinline__ float cv_silu_out(float z) {
-    if constexpr (std::is_same<OT, __nv_bfloat16>::value)
-        return z * pn_sigmoid_fast(z);
-    else
-        return z * cv_sigmoid(z);
 }
 
 // Pre-activation z of element e = (b, t, d) of (B, T, D).
@@ -83,7 +66,7 @@ static __global__ void cv_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x,
                                      const float *__restrict__ x_prev, int T, int D, int W, int act, int64_t total) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         const float z = cv_z<DYN>(e, x, w, kern, bias, x_prev, T, D, W);
-        from_f32(y + e, act ? z * cv_sigmoid(z) : z);
+        from_f32(y + e, act ? z * pn_sigmoid(z) : z);
     }
 }
 
@@ -94,7 +77,7 @@ static __global__ void cv_dz_kernel(float *dz, const float *__restrict__ dy, con
                                     const float *__restrict__ bias, const float *__restrict__ x_prev, int T, int D,
                                     int W, int64_t total) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        const float z = cv_z<DYN>(e, x, w, kern, bias, x_prev, T, D, W), s = cv_sigmoid(z);
+        const float z = cv_z<DYN>(e, x, w, kern, bias, x_prev, T, D, W), s = pn_sigmoid(z);
         dz[e] = dy[e] * s * (1.0f + z * (1.0f - s));
     }
 }
@@ -256,7 +239,7 @@ static __global__ void cv4_fwd_kernel(OT *y, const __nv_bfloat16 *__restrict__ x
         }
         if (act) {
 #pragma unroll
-            for (int c = 0; c < 8; c++) acc[c] = cv_silu_out<OT>(acc[c]);
+            for (int c = 0; c < 8; c++) acc[c] = acc[c] * pn_sigmoid_for<OT>(acc[c]);
         }
         store8(y + bt * D + d0, acc);
     }
@@ -302,7 +285,7 @@ static __global__ void __launch_bounds__(128) cv4s_fwd_kernel(OT *y, const __nv_
                 float z = bs[c];
 #pragma unroll
                 for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
-                acc[c] = act ? cv_silu_out<OT>(z) : z;
+                acc[c] = act ? z * pn_sigmoid_for<OT>(z) : z;
             }
             store8(y + (b * T + t) * D + d0, acc);
         }
@@ -426,7 +409,7 @@ static __global__ void __launch_bounds__(128)
                     float z = bs[c];
 #pragma unroll
                     for (int j = 0; j < 4; j++) z += k[c][j] * u[j][c];
-                    const float sg = cv_sigmoid(z);
+                    const float sg = pn_sigmoid(z);
                     dz[c] *= sg * (1.0f + z * (1.0f - sg));
                 }
             }

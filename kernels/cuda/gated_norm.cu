@@ -23,25 +23,10 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/pn_cuda_linear.h"
 #include <math.h>
-#include <type_traits>
 
 #define GN_THREADS 256
 #define GN_MAX_SLICES 2048
 
-static __device__ __forceinline__ float gn_sigmoid(float z) {
-    if (z >= 0.f) return 1.f / (1.f + expf(-z));
-    const float e = expf(z);
-    return e / (1.f + e);
-}
-// g·σ(g) of a forward whose output is OT: a bf16 output takes the fast sigmoid of common.cuh
-// (rounded by 2^-9 right after; the IEEE form above made the forward compute-bound there).
-template <typename OT>
-static __device__ __forceinline__ float gn_silu_out(float g) {
-    if constexpr (std::is_same<OT, __nv_bfloat16>::value)
-        return g * pn_sigmoid_fast(g);
-    else
-        return g * gn_sigmoid(g);
-}
 
 template <typename OT, typename XT>
 static __global__ void gn_fwd_kernel(OT *y, float *rstd, const XT *__restrict__ x, const float *__restrict__ w,
@@ -61,7 +46,7 @@ static __global__ void gn_fwd_kernel(OT *y, float *rstd, const XT *__restrict__ 
         float v = to_f32(xr[c]) * r * (w ? w[c] : 1.0f);
         if (gate) {
             const float g = to_f32(gate[row * D + c]);
-            v *= g * gn_sigmoid(g);
+            v *= g * pn_sigmoid(g);
         }
         from_f32(y + row * D + c, v);
     }
@@ -88,7 +73,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
             const float wd = w ? w[c] : 1.0f, nd = to_f32(xr[c]) * r;
             float a = wd, sg = 1.0f;  // sg = silu(gate)
             if (gate) {
-                const float g = to_f32(gate[row * D + c]), s = gn_sigmoid(g);
+                const float g = to_f32(gate[row * D + c]), s = pn_sigmoid(g);
                 sg = g * s;
                 a *= sg;
                 if (dgate) dgate[row * D + c] += dyr[c] * nd * wd * s * (1.0f + g * (1.0f - s));
@@ -102,7 +87,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
             float a = w ? w[c] : 1.0f;
             if (gate) {
                 const float g = to_f32(gate[row * D + c]);
-                a *= g * gn_sigmoid(g);
+                a *= g * pn_sigmoid(g);
             }
             const float nd = to_f32(xr[c]) * r;
             dx[row * D + c] += r * (dyr[c] * a - nd * mean);
@@ -185,7 +170,7 @@ static __global__ void gn_fwd_vec_kernel(OT *y, float *rstd, const XT *__restric
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         xv[j] *= r * (w ? w[c0 + j] : 1.0f);
-        if (gate) xv[j] *= gn_silu_out<OT>(gv[j]);
+        if (gate) xv[j] *= gv[j] * pn_sigmoid_for<OT>(gv[j]);
     }
     gn_st<NC>(y + row * D + c0, xv);
 }
@@ -258,7 +243,7 @@ static __global__ void __launch_bounds__(GN_THREADS)
             float sg = 1.0f;  // silu(gate)
             dgv[j] = 0.f;
             if (gate) {
-                const float g = gv[j], sgm = gn_sigmoid(g);
+                const float g = gv[j], sgm = pn_sigmoid(g);
                 sg = g * sgm;
                 dgv[j] = dyv[j] * nd * wv[j] * sgm * (1.0f + g * (1.0f - sgm));
             }

@@ -210,26 +210,18 @@ static inline T *wg_opaque(T *p) {
     return p;
 }
 static inline int wg_opaque_i(int x) { return x; }
-template <int TA, int TB>
-static inline void wg_mma_n32(float (&d)[16], uint64_t da, uint64_t db, int acc) {
-    emu_wgmma(d, 32, da, db, acc, TA, TB);
-}
-template <int TA, int TB>
-static inline void wg_mma_n48(float (&d)[24], uint64_t da, uint64_t db, int acc) {
-    emu_wgmma(d, 48, da, db, acc, TA, TB);
-}
-template <int TA, int TB>
-static inline void wg_mma_n64(float (&d)[32], uint64_t da, uint64_t db, int acc) {
-    emu_wgmma(d, 64, da, db, acc, TA, TB);
-}
-template <int TA, int TB>
-static inline void wg_mma_n96(float (&d)[48], uint64_t da, uint64_t db, int acc) {
-    emu_wgmma(d, 96, da, db, acc, TA, TB);
-}
-template <int TA, int TB>
-static inline void wg_mma_n128(float (&d)[64], uint64_t da, uint64_t db, int acc) {
-    emu_wgmma(d, 128, da, db, acc, TA, TB);
-}
+// wg_mma_nN<TA, TB>(d, da, db, acc) of wgmma.cuh for each N the kernels use.
+#define EMU_WG_MMA(N)                                                                        \
+    template <int TA, int TB>                                                                \
+    static inline void wg_mma_n##N(float (&d)[(N) / 2], uint64_t da, uint64_t db, int acc) { \
+        emu_wgmma(d, (N), da, db, acc, TA, TB);                                              \
+    }
+EMU_WG_MMA(32)
+EMU_WG_MMA(48)
+EMU_WG_MMA(64)
+EMU_WG_MMA(96)
+EMU_WG_MMA(128)
+#undef EMU_WG_MMA
 
 // The runtime's side stream (memory.cu): the emulation runs every launch at once, in order.
 static inline cudaStream_t pn_cuda_side_fork(void) { return nullptr; }
