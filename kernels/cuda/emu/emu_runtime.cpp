@@ -370,9 +370,9 @@ uint64_t emu_shfl(uint64_t v, int kind, int arg) {
         for (int l = 0; l < 32; l++) {
             const int k = x[l].i0, p = x[l].i1;
             int src = l;
-            if (k == 0) src = p & 31;
-            else if (k == 1) src = l - p >= 0 ? l - p : l;
-            else if (k == 2) src = l + p < 32 ? l + p : l;
+            if (k == EMU_SHFL_IDX) src = p & 31;
+            else if (k == EMU_SHFL_UP) src = l - p >= 0 ? l - p : l;
+            else if (k == EMU_SHFL_DOWN) src = l + p < 32 ? l + p : l;
             else src = (l ^ p) & 31;
             *(uint64_t *)x[l].out = val[src];
         }

@@ -146,7 +146,8 @@ static inline bool pn_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 
 void emu_syncthreads(void);
 void emu_bar_sync(int id, int count);
 void emu_syncwarp(void);
-uint64_t emu_shfl(uint64_t v, int kind, int arg);  // kind 0 idx, 1 up, 2 down, 3 xor
+enum { EMU_SHFL_IDX, EMU_SHFL_UP, EMU_SHFL_DOWN, EMU_SHFL_XOR };  // emu_shfl's kind
+uint64_t emu_shfl(uint64_t v, int kind, int arg);
 void emu_ldsm(uint32_t r[4], const void *p, int trans);
 uint32_t emu_movm_trans(uint32_t x);
 void emu_mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
@@ -170,19 +171,19 @@ static inline T emu_shfl_t(T v, int kind, int arg) {
 }
 template <typename T>
 static inline T __shfl_sync(unsigned, T v, int src) {
-    return emu_shfl_t(v, 0, src);
+    return emu_shfl_t(v, EMU_SHFL_IDX, src);
 }
 template <typename T>
 static inline T __shfl_up_sync(unsigned, T v, int delta) {
-    return emu_shfl_t(v, 1, delta);
+    return emu_shfl_t(v, EMU_SHFL_UP, delta);
 }
 template <typename T>
 static inline T __shfl_down_sync(unsigned, T v, int delta) {
-    return emu_shfl_t(v, 2, delta);
+    return emu_shfl_t(v, EMU_SHFL_DOWN, delta);
 }
 template <typename T>
 static inline T __shfl_xor_sync(unsigned, T v, int mask) {
-    return emu_shfl_t(v, 3, mask);
+    return emu_shfl_t(v, EMU_SHFL_XOR, mask);
 }
 
 // The device primitives of gdn_fast_common.cuh.
