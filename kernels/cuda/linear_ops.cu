@@ -32,7 +32,18 @@
 //                 (+ e^{G_L} ⊙ Σ_v dS ⊙ S + Σ_i (k_i ⊙ gk_i + b_i ⊙ gb_i) on the last row),
 //        dg = its reverse chunk-local cumsum (the CPU's chunk_bwd_one, regrouped by owner).
 //      Products are block-wide GEMMs on global operands; the intermediates live in a
-//      per-block work space (grid capped at 2 blocks per SM, so it stays small).
+//      per-block work space (one block per resident slot, so it stays small).
+// Measured (H100, B8 T4096 H12 K128 V128, results/bench/h100-linear-fp32-session19.log): ncu
+// put the DPLR time in the gradient kernel (42 ms), the two scans (23 + 16 + 17 ms) and the
+// per-chunk kernel (11 ms, run by both passes), all latency- or issue-bound on CUDA cores: one
+// 8-warp scan block per SM (12% of the warp slots) over 192 blocks, so two waves; two gradient
+// blocks per SM (24%); score tiles whose warps were half idle. Session 19 chose the scans' column
+// tile by waves (scan_bv: 32 columns, two blocks per SM), filled every resident slot with
+// gradient blocks and put the score tiles on whole warps (prep_scores): DPLR forward 29.1 →
+// 25.2 ms, forward + backward 103 → 87 ms; GLA 8.1 / 33.1 → 7.4 / 28.0 ms; simple GLA 6.8 / 28.2
+// → 5.7 / 22.2 ms (bench kernels). Each element's sums keep their order; the gpu tests print
+// every error as before, digit for digit (linear, block_mr, block_gla, supernet). What is left is the arithmetic itself: fp32 products at one shared-memory load per
+// multiply-add; DPLR needs the tensor-core design GLA got (gla_fast.cu) to come near its floor.
 #include "kernels/cuda/linear_common.cuh"
 #include "kernels/cuda/pn_cuda_gdn.h"
 #include "kernels/cuda/pn_cuda_linear.h"
@@ -75,11 +86,24 @@ static size_t prep_smem_bytes(int K, int mode) {
 // dst[i][j] (row stride ldd) for i, j < n: scale · Σ_c X_ic Y_jc e^{G_{i−SHIFT,c} − G_jc} where
 // kept (j ≤ i for SHIFT 0, j < i for SHIFT 1), 0 elsewhere. Simple GLA (one gate per row,
 // Gs[i]): scale · e^{γ_i − γ_j} Σ_c X_ic Y_jc. X, Y, Gs (C, ·) row stride ld, zero past n.
-// One thread per 4 × 4 tile; exponents of masked entries are never used.
+// One thread per 4 × 4 tile of the 16 × 16 (C = 64); exponents of masked entries are never
+// used. Threads 0..135 take the 136 tiles on and below the diagonal (ti ≥ tj, row-major), so
+// they fill whole warps; threads 136..255 the 120 above it, which are zero and skip the sum.
+// (With ti = tid / 16, tj = tid % 16 every warp held both kinds and ran the sum over K with
+// about half its lanes idle.)
 template <int MODE, int SHIFT>
 static __device__ void prep_scores(float *dst, int64_t ldd, const float *X, const float *Y, const float *Gs, int ld,
                                    int n, int K, float scale) {
-    const int ti = threadIdx.x >> 4, tj = threadIdx.x & 15;  // 16 × 16 tiles of 4 × 4 (C = 64)
+    static_assert(LC_C == 64 && LC_THREADS == 256, "prep_scores: 16 × 16 tiles of 4 × 4 over 256 threads");
+    const bool lower = threadIdx.x < 136;
+    const int p = lower ? (int)threadIdx.x : (int)threadIdx.x - 136;  // index among its kind
+    // row r of the kind holds r + 1 (lower, diagonal included) or r (strictly lower) tiles
+    const int first = lower ? 1 : 0;
+    int r = (int)((sqrtf(8.0f * (float)p + 1.0f) - 1.0f) * 0.5f) + 1 - first;
+    while (r > 0 && r * (r - 1 + 2 * first) / 2 > p) r--;
+    while ((r + 1) * (r + 2 * first) / 2 <= p) r++;
+    const int col = p - r * (r - 1 + 2 * first) / 2;
+    const int ti = lower ? r : col, tj = lower ? col : r;  // above the diagonal: the mirror of (r, col)
     if (4 * ti >= n || 4 * tj >= n) return;
     float acc[4][4] = {};
     if (tj <= ti) {
@@ -647,7 +671,43 @@ static void prep_pick(int mode, const lin_in &in, const lin_scr &s, int64_t BH, 
         prep_run<LM_DPLR>(in, s, BH, T, H, K, NT, scale);
 }
 
-// 64-column V tiles while the shared memory allows (K <= 128), 32 above.
+// Column tiles of the two scans: 32 or 64 state columns per block (pn_cuda_linear_debug_scan_bv
+// forces one; 0 = scan_bv's choice).
+static int g_scan_bv = 0;
+// Blocks per SM of the per-chunk gradient kernel (pn_cuda_linear_debug_grads_blocks; 0 = as many
+// as the registers and shared memory allow).
+static int g_grads_bps = 0;
+
+// Resident blocks per SM of a kernel launched with LC_THREADS threads and smem bytes.
+template <typename KERN>
+static int lc_blocks_per_sm(KERN kern, size_t smem) {
+    int n = 0;
+    // (the query counts only what the kernel's dynamic shared memory limit allows)
+    PN_CHECK_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    PN_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kern, LC_THREADS, smem));
+    return n > 0 ? n : 1;
+}
+
+// Waves of a grid of `blocks` at `per_sm` resident blocks per SM.
+static int64_t lc_waves(int64_t blocks, int per_sm) {
+    const int64_t slots = (int64_t)per_sm * lc_num_sms();
+    return (blocks + slots - 1) / slots;
+}
+
+// The scans' column tile: 32 above K = 128 (64 does not fit the shared memory); below, 32
+// where its grid takes no more waves than 64's. The scans are latency-bound (one block of 8
+// warps per SM at BV 64 and K 128: 12% of the warp slots busy, H100), so half the columns per
+// block at twice the blocks per SM halves a wave's time; at B8 T4096 H12 K128 V128 the 64-wide
+// grid (192 blocks, one per SM) took two waves, the 32-wide one (384, two per SM) takes two.
+template <typename K64, typename K32>
+static int scan_bv(K64 k64, size_t smem64, K32 k32, size_t smem32, int64_t BH, int K, int V) {
+    if (K > 128) return 32;
+    if (g_scan_bv == 32 || g_scan_bv == 64) return g_scan_bv;
+    const int64_t w64 = lc_waves(BH * pn_ceil_div(V, 64), lc_blocks_per_sm(k64, smem64));
+    const int64_t w32 = lc_waves(BH * pn_ceil_div(V, 32), lc_blocks_per_sm(k32, smem32));
+    return w32 <= w64 ? 32 : 64;
+}
+
 template <int BV, bool LR, typename OT>
 static void fscan_launch(const lin_scr &s, const __nv_bfloat16 *v, const float *h0, float *ht, OT *o, float *Hs,
                          float *P, int64_t BH, int T, int H, int K, int V, int NT) {
@@ -663,7 +723,9 @@ static void fscan_launch(const lin_scr &s, const __nv_bfloat16 *v, const float *
 template <bool LR, typename OT>
 static void fscan_bv(const lin_scr &s, const __nv_bfloat16 *v, const float *h0, float *ht, OT *o, float *Hs, float *P,
                      int64_t BH, int T, int H, int K, int V, int NT) {
-    if (K <= 128)
+    const int bv = scan_bv(lin_fscan_kernel<64, LR, OT>, fscan_smem_bytes(K, 64, LR), lin_fscan_kernel<32, LR, OT>,
+                           fscan_smem_bytes(K, 32, LR), BH, K, V);
+    if (bv == 64)
         fscan_launch<64, LR, OT>(s, v, h0, ht, o, Hs, P, BH, T, H, K, V, NT);
     else
         fscan_launch<32, LR, OT>(s, v, h0, ht, o, Hs, P, BH, T, H, K, V, NT);
@@ -700,7 +762,11 @@ static void rscan_launch(const lin_scr &s, const float *dout, const float *dht, 
 
 static void rscan_pick(bool lr, const lin_scr &s, const float *dout, const float *dht, float *dh0, float *dHs,
                        float *dR, int64_t BH, int T, int H, int K, int V, int NT) {
-    if (K <= 128) {
+    const int bv = lr ? scan_bv(lin_rscan_kernel<64, true>, rscan_smem_bytes(K, 64, true), lin_rscan_kernel<32, true>,
+                                rscan_smem_bytes(K, 32, true), BH, K, V)
+                      : scan_bv(lin_rscan_kernel<64, false>, rscan_smem_bytes(K, 64, false),
+                                lin_rscan_kernel<32, false>, rscan_smem_bytes(K, 32, false), BH, K, V);
+    if (bv == 64) {
         if (lr)
             rscan_launch<64, true>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
         else
@@ -713,11 +779,14 @@ static void rscan_pick(bool lr, const lin_scr &s, const float *dout, const float
     }
 }
 
-// Items (b, h, chunk) over a grid of at most 2 blocks per SM, each with its own work space.
+// Items (b, h, chunk) over a grid of as many blocks as the SMs hold at once (the kernel is
+// latency-bound: two blocks per SM, its earlier cap, kept 24% of the warp slots busy on the
+// H100), each block with its own work space.
 template <int MODE>
 static void grads_run(lin_gin g) {
     const int64_t items = g.BH * g.NT;
-    int64_t grid = 2 * (int64_t)lc_num_sms();
+    const int bps = g_grads_bps > 0 ? g_grads_bps : lc_blocks_per_sm(lin_grads_kernel<MODE>, 0);
+    int64_t grid = (int64_t)bps * lc_num_sms();
     if (grid > items) grid = items;
     g.ws = scr_f32(grid * grads_ws_floats(g.K, MODE));
     lin_grads_kernel<MODE><<<(unsigned)grid, LC_THREADS, 0, pn_stream()>>>(g);
@@ -859,3 +928,6 @@ extern "C" void pn_cuda_delta_rule_bwd(int B, int T, int H, int K, int V, float 
     pn_cuda_gated_delta_bwd(B, T, H, K, V, scale, qk_l2norm, q, k, v, nullptr, beta, h0, dout, dht, dq, dk, dv, nullptr,
                             dbeta, dh0);
 }
+
+extern "C" void pn_cuda_linear_debug_scan_bv(int bv) { g_scan_bv = bv == 32 || bv == 64 ? bv : 0; }
+extern "C" void pn_cuda_linear_debug_grads_blocks(int per_sm) { g_grads_bps = per_sm > 0 ? per_sm : 0; }

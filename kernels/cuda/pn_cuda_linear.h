@@ -27,7 +27,8 @@ extern "C" {
 // g (B, T, H) fp32; g NULL means g = 0 (plain linear attention; dg is then not computed,
 // as in pn_cuda_gated_delta_bwd).
 // Scratch: B·H·T·(2K + 65) + B·H·⌈T/64⌉·K floats (fwd); the backward adds
-// 2·B·H·⌈T/64⌉·K·V floats of chunk states and 2·SMs·(64² + 4·64·K) of work space.
+// 2·B·H·⌈T/64⌉·K·V floats of chunk states and n·SMs·(64² + 4·64·K) of work space (n blocks per SM,
+// as pn_cuda_dplr_bwd).
 void pn_cuda_simple_gla_fwd(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
                             const pn_bf16 *v, const float *g, const float *h0, void *o, pn_cuda_dtype o_dt, float *ht);
 void pn_cuda_simple_gla_bwd(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
@@ -86,7 +87,8 @@ void pn_cuda_delta_rule_bwd(int B, int T, int H, int K, int V, float scale, int 
 // DPLR (RWKV7 core): S = diag(e^{gk_t}) S + k_t v_tᵀ + b_t (a_tᵀ S_{t−1}) (the a-term reads
 // the state before the decay). a, b (B, T, H, K) bf16; gk fp32.
 // Scratch: B·H·T·(5K + 4·64) + B·H·⌈T/64⌉·K floats (fwd); the backward adds 2·B·H·T·V,
-// 2·B·H·⌈T/64⌉·K·V and 2·SMs·(4·64² + 8·64·K).
+// 2·B·H·⌈T/64⌉·K·V and n·SMs·(4·64² + 8·64·K), n the gradient kernel's resident blocks per
+// SM (3 at K 128 on the H100).
 void pn_cuda_dplr_fwd(int B, int T, int H, int K, int V, float scale, const pn_bf16 *q, const pn_bf16 *k,
                       const pn_bf16 *v, const float *gk, const pn_bf16 *a, const pn_bf16 *b, const float *h0, void *o,
                       pn_cuda_dtype o_dt, float *ht);
@@ -94,6 +96,11 @@ void pn_cuda_dplr_bwd(int B, int T, int H, int K, int V, float scale, const pn_b
                       const pn_bf16 *v, const float *gk, const pn_bf16 *a, const pn_bf16 *b, const float *h0,
                       const float *dout, const float *dht, float *dq, float *dk, float *dv, float *dgk, float *da,
                       float *db, float *dh0);
+// Tuning overrides of the chunked kernels above (simple GLA, GLA, DPLR; tests and benchmarks):
+// the scans' state columns per block, 32 or 64 (0 = the automatic choice), and the per-chunk
+// gradient kernel's blocks per SM (0 = as many as fit).
+void pn_cuda_linear_debug_scan_bv(int bv);
+void pn_cuda_linear_debug_grads_blocks(int per_sm);
 
 // ---------------------------------------------------------------- causal depthwise convs (conv.cu)
 // y_t[d] = act(Σ_j w[d, j] · u_{t−W+1+j}[d] + bias[d]), u = x (B, T, D) extended to the
