@@ -42,8 +42,9 @@
 // gradient blocks and put the score tiles on whole warps (prep_scores): DPLR forward 29.1 →
 // 25.2 ms, forward + backward 103 → 87 ms; GLA 8.1 / 33.1 → 7.4 / 28.0 ms; simple GLA 6.8 / 28.2
 // → 5.7 / 22.2 ms (bench kernels). Each element's sums keep their order; the gpu tests print
-// every error as before, digit for digit (linear, block_mr, block_gla, supernet). What is left is the arithmetic itself: fp32 products at one shared-memory load per
-// multiply-add; DPLR needs the tensor-core design GLA got (gla_fast.cu) to come near its floor.
+// every error as before, digit for digit (linear, block_mr, block_gla, supernet). What is left
+// is the arithmetic itself: fp32 products at one shared-memory load per multiply-add; DPLR
+// needs the tensor-core design GLA got (gla_fast.cu) to come near its floor.
 #include "kernels/cuda/linear_common.cuh"
 #include "kernels/cuda/pn_cuda_gdn.h"
 #include "kernels/cuda/pn_cuda_linear.h"
@@ -695,10 +696,12 @@ static int64_t lc_waves(int64_t blocks, int per_sm) {
 }
 
 // The scans' column tile: 32 above K = 128 (64 does not fit the shared memory); below, 32
-// where its grid takes no more waves than 64's. The scans are latency-bound (one block of 8
-// warps per SM at BV 64 and K 128: 12% of the warp slots busy, H100), so half the columns per
-// block at twice the blocks per SM halves a wave's time; at B8 T4096 H12 K128 V128 the 64-wide
-// grid (192 blocks, one per SM) took two waves, the 32-wide one (384, two per SM) takes two.
+// where its grid takes no more waves than 64's: each block then does half the column work, and
+// two fit an SM where one 64-column block fit (at K 128 one 8-warp block kept 12% of the warp
+// slots busy, H100). At B8 T4096 H12 K128 V128 both grids take two waves (192 blocks one per SM,
+// 384 two per SM); the 32-column form took the DPLR forward's scan from ~23 to ~20 ms, not half:
+// the loads of the chunk's (64, K) operands, the same for either tile, and the shared-memory
+// issue rate bound a block as much as its column work.
 template <typename K64, typename K32>
 static int scan_bv(K64 k64, size_t smem64, K32 k32, size_t smem32, int64_t BH, int K, int V) {
     if (K > 128) return 32;
