@@ -763,23 +763,23 @@ static void rscan_launch(const lin_scr &s, const float *dout, const float *dht, 
     PN_CHECK_LAUNCH();
 }
 
+template <bool LR>
+static void rscan_bv(const lin_scr &s, const float *dout, const float *dht, float *dh0, float *dHs, float *dR,
+                     int64_t BH, int T, int H, int K, int V, int NT) {
+    const int bv = scan_bv(lin_rscan_kernel<64, LR>, rscan_smem_bytes(K, 64, LR), lin_rscan_kernel<32, LR>,
+                           rscan_smem_bytes(K, 32, LR), BH, K, V);
+    if (bv == 64)
+        rscan_launch<64, LR>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
+    else
+        rscan_launch<32, LR>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
+}
+
 static void rscan_pick(bool lr, const lin_scr &s, const float *dout, const float *dht, float *dh0, float *dHs,
                        float *dR, int64_t BH, int T, int H, int K, int V, int NT) {
-    const int bv = lr ? scan_bv(lin_rscan_kernel<64, true>, rscan_smem_bytes(K, 64, true), lin_rscan_kernel<32, true>,
-                                rscan_smem_bytes(K, 32, true), BH, K, V)
-                      : scan_bv(lin_rscan_kernel<64, false>, rscan_smem_bytes(K, 64, false),
-                                lin_rscan_kernel<32, false>, rscan_smem_bytes(K, 32, false), BH, K, V);
-    if (bv == 64) {
-        if (lr)
-            rscan_launch<64, true>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
-        else
-            rscan_launch<64, false>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
-    } else {
-        if (lr)
-            rscan_launch<32, true>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
-        else
-            rscan_launch<32, false>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
-    }
+    if (lr)
+        rscan_bv<true>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
+    else
+        rscan_bv<false>(s, dout, dht, dh0, dHs, dR, BH, T, H, K, V, NT);
 }
 
 // Items (b, h, chunk) over a grid of as many blocks as the SMs hold at once (the kernel is
