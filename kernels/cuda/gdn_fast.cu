@@ -53,6 +53,8 @@
 //    gdnf_combine_kernel, per (b·h, 8 columns), walks the segments in fp32:
 //    start_{s+1} = M_s start_s + D_s. (c) The scan kernel with outputs runs every segment
 //    from its start state; the last segment writes ht.
+// 4. Where a one-segment wgmma pass leaves SMs idle, the prep of the later chunks runs beside it
+//    on those SMs, the pass waiting per chunk on a ready flag ("prep overlap" below; GDN_NOTES §20).
 //
 // ---------------------------------------------------------------- expected cost (not measured)
 // B8 T4096 H12 K96 V256: prep 6144 blocks (48 KB smem, 88 regs, 4 per SM); scan 384 blocks
@@ -161,16 +163,20 @@ static int wscan_nw(const gdnf_scan_args &a, int64_t grid) {
     return a.ntiles % 4 == 0 && grid / 2 > device_sms() ? 4 : 2;
 }
 
+// Every chunk (ord.BH = 0), or chunks ord.n0 .. ord.n0 + nch − 1 of every head, chunk-major.
 template <int KD>
 static void prep_launch(const gdnf_bf16 *q, const gdnf_bf16 *k, const float *g, const float *beta, gdnf_bf16 *A,
-                        gdnf_bf16 *P, float4 *R, int64_t BH, int T, int H, int NT, float scale, int l2) {
+                        gdnf_bf16 *P, float4 *R, int64_t BH, int T, int H, int NT, float scale, int l2,
+                        gdnf_prep_order ord = gdnf_prep_order{0, 0, nullptr}, int nch = 0) {
     const size_t smem = PREP_SMEM_BYTES;
+    const int64_t grid = ord.BH > 0 ? BH * nch : BH * NT;
     PN_CHECK_CUDA(cudaFuncSetAttribute(gdnf_prep_kernel<KD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnf_prep_kernel<KD><<<(unsigned)(BH * NT), GDNF_PREP_THREADS, smem, pn_stream()>>>(q, k, g, beta, A, P, R, T, H,
-                                                                                        NT, scale, l2);
+    gdnf_prep_kernel<KD><<<(unsigned)grid, GDNF_PREP_THREADS, smem, pn_stream()>>>(q, k, g, beta, A, P, R, T, H, NT,
+                                                                                   scale, l2, nullptr, nullptr, ord);
 #else
-    emu_launch(BH * NT, GDNF_PREP_THREADS, smem, [&] { gdnf_prep_kernel<KD>(q, k, g, beta, A, P, R, T, H, NT, scale, l2); });
+    emu_launch(grid, GDNF_PREP_THREADS, smem,
+               [&] { gdnf_prep_kernel<KD>(q, k, g, beta, A, P, R, T, H, NT, scale, l2, nullptr, nullptr, ord); });
 #endif
     PN_CHECK_LAUNCH();
 }
@@ -189,53 +195,71 @@ static void scan_launch(const gdnf_scan_args &a, int64_t grid) {
 }
 
 template <int KD, int NW, typename OT>
-static void wscan_launch(const gdnf_scan_args &a, int64_t grid) {
+static void wscan_launch(const gdnf_scan_args &a, int64_t grid, cudaStream_t st, const unsigned *ready) {
     const size_t smem = wscan_layout<KD, NW>::total;
     // grid counts one block per 64-column tile; here NW tiles share a block
     grid = grid / a.ntiles * ((a.ntiles + NW - 1) / NW);
-    PN_CHECK_CUDA(
-        cudaFuncSetAttribute(gdnw_scan_kernel<KD, NW, OT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    if (ready) {
+        PN_CHECK_CUDA(cudaFuncSetAttribute(gdnw_scan_kernel<KD, NW, OT, true>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
-    gdnw_scan_kernel<KD, NW, OT><<<(unsigned)grid, GDNW_THREADS * NW, smem, pn_stream()>>>(a);
+        gdnw_scan_kernel<KD, NW, OT, true><<<(unsigned)grid, GDNW_THREADS * NW, smem, st>>>(a, ready);
 #else
-    emu_launch(grid, GDNW_THREADS * NW, smem, [&] { gdnw_scan_kernel<KD, NW, OT>(a); });
+        emu_launch(grid, GDNW_THREADS * NW, smem, [&] { gdnw_scan_kernel<KD, NW, OT, true>(a, ready); });
 #endif
-    PN_CHECK_LAUNCH();
+    } else {
+        PN_CHECK_CUDA(
+            cudaFuncSetAttribute(gdnw_scan_kernel<KD, NW, OT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+#ifndef GDNF_HOST_EMU
+        gdnw_scan_kernel<KD, NW, OT><<<(unsigned)grid, GDNW_THREADS * NW, smem, st>>>(a, nullptr);
+#else
+        emu_launch(grid, GDNW_THREADS * NW, smem, [&] { gdnw_scan_kernel<KD, NW, OT>(a, nullptr); });
+#endif
+    }
+#ifdef GDNF_HOST_EMU
+    (void)st;
+#endif
+    PN_CHECK_LAUNCH_ON(st);
     g_last_wgmma = NW;
 }
 
 template <int KD, typename OT>
-static void wscan_pick(int nw, const gdnf_scan_args &a, int64_t grid) {
+static void wscan_pick(int nw, const gdnf_scan_args &a, int64_t grid, cudaStream_t st, const unsigned *ready) {
     if (nw == 4)
-        wscan_launch<KD, 4, OT>(a, grid);
+        wscan_launch<KD, 4, OT>(a, grid, st, ready);
     else if (nw == 2)
-        wscan_launch<KD, 2, OT>(a, grid);
+        wscan_launch<KD, 2, OT>(a, grid, st, ready);
     else
-        wscan_launch<KD, 1, OT>(a, grid);
+        wscan_launch<KD, 1, OT>(a, grid, st, ready);
 }
 
 // With outputs and 64-column tiles the state pass can run on wgmma (gdn_wscan.cuh; wscan_nw).
 template <int KD, int BV>
-static void scan_pick_out(const gdnf_scan_args &a, int64_t grid, bool out, pn_cuda_dtype o_dt) {
+static void scan_pick_out(const gdnf_scan_args &a, int64_t grid, bool out, pn_cuda_dtype o_dt, cudaStream_t st,
+                          const unsigned *ready) {
     const int nw = out && BV == GDNW_BV ? wscan_nw(a, grid) : 0;
     if (!out)
         scan_launch<KD, BV, false, float>(a, grid);
     else if (nw && o_dt == PN_CUDA_F32)
-        wscan_pick<KD, float>(nw, a, grid);
+        wscan_pick<KD, float>(nw, a, grid, st, ready);
     else if (nw)
-        wscan_pick<KD, gdnf_bf16>(nw, a, grid);
+        wscan_pick<KD, gdnf_bf16>(nw, a, grid, st, ready);
     else if (o_dt == PN_CUDA_F32)
         scan_launch<KD, BV, true, float>(a, grid);
     else
         scan_launch<KD, BV, true, gdnf_bf16>(a, grid);
 }
 
+// st: the stream of a wgmma pass, ready: chunk-ready flags (BH·NT) of a prep running beside it
+// (only a wgmma pass can wait for them; NULL = the prep has finished before the pass starts);
+// the mma.sync passes run on the backend stream.
 template <int KD>
-static void scan_pick(int BV, const gdnf_scan_args &a, int64_t grid, bool out, pn_cuda_dtype o_dt) {
+static void scan_pick(int BV, const gdnf_scan_args &a, int64_t grid, bool out, pn_cuda_dtype o_dt,
+                      cudaStream_t st = pn_stream(), const unsigned *ready = nullptr) {
     if (BV == 64)
-        scan_pick_out<KD, 64>(a, grid, out, o_dt);
+        scan_pick_out<KD, 64>(a, grid, out, o_dt, st, ready);
     else
-        scan_pick_out<KD, 32>(a, grid, out, o_dt);
+        scan_pick_out<KD, 32>(a, grid, out, o_dt, st, ready);
 }
 
 template <int KD>
@@ -265,6 +289,39 @@ static int pick_segments(int64_t base, int NT, bool out) {
     return n >= 2 ? (int)n : 1;
 }
 
+// ---------------------------------------------------------------- prep overlap (GDN_NOTES §20)
+// A one-segment wgmma pass with fewer blocks than SMs (B8 T4096 H12 V256: 96 four-tile blocks,
+// one per SM, 36 SMs idle) runs beside the second part of the prep kernel: the prep first
+// covers chunks 0 .. n1−1 of every head on the whole GPU; then the pass starts on the
+// high-priority side stream and the prep of chunks n1 .. NT−1 (chunk-major, so the early
+// chunks come first) runs on the SMs the pass leaves free. Each prep block sets its chunk's
+// flag after its last store; the pass's thread 0 waits for chunk n + 2's flag during chunk n
+// (gdn_wscan.cuh). Deadlock-free: the prep never waits, and the pass's blocks, at most SMs − 1
+// of them, leave at least one SM to it. n1 is set so that the prep on the free SMs stays
+// ahead of the pass: with the pass PASS_PER_PREP times as long as the whole prep on the whole
+// GPU, the prep on a share φ = free SMs / SMs of the GPU needs the first (1 − φ·PASS_PER_PREP)
+// of the chunks done before the pass starts (at least 1/8). ncu gives 2.5 for the pass alone
+// (GDN_NOTES §16); beside the prep the pass runs ~15% slower (the memory system is shared),
+// and the sweep of the first slice on the H100 (three repeats, GDN_NOTES §20) was fastest at
+// 16–20% for B8 T4096 H12 K96 V256 (0.526–0.533 ms against 0.587–0.593 with the prep first,
+// 0.542–0.548 at 33%) and at 12% for B4 T4096 H16 K128 V128: 3.0 gives 19% and 12%.
+#define GDNF_PASS_PER_PREP 3.0
+static int g_overlap = -1, g_overlap_pct = 0, g_last_overlap = 0;
+
+// Chunks the prep covers before the pass starts (the n1 above), or 0: no overlap.
+static int overlap_split(int64_t blocks, int NT) {
+    if (g_overlap == 0 || NT < 2) return 0;
+    const int sms = device_sms();
+    const int64_t free_sms = sms - blocks;
+    // automatic: only where an eighth of the GPU or more is free; forced (1): any free SM
+    if (free_sms < 1 || (g_overlap < 0 && free_sms * 8 < sms)) return 0;
+    double f = g_overlap_pct > 0 ? g_overlap_pct / 100.0 : 1.0 - (double)free_sms / sms * GDNF_PASS_PER_PREP;
+    if (f < 0.125) f = 0.125;
+    int n1 = (int)ceil(f * NT);
+    if (n1 < 1) n1 = 1;
+    return n1 < NT ? n1 : 0;
+}
+
 template <int KD>
 static void fwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf_bf16 *q, const gdnf_bf16 *k,
                      const gdnf_bf16 *v, const float *g, const float *beta, const float *h0, void *o,
@@ -282,7 +339,7 @@ static void fwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
     gdnf_bf16 *A = (gdnf_bf16 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)nchunks * GDNF_C * GDNF_C * 2);
     gdnf_bf16 *P = (gdnf_bf16 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)nchunks * GDNF_C * GDNF_C * 2);
     float4 *R = (float4 *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)nchunks * GDNF_C * sizeof(float4));
-    prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2);
+    g_last_overlap = 0;
 
     gdnf_scan_args a;
     memset(&a, 0, sizeof a);
@@ -298,9 +355,36 @@ static void fwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
         a.cps = NT, a.nseg = 1, a.ntiles = ntiles;
         a.s0 = h0, a.s0_nseg = 1;
         a.s1 = ht, a.s1_nseg = 1, a.s1_cols = V, a.s1_last_only = 0, a.ident = 0;
-        scan_pick<KD>(BV, a, BH * ntiles, o != NULL, o_dt);
+        const int nw = o && BV == GDNW_BV ? wscan_nw(a, BH * ntiles) : 0;
+        const int n1 = nw ? overlap_split(BH * pn_ceil_div(ntiles, nw), NT) : 0;
+        if (n1 == 0) {
+            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2);
+            scan_pick<KD>(BV, a, BH * ntiles, o != NULL, o_dt);
+        } else {
+            const size_t fb = (size_t)nchunks * sizeof(unsigned);
+            unsigned *flags = (unsigned *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, fb);
+#ifndef GDNF_HOST_EMU
+            PN_CHECK_CUDA(cudaMemsetAsync(flags, 0, fb, pn_stream()));
+#else
+            memset(flags, 0, fb);
+#endif
+            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, gdnf_prep_order{BH, 0, flags}, n1);
+#ifndef GDNF_HOST_EMU
+            const cudaStream_t side = pn_cuda_side_fork();
+            scan_pick<KD>(BV, a, BH * ntiles, true, o_dt, side, flags);
+            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, gdnf_prep_order{BH, n1, flags}, NT - n1);
+            pn_cuda_side_join();  // before the arena may hand out flags, A, P, R again
+#else
+            // the emulation runs each launch to its end: the whole prep first
+            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, gdnf_prep_order{BH, n1, flags}, NT - n1);
+            scan_pick<KD>(BV, a, BH * ntiles, true, o_dt, pn_stream(), flags);
+#endif
+            pn_cuda_free(flags);
+            g_last_overlap = n1;
+        }
         g_last_nseg = 1;
     } else {
+        prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2);
         // (a) segments 0 .. nseg−2 from [0 | I]: end states [D | M] (BH, nseg−1, KD, V + KD)
         const int W = V + KD, BVp = W % 64 == 0 ? 64 : 32;
         float *DM = (float *)pn_cuda_alloc(PN_CUDA_MEM_SCRATCH, (size_t)BH * (nseg - 1) * KD * W * sizeof(float));
@@ -373,6 +457,11 @@ extern "C" void pn_cuda_gdn_fast_debug_wgmma(int nw) {
     g_wgmma_nw = nw == 0 || nw == 1 || nw == 2 || nw == 4 ? nw : -1;
 }
 extern "C" int pn_cuda_gdn_fast_debug_last_wgmma(void) { return g_last_wgmma; }
+extern "C" void pn_cuda_gdn_fast_debug_prep_overlap(int mode, int first_pct) {
+    g_overlap = mode < 0 ? -1 : mode > 0 ? 1 : 0;
+    g_overlap_pct = first_pct > 0 && first_pct < 100 ? first_pct : 0;
+}
+extern "C" int pn_cuda_gdn_fast_debug_last_overlap(void) { return g_last_overlap; }
 
 extern "C" void pn_cuda_gdn_fast_debug_prep(int B, int T, int H, int K, float scale, int qk_l2norm, const pn_bf16 *q,
                                             const pn_bf16 *k, const float *g, const float *beta, pn_bf16 *A,

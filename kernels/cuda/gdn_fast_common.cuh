@@ -83,6 +83,32 @@ static __device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("c
 static __device__ __forceinline__ void cp_async_wait_but_last(void) {
     asm volatile("cp.async.wait_group 1;\n" ::: "memory");
 }
+// Chunk-ready flags between the prep kernel and a state pass running at the same time
+// (gdn_fast.cu, "prep overlap"): the writer's stores, then __threadfence and this release
+// store; the reader's acquire load, then a barrier before its block reads the chunk.
+static __device__ __forceinline__ void gdnf_flag_release(unsigned *p) {
+    asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(p), "r"(1u) : "memory");
+}
+static __device__ __forceinline__ unsigned gdnf_flag_acquire(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+// Spins until chunk ci's flag is set.
+static __device__ __forceinline__ void gdnf_flag_wait(const unsigned *ready, int64_t ci) {
+    while (!gdnf_flag_acquire(ready + ci)) __nanosleep(64);
+}
+#else
+static inline void gdnf_flag_release(unsigned *p) { __atomic_store_n(p, 1u, __ATOMIC_RELEASE); }
+// The emulation runs every launch to its end in host order (gdn_fast.cu launches the whole
+// prep before the pass there), so a flag that is not set is a wrong index: stop.
+static inline void gdnf_flag_wait(const unsigned *ready, int64_t ci) {
+    if (!__atomic_load_n(ready + ci, __ATOMIC_ACQUIRE)) {
+        fprintf(stderr, "gdnf_flag_wait: chunk %lld is not marked ready\n", (long long)ci);
+        abort();
+    }
+}
+static inline void __threadfence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 #endif
 
 static __device__ __forceinline__ float gdnf_warp_sum(float v) {
@@ -209,12 +235,22 @@ static __device__ __forceinline__ void merge_finish(float *Ai, float *Tw, int a,
     __syncwarp();  // the slice is read by this warp's next merge; Tw is free again
 }
 
+// Which chunks a prep grid covers and whether it marks them ready: BH = 0 → block ci is chunk
+// ci (every chunk); BH > 0 → chunk-major over chunks n0 .. of all BH heads. ready (BH·NT
+// flags, zeroed) → each block sets its chunk's flag after its last store.
+struct gdnf_prep_order {
+    int64_t BH;
+    int n0;
+    unsigned *ready;
+};
+
 template <int KD, bool AU = false>
 __global__ void __launch_bounds__(GDNF_PREP_THREADS)
     gdnf_prep_kernel(const gdnf_bf16 *__restrict__ q, const gdnf_bf16 *__restrict__ k, const float *__restrict__ g,
                      const float *__restrict__ beta, gdnf_bf16 *__restrict__ Ag, gdnf_bf16 *__restrict__ Pg,
                      float4 *__restrict__ Rg, int T, int H, int NT, float scale, int l2,
-                     gdnf_bf16 *__restrict__ Au = nullptr, float4 *__restrict__ Rx = nullptr) {
+                     gdnf_bf16 *__restrict__ Au = nullptr, float4 *__restrict__ Rx = nullptr,
+                     const gdnf_prep_order ord = gdnf_prep_order{0, 0, nullptr}) {
     constexpr int LDK = KD + 8, LDF = GDNF_LDF;
     static_assert(2 * GDNF_C * LDK * 2 <= (int)PREP_U_BYTES, "K/Q tiles must fit the L/A region");
     unsigned char *sm = GDNF_SMEM;
@@ -224,7 +260,10 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
     float *gin = reinterpret_cast<float *>(sm + PREP_S_OFF), *gam = gin + GDNF_C, *bet = gam + GDNF_C;
     float *rk = bet + GDNF_C, *rq = rk + GDNF_C;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int64_t ci = blockIdx.x;  // b·h·NT + n
+    // ci = b·h·NT + n: block ci, or (ord.BH > 0) chunk-major from chunk ord.n0, so that a
+    // partial grid finishes the early chunks of every head first
+    const int64_t ci = ord.BH > 0 ? (int64_t)(blockIdx.x % ord.BH) * NT + ord.n0 + (int64_t)(blockIdx.x / ord.BH)
+                                  : (int64_t)blockIdx.x;
     const int64_t bh = ci / NT;
     const int n = (int)(ci % NT), b = (int)(bh / H), h = (int)(bh % H);
     const int t0 = n * GDNF_C, nr = min(GDNF_C, T - t0);
@@ -394,6 +433,13 @@ __global__ void __launch_bounds__(GDNF_PREP_THREADS)
             u.x = pack_bf16x2(f[0], f[1]), u.y = pack_bf16x2(f[2], f[3]);
             u.z = pack_bf16x2(f[4], f[5]), u.w = pack_bf16x2(f[6], f[7]);
             *reinterpret_cast<uint4 *>(Au + ci * (GDNF_C * GDNF_C) + i * GDNF_C + j0) = u;
+        }
+    }
+    if (ord.ready) {  // every store of the block above, then the chunk's flag
+        __syncthreads();
+        if (tid == 0) {
+            __threadfence();
+            gdnf_flag_release(ord.ready + ci);
         }
     }
 }

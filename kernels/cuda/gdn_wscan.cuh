@@ -47,7 +47,9 @@
 // Registers (ptxas, sm_90a; wscan_min_blocks): one warpgroup per block 133–184, no spills; two
 // at KD = 128 (one block per SM) 184, no spills; two at KD ≤ 96 (two blocks per SM) 128 with no
 // spills at KD = 64, 24–28 bytes at 96; four (512 threads, DB) 123–127 with no spills at KD ≤ 96,
-// 128 with 20–56 bytes at KD = 128.
+// 128 with 20–56 bytes at KD = 128. With RDY (the prep-overlap waits, session 20): four warpgroups
+// 124–128 registers, no spills at KD ≤ 96, 0 / 20 bytes at 128 (bf16 / fp32 o); two 121–128, no
+// spills but 8 bytes at KD = 64 bf16; one 143–189, no spills.
 #pragma once
 #include "kernels/cuda/wgmma.cuh"
 
@@ -161,9 +163,14 @@ constexpr int wscan_min_blocks() {
 // NW warpgroups per block, warpgroup w on the block's w-th 64-column tile: they share the
 // chunk's K, Q, A', P and rows (loaded once per block instead of once per tile), and keep
 // their own Sᵀ, V and X tiles. Every barrier is block-wide: the warpgroups run in step.
-template <int KD, int NW, typename OT>
+// ready, RDY: the chunk-ready flags of a prep running beside the pass (GDN_NOTES §20), waited for
+// only when RDY. The flags are a parameter of their own, not a field of gdnf_scan_args, and RDY a
+// template switch, so that the other passes compile as before: with the field added to the
+// arguments, ptxas allocated them differently (K 128, one or two warpgroups 184 → 254 registers;
+// four at K 96, bf16 o, 0 → 16 bytes of spill).
+template <int KD, int NW, typename OT, bool RDY = false>
 __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
-    gdnw_scan_kernel(const gdnf_scan_args a) {
+    gdnw_scan_kernel(const gdnf_scan_args a, const unsigned *ready) {
     using Lay = wscan_layout<KD, NW>;
     static_assert(KD == 64 || KD == 96 || KD == 128, "KD must be 64, 96 or 128");
     static_assert(NW == 1 || NW == 2 || NW == 4, "NW must be 1, 2 or 4");
@@ -230,6 +237,14 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
         if ((which & 32) && tid < GDNF_C) cp_async16(Rb + ((n - nb) & 1) * GDNF_C + tid, a.rows + ci * GDNF_C + tid, true);
         cp_async_commit();
     };
+    // Prep overlap (RDY): thread 0 sees a chunk's flag before the block barrier ahead of
+    // the loads of the chunk's A', P and rows; chunks nb, nb + 1 here, chunk n + 2 during chunk
+    // n's state update (off the chain: the warpgroup waits for its product there anyway).
+    if constexpr (RDY) {
+        if (tid == 0)
+            for (int n = nb; n < min(ne, nb + 2); n++) gdnf_flag_wait(ready, bh * a.NT + n);
+        __syncthreads();
+    }
     if (nb < ne) load(nb, 63);
 
     // The barrier inside a chunk: with the shared tiles double-buffered (DB) nothing the other
@@ -318,6 +333,8 @@ __global__ void __launch_bounds__(GDNW_THREADS *NW, wscan_min_blocks<KD, NW>())
                 wg_mma<KD, 1, 1>(s, wg_desc(vs + 2048 * kk, 1024, 128), wg_desc(ks + 2 * KB * kk, KB, 128), 1);
         }
         wg_commit();
+        if constexpr (RDY)
+            if (threadIdx.x == 0 && n + 2 < ne) gdnf_flag_wait(ready, bh * a.NT + n + 2);
         {
             const int64_t orow0 = (int64_t)b * a.T + t0;
             if constexpr (std::is_same<OT, float>::value) {

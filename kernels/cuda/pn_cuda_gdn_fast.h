@@ -72,6 +72,13 @@ int pn_cuda_gdn_fast_pick_bv(int V);
 // last_wgmma: the nw of the last fast forward's wgmma pass, 0 when it ran the mma.sync pass.
 void pn_cuda_gdn_fast_debug_wgmma(int nw);
 int pn_cuda_gdn_fast_debug_last_wgmma(void);
+// The forward's prep beside its wgmma pass (GDN_NOTES §20): mode −1 = automatic (default:
+// where the pass leaves an eighth of the SMs or more free), 0 = never (the whole prep first),
+// 1 = wherever it leaves an SM free. first_pct in 1..99: the share of the chunks the prep
+// covers before the pass starts; 0 = automatic. Bitwise the same results. Process-wide.
+// last_overlap: the chunks the last fast forward's prep covered before its pass (0 = none).
+void pn_cuda_gdn_fast_debug_prep_overlap(int mode, int first_pct);
+int pn_cuda_gdn_fast_debug_last_overlap(void);
 // The backward's per-chunk gradient kernel: 1 = its chunk products on wgmma, 0 = on mma.sync
 // (default). Process-wide.
 void pn_cuda_gdn_fast_bwd_debug_wgmma(int on);

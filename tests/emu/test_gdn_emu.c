@@ -19,6 +19,7 @@
 //     kernel (mma.sync / wgmma, tiles double-buffered or not) and of the reverse scan
 //     (wgmma / mma.sync), bit for bit against the default, and the write form (=) against the
 //     adding form from zero;
+//     and the prep overlapped with the wgmma pass against the prep first, bit for bit;
 //  3. no decay, no h0, no in-op L2 norm, T = 65: forward and backward against the CPU op;
 //  4. the forward and backward of K 96 again with each block's threads run in reverse order
 //     (emu_set_reverse).
@@ -152,6 +153,30 @@ static void test_forward(int K) {
         printf("fwd K %3d wgmma x%d         o %.3e  ht %.3e  bitwise = mma.sync: %s\n", K, nws[i], eo, eh,
                bit_equal(o1, o0, nv * sizeof(float)) && bit_equal(ht1, ht0, ns * sizeof(float)) ? "yes" : "NO");
     }
+
+    // the prep beside the wgmma pass (flags per chunk; the emulation runs the whole prep
+    // first, so this checks the chunk-major prep grids and the flag indices, which stop the
+    // run when a flag the pass waits for is not set) against the prep first: bit for bit,
+    // with 1, 2 and 4 tiles per block and several first-slice sizes (T = 130: 3 chunks)
+    const int ovl[4][2] = {{1, 0}, {2, 1}, {4, 60}, {2, 50}};
+    for (int i = 0; i < 4; i++) {
+        pn_cuda_gdn_fast_debug_prep_overlap(1, ovl[i][1]);
+        fwd_run(&c, ovl[i][0], 0, 0, 1, i == 2 ? PN_CUDA_F32 : PN_CUDA_BF16, o1, ht1);
+        const int n1 = pn_cuda_gdn_fast_debug_last_overlap();
+        pn_cuda_gdn_fast_debug_prep_overlap(0, 0);
+        float *o2 = poisoned(nv), *ht2 = poisoned(ns);
+        fwd_run(&c, ovl[i][0], 0, 0, 1, i == 2 ? PN_CUDA_F32 : PN_CUDA_BF16, o2, ht2);
+        CHECK(n1 >= 1 && n1 < 3 && pn_cuda_gdn_fast_debug_last_overlap() == 0,
+              "K %d prep overlap x%d: first slice %d chunks (want 1..2), then %d without", K, ovl[i][0], n1,
+              pn_cuda_gdn_fast_debug_last_overlap());
+        const int same = bit_equal(o1, o2, nv * sizeof(float)) && bit_equal(ht1, ht2, ns * sizeof(float));
+        CHECK(same, "K %d prep overlap x%d (first %d chunks): o / ht differ from the prep-first pass's bits", K,
+              ovl[i][0], n1);
+        printf("fwd K %3d prep overlap x%d   first %d of 3 chunks, bitwise = prep first: %s\n", K, ovl[i][0], n1,
+               same ? "yes" : "NO");
+        free(o2), free(ht2);
+    }
+    pn_cuda_gdn_fast_debug_prep_overlap(-1, 0);
 
     // 32-column tiles on mma.sync, o fp32
     fwd_run(&c, 0, 0, 32, 1, PN_CUDA_F32, o1, ht1);

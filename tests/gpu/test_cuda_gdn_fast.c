@@ -18,7 +18,10 @@
 //     column tiles per block, with the mma.sync pass forced, then with the automatic choice
 //     (the default; GDN_NOTES §13); every call must report the pass it was expected to run;
 //  3. an unsupported shape (K = 40, V = 30) runs the fallback and must still be right;
-//  4. at the two timing shapes, the fast path against the old fp32 path (o and ht).
+//  4. the forward's prep beside its wgmma pass (GDN_NOTES §20) against the prep first, bit
+//     for bit, over runs alternating two input sets (test_overlap; in the timing section when
+//     it runs, else here);
+//  5. at the two timing shapes, the fast path against the old fp32 path (o and ht).
 // Method (as tests/gpu/test_cuda_gdn.c): fresh Philox inputs per check; q, k, v rounded to
 // bf16 on the host and the CPU twin gets those same values; g = logsigmoid(N(0,1)) /
 // normalizer (normalizer 1 or 10), β = sigmoid(N(0,1)); without the in-op L2 norm k has std
@@ -386,9 +389,72 @@ static void time_shape(int B, int T, int H, int K, int V, const char *ref_note) 
     ctx_free(&c);
 }
 
+// The prep beside the wgmma pass (pn_cuda_gdn_fast_debug_prep_overlap; GDN_NOTES §20): two
+// input sets computed with the whole prep first are the references; then runs alternating
+// the sets with the overlap automatic and with a first slice of 1/8 (the least; the pass
+// then catches up with the prep and waits on the chunk flags) must give the same bits. The
+// sets alternate so that a chunk read before its prep finished would hold the other set's
+// values (the arena hands the same scratch back), not the same ones. With timing, the
+// medians of 20 runs without the overlap, automatic and with first slices of 1/8 .. 1/3.
+static void test_overlap(int B, int T, int H, int K, int V, int timing) {
+    gdn_ctx c = {.B = B, .T = T, .H = H, .K = K, .V = V, .fn = pn_cuda_gated_delta_fwd_fast};
+    ctx_fill(&c);
+    const size_t nv = (size_t)B * T * H * V, ns = (size_t)B * H * K * V;
+    uint16_t *oref[NSETS];
+    float *htref[NSETS];
+    pn_cuda_gdn_fast_debug_prep_overlap(0, 0);
+    for (int s = 0; s < NSETS; s++) {
+        pn_cuda_memset(c.o[s], 0xFF, nv * 2), pn_cuda_memset(c.ht[s], 0xFF, ns * 4);
+        run_fwd(&c, s);
+        oref[s] = pn_malloc(nv * 2), htref[s] = pn_malloc(ns * 4);
+        pn_cuda_download(oref[s], c.o[s], nv * 2), pn_cuda_download(htref[s], c.ht[s], ns * 4);
+    }
+    const int none = pn_cuda_gdn_fast_debug_last_overlap();
+    int n1[2] = {0, 0}, bad[2] = {0, 0};
+    uint16_t *o = pn_malloc(nv * 2);
+    float *ht = pn_malloc(ns * 4);
+    for (int m = 0; m < 2; m++) {
+        pn_cuda_gdn_fast_debug_prep_overlap(m == 0 ? -1 : 1, m == 0 ? 0 : 1);
+        for (int i = 0; i < 8; i++) {
+            const int s = i % NSETS;
+            pn_cuda_memset(c.o[s], 0xFF, nv * 2), pn_cuda_memset(c.ht[s], 0xFF, ns * 4);
+            run_fwd(&c, s);
+            n1[m] = pn_cuda_gdn_fast_debug_last_overlap();
+            pn_cuda_download(o, c.o[s], nv * 2), pn_cuda_download(ht, c.ht[s], ns * 4);
+            bad[m] += memcmp(o, oref[s], nv * 2) != 0 || memcmp(ht, htref[s], ns * 4) != 0;
+        }
+    }
+    const int NT = (T + 63) / 64;
+    report(bad[0] == 0 && bad[1] == 0 && none == 0 && n1[1] >= 1 && n1[1] < NT ? 0.0 : 1.0, 0.0,
+           "prep overlap B=%d T=%d H=%d K=%d V=%d: 8 runs automatic (first %d of %d chunks) and 8 with the first "
+           "1/8 (%d chunks), sets alternating: bitwise = prep first (runs differing: %d, %d)",
+           B, T, H, K, V, n1[0], NT, n1[1], bad[0], bad[1]);
+    if (timing) {
+        const int pcts[6] = {0, 12, 16, 20, 25, 33};
+        double t[7];
+        pn_cuda_gdn_fast_debug_prep_overlap(0, 0);
+        t[0] = time_median(run_fwd, &c, 2, 20);
+        for (int i = 0; i < 6; i++) {
+            pn_cuda_gdn_fast_debug_prep_overlap(i == 0 ? -1 : 1, pcts[i]);
+            t[i + 1] = time_median(run_fwd, &c, 2, 20);
+        }
+        pn_cuda_gdn_fast_debug_prep_overlap(-1, 0);
+        t[1] = time_median(run_fwd, &c, 2, 20);  // the automatic choice again, last (drift check)
+        printf("timing: chunked fwd B%d T%d H%d K%d V%d: prep first %.4f ms; prep beside the pass: automatic (first "
+               "%d of %d chunks) %.4f ms; first 12%% / 16%% / 20%% / 25%% / 33%% %.4f / %.4f / %.4f / %.4f / %.4f ms\n",
+               B, T, H, K, V, t[0], n1[0], NT, t[1], t[2], t[3], t[4], t[5], t[6]);
+    }
+    pn_cuda_gdn_fast_debug_prep_overlap(-1, 0);
+    for (int s = 0; s < NSETS; s++) free(oref[s]), free(htref[s]);
+    free(o), free(ht);
+    ctx_free(&c);
+}
+
 static void timings(void) {
     check_cuda(cudaEventCreate(&g_ev0), "cudaEventCreate");
     check_cuda(cudaEventCreate(&g_ev1), "cudaEventCreate");
+    test_overlap(8, 4096, 12, 96, 256, 1);
+    test_overlap(4, 4096, 16, 128, 128, 1);
     time_shape(8, 4096, 12, 96, 256, "fla 1.214 ms");
     time_shape(1, 65536, 8, 128, 128, "FlashInfer 0.399 ms");
     cudaEventDestroy(g_ev0);
@@ -462,6 +528,12 @@ int main(void) {
     }
     // 3. unsupported head sizes: the fallback
     test_fwd(2, 77, 3, 40, 30, 0, 10.0f, 1, H0_RANDOM, 1, O_F32, 0);
+    // 4. the prep beside the pass against the prep first, bit for bit (timed in timings())
+    const char *nt0 = getenv("PN_GDN_NO_TIMING");
+    if (nt0 && *nt0 && *nt0 != '0') {
+        test_overlap(8, 4096, 12, 96, 256, 0);
+        test_overlap(2, 2048, 12, 128, 128, 0);
+    }
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("checks took %.2f s\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
