@@ -194,32 +194,29 @@ static void scan_launch(const gdnf_scan_args &a, int64_t grid) {
     PN_CHECK_LAUNCH();
 }
 
+template <int KD, int NW, typename OT, bool RDY>
+static void wscan_launch_k(const gdnf_scan_args &a, int64_t grid, size_t smem, cudaStream_t st, const unsigned *ready) {
+    PN_CHECK_CUDA(
+        cudaFuncSetAttribute(gdnw_scan_kernel<KD, NW, OT, RDY>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+#ifndef GDNF_HOST_EMU
+    gdnw_scan_kernel<KD, NW, OT, RDY><<<(unsigned)grid, GDNW_THREADS * NW, smem, st>>>(a, ready);
+#else
+    (void)st;
+    emu_launch(grid, GDNW_THREADS * NW, smem, [&] { gdnw_scan_kernel<KD, NW, OT, RDY>(a, ready); });
+#endif
+    PN_CHECK_LAUNCH_ON(st);
+}
+
+// ready (flags of a prep beside the pass) selects the instantiation that waits for them.
 template <int KD, int NW, typename OT>
 static void wscan_launch(const gdnf_scan_args &a, int64_t grid, cudaStream_t st, const unsigned *ready) {
     const size_t smem = wscan_layout<KD, NW>::total;
     // grid counts one block per 64-column tile; here NW tiles share a block
     grid = grid / a.ntiles * ((a.ntiles + NW - 1) / NW);
-    if (ready) {
-        PN_CHECK_CUDA(cudaFuncSetAttribute(gdnw_scan_kernel<KD, NW, OT, true>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-#ifndef GDNF_HOST_EMU
-        gdnw_scan_kernel<KD, NW, OT, true><<<(unsigned)grid, GDNW_THREADS * NW, smem, st>>>(a, ready);
-#else
-        emu_launch(grid, GDNW_THREADS * NW, smem, [&] { gdnw_scan_kernel<KD, NW, OT, true>(a, ready); });
-#endif
-    } else {
-        PN_CHECK_CUDA(
-            cudaFuncSetAttribute(gdnw_scan_kernel<KD, NW, OT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-#ifndef GDNF_HOST_EMU
-        gdnw_scan_kernel<KD, NW, OT><<<(unsigned)grid, GDNW_THREADS * NW, smem, st>>>(a, nullptr);
-#else
-        emu_launch(grid, GDNW_THREADS * NW, smem, [&] { gdnw_scan_kernel<KD, NW, OT>(a, nullptr); });
-#endif
-    }
-#ifdef GDNF_HOST_EMU
-    (void)st;
-#endif
-    PN_CHECK_LAUNCH_ON(st);
+    if (ready)
+        wscan_launch_k<KD, NW, OT, true>(a, grid, smem, st, ready);
+    else
+        wscan_launch_k<KD, NW, OT, false>(a, grid, smem, st, nullptr);
     g_last_wgmma = NW;
 }
 
