@@ -314,8 +314,7 @@ static int overlap_split(int64_t blocks, int NT) {
     if (free_sms < 1 || (g_overlap < 0 && free_sms * 8 < sms)) return 0;
     double f = g_overlap_pct > 0 ? g_overlap_pct / 100.0 : 1.0 - (double)free_sms / sms * GDNF_PASS_PER_PREP;
     if (f < 0.125) f = 0.125;
-    int n1 = (int)ceil(f * NT);
-    if (n1 < 1) n1 = 1;
+    const int n1 = (int)ceil(f * NT);  // >= 1
     return n1 < NT ? n1 : 0;
 }
 

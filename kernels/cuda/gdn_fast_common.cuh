@@ -108,7 +108,6 @@ static inline void gdnf_flag_wait(const unsigned *ready, int64_t ci) {
         abort();
     }
 }
-static inline void __threadfence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 #endif
 
 static __device__ __forceinline__ float gdnf_warp_sum(float v) {

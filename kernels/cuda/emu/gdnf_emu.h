@@ -158,6 +158,8 @@ void emu_cp_async_commit(void);
 void emu_cp_async_wait(int keep);  // keep < 0: every copy, committed or not
 
 static inline void __syncthreads(void) { emu_syncthreads(); }
+// Launches run one after another to their end, so only the compiler's ordering matters.
+static inline void __threadfence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static inline void __syncwarp(unsigned = 0xffffffffu) { emu_syncwarp(); }
 template <typename T>
 static inline T emu_shfl_t(T v, int kind, int arg) {
