@@ -21,8 +21,10 @@
 //     adding form from zero;
 //     and the prep overlapped with the wgmma pass against the prep first, bit for bit;
 //  3. no decay, no h0, no in-op L2 norm, T = 65: forward and backward against the CPU op;
-//  4. the forward and backward of K 96 again with each block's threads run in reverse order
-//     (emu_set_reverse).
+//  4. the forward and backward of K 96, V 256 again with each block's threads run in reverse
+//     order (emu_set_reverse), then with cp.async landing at its issue (emu_set_copy_eager),
+//     then with that and the first runnable thread always next (emu_set_greedy), from the
+//     first thread and from the last.
 // Error = ‖got − ref‖ / ‖ref‖ in double; NaN fails (the emulation fills fresh device and
 // shared memory with 0xFF, NaN, so an element never written shows).
 #include "core/common.h"
@@ -42,6 +44,8 @@
 
 void emu_set_device_sms(int sms);  // kernels/cuda/emu/emu_runtime.cpp
 void emu_set_reverse(int on);
+void emu_set_copy_eager(int on);
+void emu_set_greedy(int on);
 
 static float bf16r(float x) { return pn_bf16_to_f32(pn_f32_to_bf16(x)); }
 
@@ -125,9 +129,13 @@ static int fwd_run(const gdn_case *c, int nw, int nseg, int bv, int want_o, pn_c
     return pn_cuda_gdn_fast_debug_last_segments();
 }
 
-static void test_forward(int K) {
+// V 128: two 64-column tiles, so a block of four warpgroups has two past V (they load zeros and
+// store nothing); V 256 puts a real tile on each, which the paired form (GDN_NOTES §21: warpgroups
+// 2, 3 half a chunk behind 0, 1, handed the shared tiles through named barriers) needs.
+static void test_forward(int K, int V, int T) {
     gdn_case c;
-    case_make(&c, 1, 130, 2, K, 128, 1, 100 + K);
+    const int NT = (T + 63) / 64;
+    case_make(&c, 1, T, 2, K, V, 1, V == 128 ? 100 + K : 100 + K + V);
     const pn_rec_shape s = case_shape(&c);
     const int64_t nv = (int64_t)c.B * c.T * c.H * c.V, ns = (int64_t)c.B * c.H * c.K * c.V;
     float *oref = poisoned(nv), *htref = poisoned(ns);
@@ -137,8 +145,8 @@ static void test_forward(int K) {
     // the mma.sync pass, 64-column tiles, o bf16: the form every other is compared with
     fwd_run(&c, 0, 0, 0, 1, PN_CUDA_BF16, o0, ht0);
     double eo = rel_err(o0, oref, nv), eh = rel_err(ht0, htref, ns);
-    CHECK(eo <= TOL && eh <= TOL, "K %d mma.sync pass: o err %.3e, ht err %.3e (tol %g)", K, eo, eh, TOL);
-    printf("fwd K %3d mma.sync 64-col   o %.3e  ht %.3e\n", K, eo, eh);
+    CHECK(eo <= TOL && eh <= TOL, "K %d V %d mma.sync pass: o err %.3e, ht err %.3e (tol %g)", K, V, eo, eh, TOL);
+    printf("fwd K %3d V %3d mma.sync 64-col   o %.3e  ht %.3e\n", K, V, eo, eh);
 
     // the wgmma pass with 1, 2, 4 tiles per block: the same roundings and order
     const int nws[3] = {1, 2, 4};
@@ -146,11 +154,11 @@ static void test_forward(int K) {
         fwd_run(&c, nws[i], 0, 0, 1, PN_CUDA_BF16, o1, ht1);
         const int last = pn_cuda_gdn_fast_debug_last_wgmma();
         eo = rel_err(o1, oref, nv), eh = rel_err(ht1, htref, ns);
-        CHECK(last == nws[i], "K %d: the wgmma pass with %d tiles per block was asked for, %d ran", K, nws[i], last);
-        CHECK(eo <= TOL && eh <= TOL, "K %d wgmma x%d: o err %.3e, ht err %.3e (tol %g)", K, nws[i], eo, eh, TOL);
+        CHECK(last == nws[i], "K %d V %d: the wgmma pass with %d tiles per block was asked for, %d ran", K, V, nws[i], last);
+        CHECK(eo <= TOL && eh <= TOL, "K %d V %d wgmma x%d: o err %.3e, ht err %.3e (tol %g)", K, V, nws[i], eo, eh, TOL);
         CHECK(bit_equal(o1, o0, nv * sizeof(float)) && bit_equal(ht1, ht0, ns * sizeof(float)),
-              "K %d wgmma x%d: o / ht differ from the mma.sync pass's bits", K, nws[i]);
-        printf("fwd K %3d wgmma x%d         o %.3e  ht %.3e  bitwise = mma.sync: %s\n", K, nws[i], eo, eh,
+              "K %d V %d wgmma x%d: o / ht differ from the mma.sync pass's bits", K, V, nws[i]);
+        printf("fwd K %3d V %3d wgmma x%d         o %.3e  ht %.3e  bitwise = mma.sync: %s\n", K, V, nws[i], eo, eh,
                bit_equal(o1, o0, nv * sizeof(float)) && bit_equal(ht1, ht0, ns * sizeof(float)) ? "yes" : "NO");
     }
 
@@ -166,14 +174,14 @@ static void test_forward(int K) {
         pn_cuda_gdn_fast_debug_prep_overlap(0, 0);
         float *o2 = poisoned(nv), *ht2 = poisoned(ns);
         fwd_run(&c, ovl[i][0], 0, 0, 1, i == 2 ? PN_CUDA_F32 : PN_CUDA_BF16, o2, ht2);
-        CHECK(n1 >= 1 && n1 < 3 && pn_cuda_gdn_fast_debug_last_overlap() == 0,
-              "K %d prep overlap x%d: first slice %d chunks (want 1..2), then %d without", K, ovl[i][0], n1,
-              pn_cuda_gdn_fast_debug_last_overlap());
+        CHECK(n1 >= 1 && n1 < NT && pn_cuda_gdn_fast_debug_last_overlap() == 0,
+              "K %d V %d V %d prep overlap x%d: first slice %d chunks (want 1..%d), then %d without", K, V, V, ovl[i][0], n1,
+              NT - 1, pn_cuda_gdn_fast_debug_last_overlap());
         const int same = bit_equal(o1, o2, nv * sizeof(float)) && bit_equal(ht1, ht2, ns * sizeof(float));
-        CHECK(same, "K %d prep overlap x%d (first %d chunks): o / ht differ from the prep-first pass's bits", K,
+        CHECK(same, "K %d V %d prep overlap x%d (first %d chunks): o / ht differ from the prep-first pass's bits", K, V,
               ovl[i][0], n1);
-        printf("fwd K %3d prep overlap x%d   first %d of 3 chunks, bitwise = prep first: %s\n", K, ovl[i][0], n1,
-               same ? "yes" : "NO");
+        printf("fwd K %3d V %3d prep overlap x%d   first %d of %d chunks, bitwise = prep first: %s\n", K, V, ovl[i][0],
+               n1, NT, same ? "yes" : "NO");
         free(o2), free(ht2);
     }
     pn_cuda_gdn_fast_debug_prep_overlap(-1, 0);
@@ -181,21 +189,21 @@ static void test_forward(int K) {
     // 32-column tiles on mma.sync, o fp32
     fwd_run(&c, 0, 0, 32, 1, PN_CUDA_F32, o1, ht1);
     eo = rel_err(o1, oref, nv), eh = rel_err(ht1, htref, ns);
-    CHECK(eo <= TOL && eh <= TOL, "K %d mma.sync 32-col fp32 o: o err %.3e, ht err %.3e", K, eo, eh);
-    printf("fwd K %3d mma.sync 32-col   o %.3e  ht %.3e (o fp32)\n", K, eo, eh);
+    CHECK(eo <= TOL && eh <= TOL, "K %d V %d mma.sync 32-col fp32 o: o err %.3e, ht err %.3e", K, V, eo, eh);
+    printf("fwd K %3d V %3d mma.sync 32-col   o %.3e  ht %.3e (o fp32)\n", K, V, eo, eh);
 
     // context-parallel: 3 segments of one chunk each (T = 130: chunks 64, 64, 2)
     const int seg = fwd_run(&c, 0, 3, 0, 1, PN_CUDA_BF16, o1, ht1);
     eo = rel_err(o1, oref, nv), eh = rel_err(ht1, htref, ns);
-    CHECK(seg == 3, "K %d: 3 segments asked for, %d used", K, seg);
-    CHECK(eo <= TOL && eh <= TOL, "K %d 3 segments: o err %.3e, ht err %.3e", K, eo, eh);
-    printf("fwd K %3d 3 segments        o %.3e  ht %.3e\n", K, eo, eh);
+    CHECK(seg == 3, "K %d V %d: 3 segments asked for, %d used", K, V, seg);
+    CHECK(eo <= TOL && eh <= TOL, "K %d V %d 3 segments: o err %.3e, ht err %.3e", K, V, eo, eh);
+    printf("fwd K %3d V %3d 3 segments        o %.3e  ht %.3e\n", K, V, eo, eh);
 
     // state only (o NULL): the pass without outputs
     fwd_run(&c, -1, 0, 0, 0, PN_CUDA_BF16, NULL, ht1);
     eh = rel_err(ht1, htref, ns);
-    CHECK(eh <= TOL, "K %d state only: ht err %.3e", K, eh);
-    printf("fwd K %3d state only        ht %.3e\n", K, eh);
+    CHECK(eh <= TOL, "K %d V %d state only: ht err %.3e", K, V, eh);
+    printf("fwd K %3d V %3d state only        ht %.3e\n", K, V, eh);
 
     free(oref), free(htref), free(o0), free(ht0), free(o1), free(ht1);
     case_free(&c);
@@ -384,22 +392,42 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         if (only && atoi(only) != Ks[i]) continue;
         const time_t t0 = time(NULL);
-        test_forward(Ks[i]);
+        test_forward(Ks[i], 128, 130);
         test_backward(Ks[i], 128, 2);
         printf("K %d: %.0f s\n", Ks[i], difftime(time(NULL), t0));
     }
     if (!only) {
         const time_t t0 = time(NULL);
         test_backward(96, 256, 1);  // the wgmma reverse scan
+        test_forward(96, 256, 300);  // four real tiles per block, five chunks
         test_plain();
         // the same forward and backward with each block's threads run from the last to the
         // first: a shared-memory read of another thread's write with no barrier between them
         // reads stale data in one of the two orders
         emu_set_reverse(1);
         printf("-- threads in reverse order\n");
-        test_forward(96);
+        test_forward(96, 256, 300);
         test_backward(96, 256, 1);
         emu_set_reverse(0);
+        // cp.async landing at its issue: a fetch into a buffer issued before the barrier that
+        // frees it overwrites data its readers have not read yet
+        emu_set_copy_eager(1);
+        printf("-- cp.async landing at its issue\n");
+        test_forward(96, 256, 300);
+        test_backward(96, 256, 1);
+        // and the first runnable thread always next: the early warps run as far ahead of the
+        // others as the barriers let them, then the same from the last thread
+        emu_set_greedy(1);
+        printf("-- cp.async landing at its issue, the first runnable thread first\n");
+        test_forward(96, 256, 300);
+        test_backward(96, 256, 1);
+        emu_set_reverse(1);
+        printf("-- the same from the last thread\n");
+        test_forward(96, 256, 300);
+        test_backward(96, 256, 1);
+        emu_set_reverse(0);
+        emu_set_greedy(0);
+        emu_set_copy_eager(0);
         printf("V 256, plain, reverse order: %.0f s\n", difftime(time(NULL), t0));
     }
     return test_summary("test_gdn_emu");

@@ -173,6 +173,8 @@ Thread *g_cur = nullptr;
 const std::function<void()> *g_body = nullptr;
 int g_sms = 132;
 bool g_reverse = false;  // run a block's threads from the last to the first (emu_set_reverse)
+bool g_eager = false;    // cp.async lands at its issue, not at its wait (emu_set_copy_eager)
+bool g_greedy = false;   // always run the first runnable thread (emu_set_greedy)
 #ifdef EMU_ASAN
 const void *g_main_bottom = nullptr;
 size_t g_main_size = 0;
@@ -301,6 +303,7 @@ void run_block(int64_t bid) {
 #else
             ctx_switch(&g_sched, &t.ctx);
 #endif
+            if (g_greedy) break;  // from the first thread again: the early ones run as far ahead as they can
         }
         if (!ran) {
             for (int i = 0; i < threads; i++)
@@ -325,6 +328,8 @@ unsigned char *emu_smem(void) { return g_blk.smem; }
 int emu_device_sms(void) { return g_sms; }
 extern "C" void emu_set_device_sms(int sms) { g_sms = sms > 0 ? sms : 132; }
 extern "C" void emu_set_reverse(int on) { g_reverse = on != 0; }
+extern "C" void emu_set_copy_eager(int on) { g_eager = on != 0; }
+extern "C" void emu_set_greedy(int on) { g_greedy = on != 0; }
 
 // ---------------------------------------------------------------- launch
 void emu_run(int64_t grid, int threads, size_t smem, const std::function<void()> &body) {
@@ -519,6 +524,10 @@ void emu_cp_async(void *dst, const void *src, int bytes, bool valid) {
         memcpy(c.bytes, src, (size_t)bytes);
     } else {
         memset(c.bytes, 0, sizeof c.bytes);
+    }
+    if (g_eager) {
+        memcpy(c.dst, c.bytes, (size_t)c.n);
+        return;
     }
     g_cur->pending.push_back(c);
 }

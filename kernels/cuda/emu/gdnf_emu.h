@@ -24,7 +24,12 @@
 //    another thread's write with no barrier between reads stale data in one of the orders;
 //  - cp.async is deferred: a copy lands in shared memory only when its thread waits for its
 //    group (cp.async.wait_group / wait_all), so a tile read before its wait reads the
-//    previous contents, as it may on the GPU;
+//    previous contents, as it may on the GPU; with emu_set_copy_eager(1) it lands at its
+//    issue instead, so a copy into a buffer that another thread still reads (a fetch issued
+//    before the barrier that says the readers are done) overwrites what that thread reads;
+//  - with emu_set_greedy(1) the first runnable thread (in index order, or the reverse) always
+//    runs next, so the early threads of a block run as far ahead of the others as their
+//    barriers let them (a producer that does not wait for its consumers shows);
 //  - products sum in fp32 over k in order; bf16 rounds to nearest even.
 // What is not: timing, occupancy, register and shared-memory limits, bank conflicts, writes
 // to a product's operands between its issue and its wait, and races that neither thread
@@ -134,6 +139,8 @@ extern "C" void emu_set_device_sms(int sms);  // for the tests (C)
 // first: a read of shared memory that another thread writes with no barrier between them
 // reads stale data in one of the two orders.
 extern "C" void emu_set_reverse(int on);
+extern "C" void emu_set_copy_eager(int on);
+extern "C" void emu_set_greedy(int on);
 static inline int cudaDeviceGetAttribute(int *v, int, int) { return *v = emu_device_sms(), 0; }
 #define PN_CHECK_CUDA(call) ((void)(call))
 #define PN_CHECK_LAUNCH() ((void)0)
