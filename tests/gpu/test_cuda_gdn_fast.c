@@ -402,6 +402,9 @@ static void test_overlap(int B, int T, int H, int K, int V, int timing) {
     const size_t nv = (size_t)B * T * H * V, ns = (size_t)B * H * K * V;
     uint16_t *oref[NSETS];
     float *htref[NSETS];
+    // the prep runs beside one-segment passes only; few B·H would otherwise be cut into
+    // segments (B2 T2048 H12 K128: the overlap never ran, the check failed with "first 0")
+    pn_cuda_gdn_fast_debug_segments(1);
     pn_cuda_gdn_fast_debug_prep_overlap(0, 0);
     for (int s = 0; s < NSETS; s++) {
         pn_cuda_memset(c.o[s], 0xFF, nv * 2), pn_cuda_memset(c.ht[s], 0xFF, ns * 4);
@@ -445,6 +448,7 @@ static void test_overlap(int B, int T, int H, int K, int V, int timing) {
                B, T, H, K, V, t[0], n1[0], NT, t[1], t[2], t[3], t[4], t[5], t[6]);
     }
     pn_cuda_gdn_fast_debug_prep_overlap(-1, 0);
+    pn_cuda_gdn_fast_debug_segments(0);
     for (int s = 0; s < NSETS; s++) free(oref[s]), free(htref[s]);
     free(o), free(ht);
     ctx_free(&c);
