@@ -130,8 +130,7 @@ static int fwd_run(const gdn_case *c, int nw, int nseg, int bv, int want_o, pn_c
 }
 
 // V 128: two 64-column tiles, so a block of four warpgroups has two past V (they load zeros and
-// store nothing); V 256 puts a real tile on each, which the paired form (GDN_NOTES §21: warpgroups
-// 2, 3 half a chunk behind 0, 1, handed the shared tiles through named barriers) needs.
+// store nothing, and a fault in them cannot show); V 256 puts a real tile on each.
 static void test_forward(int K, int V, int T) {
     gdn_case c;
     const int NT = (T + 63) / 64;
@@ -175,7 +174,7 @@ static void test_forward(int K, int V, int T) {
         float *o2 = poisoned(nv), *ht2 = poisoned(ns);
         fwd_run(&c, ovl[i][0], 0, 0, 1, i == 2 ? PN_CUDA_F32 : PN_CUDA_BF16, o2, ht2);
         CHECK(n1 >= 1 && n1 < NT && pn_cuda_gdn_fast_debug_last_overlap() == 0,
-              "K %d V %d V %d prep overlap x%d: first slice %d chunks (want 1..%d), then %d without", K, V, V, ovl[i][0], n1,
+              "K %d V %d prep overlap x%d: first slice %d chunks (want 1..%d), then %d without", K, V, ovl[i][0], n1,
               NT - 1, pn_cuda_gdn_fast_debug_last_overlap());
         const int same = bit_equal(o1, o2, nv * sizeof(float)) && bit_equal(ht1, ht2, ns * sizeof(float));
         CHECK(same, "K %d V %d prep overlap x%d (first %d chunks): o / ht differ from the prep-first pass's bits", K, V,
@@ -401,34 +400,27 @@ int main(void) {
         test_backward(96, 256, 1);  // the wgmma reverse scan
         test_forward(96, 256, 300);  // four real tiles per block, five chunks
         test_plain();
-        // the same forward and backward with each block's threads run from the last to the
-        // first: a shared-memory read of another thread's write with no barrier between them
-        // reads stale data in one of the two orders
-        emu_set_reverse(1);
-        printf("-- threads in reverse order\n");
-        test_forward(96, 256, 300);
-        test_backward(96, 256, 1);
-        emu_set_reverse(0);
-        // cp.async landing at its issue: a fetch into a buffer issued before the barrier that
-        // frees it overwrites data its readers have not read yet
-        emu_set_copy_eager(1);
-        printf("-- cp.async landing at its issue\n");
-        test_forward(96, 256, 300);
-        test_backward(96, 256, 1);
-        // and the first runnable thread always next: the early warps run as far ahead of the
-        // others as the barriers let them, then the same from the last thread
-        emu_set_greedy(1);
-        printf("-- cp.async landing at its issue, the first runnable thread first\n");
-        test_forward(96, 256, 300);
-        test_backward(96, 256, 1);
-        emu_set_reverse(1);
-        printf("-- the same from the last thread\n");
-        test_forward(96, 256, 300);
-        test_backward(96, 256, 1);
-        emu_set_reverse(0);
-        emu_set_greedy(0);
-        emu_set_copy_eager(0);
-        printf("V 256, plain, reverse order: %.0f s\n", difftime(time(NULL), t0));
+        // the same forward and backward under stricter schedules: each block's threads from the
+        // last to the first (a shared-memory read of another thread's write with no barrier
+        // between them reads stale data in one of the two orders); cp.async landing at its issue
+        // (a fetch into a buffer issued before the barrier that frees it overwrites data its
+        // readers have not read yet); and with that the first runnable thread always next (the
+        // early warps run as far ahead of the others as the barriers let them), from either end
+        static const struct {
+            int reverse, eager, greedy;
+            const char *what;
+        } modes[4] = {{1, 0, 0, "threads in reverse order"},
+                      {0, 1, 0, "cp.async landing at its issue"},
+                      {0, 1, 1, "cp.async landing at its issue, the first runnable thread first"},
+                      {1, 1, 1, "the same from the last thread"}};
+        for (int m = 0; m < 4; m++) {
+            emu_set_reverse(modes[m].reverse), emu_set_copy_eager(modes[m].eager), emu_set_greedy(modes[m].greedy);
+            printf("-- %s\n", modes[m].what);
+            test_forward(96, 256, 300);
+            test_backward(96, 256, 1);
+        }
+        emu_set_reverse(0), emu_set_copy_eager(0), emu_set_greedy(0);
+        printf("V 256, plain, stricter schedules: %.0f s\n", difftime(time(NULL), t0));
     }
     return test_summary("test_gdn_emu");
 }
