@@ -260,7 +260,9 @@ static void test_linear(int64_t M, int K, int N, int with_bias) {
            with_bias);
     free(got);
 
-    // Backward: gradients accumulate into random start values.
+    // Backward: gradients accumulate into random start values. db's error is on the update
+    // (got − start vs ref − start: its start values are as large as the sums), and with a
+    // bias db is checked a second time without dw (the column sum alone).
     pn_bf16 *ddy;
     float *dy = rand_bf16(ny, 1.0f, &ddy);
     float *d_dx32, *d_dw, *d_db;
@@ -270,6 +272,8 @@ static void test_linear(int64_t M, int K, int N, int with_bias) {
     float *dx_ref = copy_host(dx0, (size_t)M * K), *dw_ref = copy_host(dw0, (size_t)N * K);
     float *db_ref = copy_host(db0, (size_t)N);
     pn_linear_bwd(dx_ref, dw_ref, db_ref, dy, x, w, M, K, N);
+    float *db_upd = pn_malloc((size_t)N * sizeof(float));
+    for (int n = 0; n < N; n++) db_upd[n] = db_ref[n] - db0[n];
     pn_cuda_linear_bwd(d_dx32, PN_CUDA_F32, d_dw, with_bias ? d_db : NULL, ddy, dx_in, dw_in, M, K, N);
     got = get_f32(d_dx32, (size_t)M * K);
     report(rel_err(got, dx_ref, (size_t)M * K), TOL_F32, "linear_bwd M=%lld K=%d N=%d dx fp32 +=", (long long)M, K,
@@ -279,12 +283,18 @@ static void test_linear(int64_t M, int K, int N, int with_bias) {
     report(rel_err(got, dw_ref, (size_t)N * K), TOL_F32, "linear_bwd M=%lld K=%d N=%d dw fp32 +=", (long long)M, K,
            N);
     free(got);
-    if (with_bias) {
+    for (int pass = 0; with_bias && pass < 2; pass++) {
+        if (pass == 1) {  // db alone, from the same start values
+            pn_cuda_upload(d_db, db0, (size_t)N * sizeof(float));
+            pn_cuda_linear_bwd(NULL, PN_CUDA_F32, NULL, d_db, ddy, dx_in, dw_in, M, K, N);
+        }
         got = get_f32(d_db, (size_t)N);
-        report(rel_err(got, db_ref, (size_t)N), TOL_F32, "linear_bwd M=%lld K=%d N=%d db fp32 +=", (long long)M, K,
-               N);
+        for (int n = 0; n < N; n++) got[n] -= db0[n];
+        report(rel_err(got, db_upd, (size_t)N), TOL_F32, "linear_bwd M=%lld K=%d N=%d db fp32 +=%s", (long long)M, K,
+               N, pass ? ", db alone (no dx, dw)" : "");
         free(got);
     }
+    free(db_upd);
     // dx into a bf16 buffer (beta = 1 on bf16 C): start values on the bf16 grid.
     pn_bf16 *d_dx16;
     float *dx16_0 = rand_bf16((size_t)M * K, 1.0f, &d_dx16);
@@ -716,6 +726,7 @@ int main(void) {
     test_linear(513, 896, 1024, 1);
     test_linear(128, 2048, 896, 0);
     test_linear(16, 128, 151936, 0);
+    test_linear(2048, 384, 3072, 1);  // JetBlock's generator output layer (R → H·V·W) at a smaller M
     test_gemm_tt(45, 70, 128);
     test_gemm_add(1, 300, 256, 512, 256, 0);
     test_gemm_add(0, 77, 96, 130, 100, 0);
