@@ -44,7 +44,11 @@
 // → 5.7 / 22.2 ms (bench kernels). Each element's sums keep their order; the gpu tests print
 // every error as before, digit for digit (linear, block_mr, block_gla, supernet). What is left
 // is the arithmetic itself: fp32 products at one shared-memory load per multiply-add; DPLR
-// needs the tensor-core design GLA got (gla_fast.cu) to come near its floor.
+// needs the tensor-core design GLA got (gla_fast.cu) to come near its floor. Measured and not
+// kept (session 22, results/bench/h100-linear-fp32-session22-lg4.log): the gradient kernel's
+// element-wise intra-chunk sums with four rows (columns) per thread, so each G, k, b, q, a load
+// served four sums as four independent chains: DPLR forward + backward 87.1 → 84.9 ms, GLA
+// 27.8 → 28.9 ms (its 64 → 80 registers cost a block per SM), so the time is not in those sums.
 #include "kernels/cuda/linear_common.cuh"
 #include "kernels/cuda/pn_cuda_gdn.h"
 #include "kernels/cuda/pn_cuda_linear.h"
