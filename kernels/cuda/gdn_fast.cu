@@ -163,13 +163,15 @@ static int wscan_nw(const gdnf_scan_args &a, int64_t grid) {
     return a.ntiles % 4 == 0 && grid / 2 > device_sms() ? 4 : 2;
 }
 
-// Every chunk (ord.BH = 0), or chunks ord.n0 .. ord.n0 + nch − 1 of every head, chunk-major.
+// Every chunk (nch = 0), or chunks n0 .. n0 + nch − 1 of every head, chunk-major, each block
+// setting its chunk's flag in ready (when not NULL) after its stores.
 template <int KD>
 static void prep_launch(const gdnf_bf16 *q, const gdnf_bf16 *k, const float *g, const float *beta, gdnf_bf16 *A,
-                        gdnf_bf16 *P, float4 *R, int64_t BH, int T, int H, int NT, float scale, int l2,
-                        gdnf_prep_order ord = gdnf_prep_order{0, 0, nullptr}, int nch = 0) {
+                        gdnf_bf16 *P, float4 *R, int64_t BH, int T, int H, int NT, float scale, int l2, int n0 = 0,
+                        int nch = 0, unsigned *ready = nullptr) {
     const size_t smem = PREP_SMEM_BYTES;
-    const int64_t grid = ord.BH > 0 ? BH * nch : BH * NT;
+    const int64_t grid = nch > 0 ? BH * nch : BH * NT;
+    const gdnf_prep_order ord = nch > 0 ? gdnf_prep_order{BH, n0, ready} : gdnf_prep_order{0, 0, nullptr};
     PN_CHECK_CUDA(cudaFuncSetAttribute(gdnf_prep_kernel<KD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
 #ifndef GDNF_HOST_EMU
     gdnf_prep_kernel<KD><<<(unsigned)grid, GDNF_PREP_THREADS, smem, pn_stream()>>>(q, k, g, beta, A, P, R, T, H, NT,
@@ -364,15 +366,15 @@ static void fwd_fast(int B, int T, int H, int V, float scale, int l2, const gdnf
 #else
             memset(flags, 0, fb);
 #endif
-            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, gdnf_prep_order{BH, 0, flags}, n1);
+            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, 0, n1, flags);
 #ifndef GDNF_HOST_EMU
             const cudaStream_t side = pn_cuda_side_fork();
             scan_pick<KD>(BV, a, BH * ntiles, true, o_dt, side, flags);
-            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, gdnf_prep_order{BH, n1, flags}, NT - n1);
+            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, n1, NT - n1, flags);
             pn_cuda_side_join();  // before the arena may hand out flags, A, P, R again
 #else
             // the emulation runs each launch to its end: the whole prep first
-            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, gdnf_prep_order{BH, n1, flags}, NT - n1);
+            prep_launch<KD>(q, k, g, beta, A, P, R, BH, T, H, NT, scale, l2, n1, NT - n1, flags);
             scan_pick<KD>(BV, a, BH * ntiles, true, o_dt, pn_stream(), flags);
 #endif
             pn_cuda_free(flags);
